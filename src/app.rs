@@ -1,0 +1,219 @@
+//! Builds the application from a [`Config`]: binds the listener, opens the store and keys, and
+//! serves until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::clock::Clock;
+use crate::config::{Config, issuer_string};
+use crate::http::{AppState, router};
+use crate::keys::{KeyDir, KeyManager, KeyState};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// A built, bound application, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    config: Config,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.listener.local_addr().ok())
+            .field("issuer", &self.state.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the store and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let location = config.database().map_err(anyhow::Error::new)?;
+    let store = Store::connect(&location)
+        .await
+        .with_context(|| format!("cannot open the store at {}", config.database_url))?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply database migrations")?;
+    Ok(store)
+}
+
+/// Opens the keys directory, generating the first key when it holds none.
+pub async fn open_keys(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<KeyManager> {
+    let path = config.keys_dir.clone();
+    let now = clock.now();
+    tokio::task::spawn_blocking(move || {
+        let dir = KeyDir::open(&path)?;
+        KeyManager::open(dir, now)
+    })
+    .await
+    .context("key loading task failed")?
+    .with_context(|| format!("cannot load issuer keys from {}", config.keys_dir.display()))
+}
+
+/// Publishes the per-state key counts.
+pub fn publish_key_metrics(keys: &KeyManager, metrics: &Metrics) {
+    let ring = keys.ring();
+    for state in [KeyState::Next, KeyState::Active, KeyState::Retiring] {
+        let n = ring.keys().iter().filter(|k| k.info.state == state).count();
+        metrics.issuer_keys(state.as_str(), n);
+    }
+}
+
+impl Application {
+    /// Binds the listener, derives the issuer when not configured, opens the store (migrating it)
+    /// and the keys.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::new)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (SSF_LISTEN)", config.listen))?;
+        let bound = listener.local_addr().context("no local address")?;
+        let issuer = match config.issuer_url().map_err(anyhow::Error::new)? {
+            Some(url) => issuer_string(&url),
+            None => format!("http://{bound}"),
+        };
+        let store = open_store(&config).await?;
+        let keys = open_keys(&config, &clock).await?;
+        let admin_token = config.admin_token().map_err(anyhow::Error::new)?;
+        let metrics = Metrics::new();
+        publish_key_metrics(&keys, &metrics);
+        let state = AppState {
+            issuer: Arc::from(issuer.as_str()),
+            auth: Authenticator::new(store.clone(), admin_token.as_ref()),
+            store,
+            keys,
+            metrics,
+            clock,
+        };
+        Ok(Self {
+            listener,
+            state,
+            config,
+        })
+    }
+
+    /// The bound address (a real port when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The issuer in effect.
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// The shared state (tests use it to reach the store and keys).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests (bounded by
+    /// `shutdown_grace_secs`) and closes the store.
+    pub async fn run_until_stopped<F>(self, shutdown: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Self {
+            listener,
+            state,
+            config,
+        } = self;
+        let app = router(state.clone(), config.max_body_bytes);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let reloader = tokio::spawn(watch_keys(
+            state.clone(),
+            Duration::from_secs(config.keys_reload_secs),
+            stop_rx.clone(),
+        ));
+        tracing::info!(addr = %listener.local_addr()?, issuer = %state.issuer, active_kid = %state.keys.ring().active_kid(), "serving");
+        let mut grace_rx = stop_rx.clone();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; draining in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        let grace = Duration::from_secs(config.shutdown_grace_secs);
+        let served = tokio::select! {
+            r = server => r.context("server error"),
+            () = async move {
+                let _ = grace_rx.wait_for(|stopped| *stopped).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("graceful shutdown timed out; closing remaining connections");
+                Ok(())
+            }
+        };
+        reloader.abort();
+        state.store.close().await;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+/// Re-reads the key manifest every `every`, so CLI changes reach a running server.
+async fn watch_keys(
+    state: AppState,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let keys = state.keys.clone();
+        match tokio::task::spawn_blocking(move || keys.reload_if_changed()).await {
+            Ok(Ok(true)) => {
+                state.metrics.key_reload();
+                publish_key_metrics(&state.keys, &state.metrics);
+                tracing::info!(active_kid = %state.keys.ring().active_kid(), "issuer keys reloaded");
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "issuer keys changed on disk but cannot be loaded; keeping the previous keys");
+            }
+            Err(e) => tracing::error!(error = %e, "key reload task failed"),
+        }
+    }
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,286 @@
+//! Callers of the HTTP API: scopes, bearer tokens (stored as SHA-256 digests), API clients.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::store::{ApiClient, NewClient, Store, StoreError};
+
+/// Prefix of every token this service issues (helps secret scanners recognise leaked tokens).
+pub const TOKEN_PREFIX: &str = "ssft_";
+
+/// A permission an API client holds.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+pub enum Scope {
+    /// Submit risk signals.
+    #[serde(rename = "signals:write")]
+    SignalsWrite,
+    /// Read signal delivery status.
+    #[serde(rename = "signals:read")]
+    SignalsRead,
+    /// Run enforcement actions against Okta.
+    #[serde(rename = "enforce:write")]
+    EnforceWrite,
+    /// Look up users, groups and the audit log.
+    #[serde(rename = "enforce:read")]
+    EnforceRead,
+    /// Manage keys and API clients.
+    #[serde(rename = "admin")]
+    Admin,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 5] = [
+        Scope::SignalsWrite,
+        Scope::SignalsRead,
+        Scope::EnforceWrite,
+        Scope::EnforceRead,
+        Scope::Admin,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::SignalsWrite => "signals:write",
+            Scope::SignalsRead => "signals:read",
+            Scope::EnforceWrite => "enforce:write",
+            Scope::EnforceRead => "enforce:read",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown scope name.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown scope {0:?}; valid scopes: signals:write, signals:read, enforce:write, enforce:read, admin"
+)]
+pub struct UnknownScope(pub String);
+
+impl FromStr for Scope {
+    type Err = UnknownScope;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| UnknownScope(s.to_owned()))
+    }
+}
+
+/// A new random bearer token: `ssft_` + 32 random bytes, base64url.
+pub fn generate_token() -> SecretString {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    // The system CSPRNG; failure here means the OS cannot give randomness at all.
+    if aws_lc_rs::rand::fill(bytes.as_mut()).is_err() {
+        panic!("the system random number generator failed");
+    }
+    SecretString::from(format!(
+        "{TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(bytes.as_ref())
+    ))
+}
+
+/// SHA-256 of a token: what the store keeps and looks up by.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Client name (`admin-token` for the bootstrap token).
+    pub name: String,
+    /// Granted scopes.
+    pub scopes: Vec<Scope>,
+}
+
+impl Caller {
+    /// Whether the caller holds `scope`.
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// The name audit rows and logs use for the bootstrap admin token.
+pub const BOOTSTRAP_CALLER: &str = "admin-token";
+
+/// Resolves bearer tokens to callers.
+#[derive(Clone)]
+pub struct Authenticator {
+    store: Store,
+    admin_digest: Option<[u8; 32]>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("bootstrap_token", &self.admin_digest.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// With an optional bootstrap admin token (holds every scope).
+    pub fn new(store: Store, admin_token: Option<&SecretString>) -> Self {
+        Self {
+            store,
+            admin_digest: admin_token.map(|t| token_digest(t.expose_secret())),
+        }
+    }
+
+    /// The caller for a presented token, or `None` when the token is unknown or revoked.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, StoreError> {
+        let digest = token_digest(token);
+        if let Some(admin) = &self.admin_digest
+            && constant_time_eq(admin, &digest)
+        {
+            return Ok(Some(Caller {
+                name: BOOTSTRAP_CALLER.to_owned(),
+                scopes: Scope::ALL.to_vec(),
+            }));
+        }
+        Ok(self
+            .store
+            .client_by_token_hash(&digest)
+            .await?
+            .map(|c| Caller {
+                name: c.name,
+                scopes: c.scopes,
+            }))
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Why a client could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Bad name or scopes.
+    #[error("{0}")]
+    Invalid(String),
+    /// Name taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// Store failure.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ClientError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ClientError::Conflict(m),
+            other => ClientError::Store(other),
+        }
+    }
+}
+
+/// Checks a client name: 1–64 characters of `A-Z a-z 0-9 . _ -`.
+pub fn validate_client_name(name: &str) -> Result<(), ClientError> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(ClientError::Invalid(
+            "name must be 1 to 64 characters".into(),
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(ClientError::Invalid(
+            "name may only hold letters, digits, '.', '_' and '-'".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates an API client; returns it with its token, which is shown only this once.
+pub async fn create_client(
+    store: &Store,
+    name: &str,
+    scopes: &[Scope],
+    now: DateTime<Utc>,
+) -> Result<(ApiClient, SecretString), ClientError> {
+    validate_client_name(name)?;
+    if scopes.is_empty() {
+        return Err(ClientError::Invalid(
+            "at least one scope is required".into(),
+        ));
+    }
+    let mut scopes = scopes.to_vec();
+    scopes.sort();
+    scopes.dedup();
+    let token = generate_token();
+    let digest = token_digest(token.expose_secret());
+    let id = uuid::Uuid::new_v4().to_string();
+    let client = store
+        .create_client(NewClient {
+            id: &id,
+            name,
+            token_hash: &digest,
+            scopes: &scopes,
+            created_at: now,
+        })
+        .await?;
+    Ok((client, token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_prefixed_random_and_hashed() {
+        let a = generate_token();
+        let b = generate_token();
+        assert!(a.expose_secret().starts_with(TOKEN_PREFIX));
+        assert_eq!(a.expose_secret().len(), TOKEN_PREFIX.len() + 43);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        assert_ne!(
+            token_digest(a.expose_secret()),
+            token_digest(b.expose_secret())
+        );
+        assert!(
+            !format!("{a:?}").contains(a.expose_secret()),
+            "Debug must redact"
+        );
+    }
+
+    #[test]
+    fn scopes_parse_and_print() {
+        for s in Scope::ALL {
+            assert_eq!(s.as_str().parse::<Scope>().expect("parse"), s);
+        }
+        assert!("root".parse::<Scope>().is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_client_name("siem-prod_1.a").is_ok());
+        assert!(validate_client_name("").is_err());
+        assert!(validate_client_name("has space").is_err());
+        assert!(validate_client_name(&"x".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,607 @@
+//! One typed configuration: a TOML file overlaid by `SSF_*` environment variables.
+//!
+//! Precedence (lowest first): built-in defaults, the TOML file (`--config FILE`, else
+//! `ssf-transmitter.toml` in the working directory when present), then environment variables
+//! `SSF_<KEY>` with `__` for nesting (`SSF_OKTA__ORG_URL` → `okta.org_url`). Secrets may be given
+//! as `<key>_file` (`SSF_ADMIN_TOKEN_FILE`) naming a file that holds the value.
+//!
+//! Unknown keys are rejected. Every error names the key, its environment variable and what to do.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// The configuration file looked for in the working directory when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "ssf-transmitter.toml";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole service configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP API listens on. `SSF_LISTEN`.
+    pub listen: SocketAddr,
+    /// Public base URL of this transmitter; the `iss` of every SET. `SSF_ISSUER`.
+    /// Default: `http://{bound address}` (only allowed when listening on loopback).
+    pub issuer: Option<String>,
+    /// Store location: `sqlite://path` (created when missing). `SSF_DATABASE_URL`.
+    pub database_url: String,
+    /// Directory of issuer signing keys (`{kid}.pem` + `keys.json`). `SSF_KEYS_DIR`.
+    pub keys_dir: PathBuf,
+    /// Bootstrap bearer token holding every scope. `SSF_ADMIN_TOKEN`.
+    pub admin_token: Option<SecretString>,
+    /// File holding the bootstrap admin token. `SSF_ADMIN_TOKEN_FILE`.
+    pub admin_token_file: Option<PathBuf>,
+    /// `text` or `json`. `SSF_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` env-filter syntax (`RUST_LOG` wins when set). `SSF_LOG_FILTER`.
+    pub log_filter: String,
+    /// Largest accepted request body in bytes. `SSF_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    /// Seconds between checks of `keys.json` for changes made by the CLI. `SSF_KEYS_RELOAD_SECS`.
+    pub keys_reload_secs: u64,
+    /// Seconds a graceful shutdown waits for in-flight requests. `SSF_SHUTDOWN_GRACE_SECS`.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: None,
+            database_url: "sqlite://data/ssf-transmitter.db".to_owned(),
+            keys_dir: PathBuf::from("keys"),
+            admin_token: None,
+            admin_token_file: None,
+            log_format: LogFormat::Text,
+            log_filter: "info".to_owned(),
+            max_body_bytes: 1024 * 1024,
+            keys_reload_secs: 2,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+/// A configuration problem, naming the key and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path (`okta.org_url`); empty for file-level problems.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The environment variable that sets a dotted key.
+pub fn env_name(key: &str) -> String {
+    format!("SSF_{}", key.replace('.', "__").to_uppercase())
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "configuration error: {}", self.message)
+        } else {
+            write!(
+                f,
+                "configuration error in `{}` ({}): {}",
+                self.key,
+                env_name(&self.key),
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found, one per line.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Where the store lives, parsed from `database_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// A SQLite file (or `:memory:`).
+    Sqlite {
+        /// The URL handed to sqlx.
+        url: String,
+        /// The file, when not in memory.
+        path: Option<PathBuf>,
+    },
+}
+
+impl Config {
+    /// Reads the file (when any) and the process environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigErrors> {
+        let mut figment = Figment::new();
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigErrors(vec![ConfigError::new(
+                        "",
+                        format!(
+                            "config file {} does not exist or is not a file; fix the --config path",
+                            path.display()
+                        ),
+                    )]));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_FILE);
+                if default.is_file() {
+                    figment = figment.merge(Toml::file_exact(default));
+                }
+            }
+        }
+        // figment's Env reads the process environment; feed it ours so tests stay hermetic.
+        let vars: Vec<(String, String)> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("SSF_") && k != "SSF_CONFIG")
+            .cloned()
+            .collect();
+        let figment = figment.merge(StaticEnv { vars });
+        let config: Config = figment.extract_lossy().map_err(figment_errors)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every rule that types alone do not express.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        if let Err(e) = self.issuer_url() {
+            errors.push(e);
+        }
+        if self.issuer.is_none() && !self.listen.ip().is_loopback() {
+            errors.push(ConfigError::new(
+                "issuer",
+                format!(
+                    "listen address {} is not loopback, so the public issuer URL cannot be derived; \
+                     set SSF_ISSUER to the https:// URL receivers reach this service at",
+                    self.listen
+                ),
+            ));
+        }
+        if let Err(e) = self.database() {
+            errors.push(e);
+        }
+        if let Err(e) = check_dir_usable(&self.keys_dir) {
+            errors.push(ConfigError::new("keys_dir", e));
+        }
+        if self.admin_token.is_some() && self.admin_token_file.is_some() {
+            errors.push(ConfigError::new(
+                "admin_token_file",
+                "both admin_token and admin_token_file are set; keep only one",
+            ));
+        }
+        match self.admin_token() {
+            Ok(Some(t)) if t.expose_secret().len() < 16 => errors.push(ConfigError::new(
+                "admin_token",
+                "the bootstrap admin token must be at least 16 characters; generate one with `openssl rand -base64 32`",
+            )),
+            Ok(_) => {}
+            Err(e) => errors.push(e),
+        }
+        if self.max_body_bytes < 1024 {
+            errors.push(ConfigError::new(
+                "max_body_bytes",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if self.keys_reload_secs == 0 {
+            errors.push(ConfigError::new(
+                "keys_reload_secs",
+                "must be at least 1 second",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// The configured issuer, normalised (no trailing slash), or `None` to derive it after bind.
+    pub fn issuer_url(&self) -> Result<Option<Url>, ConfigError> {
+        let Some(raw) = self.issuer.as_deref() else {
+            return Ok(None);
+        };
+        parse_issuer(raw).map(Some)
+    }
+
+    /// The bootstrap admin token, read from `admin_token_file` when that is set.
+    pub fn admin_token(&self) -> Result<Option<SecretString>, ConfigError> {
+        if let Some(path) = &self.admin_token_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    "admin_token_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let token = text.trim_end_matches(['\r', '\n']).to_owned();
+            if token.is_empty() {
+                return Err(ConfigError::new(
+                    "admin_token_file",
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            return Ok(Some(SecretString::from(token)));
+        }
+        Ok(self.admin_token.clone())
+    }
+
+    /// Where the store lives.
+    pub fn database(&self) -> Result<DatabaseLocation, ConfigError> {
+        let url = self.database_url.trim();
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let path_part = rest.split('?').next().unwrap_or_default();
+            if path_part.is_empty() {
+                return Err(ConfigError::new(
+                    "database_url",
+                    "the SQLite URL has no file path; use e.g. sqlite://data/ssf-transmitter.db",
+                ));
+            }
+            let path = if path_part == ":memory:" {
+                None
+            } else {
+                Some(PathBuf::from(path_part))
+            };
+            return Ok(DatabaseLocation::Sqlite {
+                url: url.to_owned(),
+                path,
+            });
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(ConfigError::new(
+                "database_url",
+                "PostgreSQL is not supported by this build yet; use sqlite://PATH",
+            ));
+        }
+        Err(ConfigError::new(
+            "database_url",
+            format!(
+                "unsupported URL {url:?}; use sqlite://PATH (e.g. sqlite://data/ssf-transmitter.db)"
+            ),
+        ))
+    }
+}
+
+/// Parses and checks an issuer URL: absolute http(s), https unless loopback, no query or
+/// fragment, no trailing slash kept.
+pub fn parse_issuer(raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        ConfigError::new(
+            "issuer",
+            format!("{raw:?} is not an absolute URL ({e}); use e.g. https://ssf.example.com"),
+        )
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => {
+            return Err(ConfigError::new(
+                "issuer",
+                format!("{raw:?} uses http:// on a non-loopback host; receivers require https://"),
+            ));
+        }
+        other => {
+            return Err(ConfigError::new(
+                "issuer",
+                format!("scheme {other:?} is not allowed; use https://"),
+            ));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new("issuer", "the URL has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(
+            "issuer",
+            "an issuer must not have a query or fragment",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(
+            "issuer",
+            "an issuer must not carry credentials",
+        ));
+    }
+    Ok(url)
+}
+
+/// Renders an issuer URL the way it appears in `iss` and metadata: never a trailing slash.
+pub fn issuer_string(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+/// True for `localhost`, 127.0.0.0/8 and `::1`.
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn check_dir_usable(dir: &Path) -> Result<(), String> {
+    // Walk up to the first existing ancestor: it must be a directory.
+    let mut probe = Some(dir);
+    while let Some(p) = probe {
+        if p.as_os_str().is_empty() {
+            break;
+        }
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => {
+                return Err(format!(
+                    "{} is not a directory (it is a file: {}); point SSF_KEYS_DIR at a directory",
+                    dir.display(),
+                    p.display()
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => probe = p.parent(),
+            Err(e) => return Err(format!("cannot access {}: {e}", p.display())),
+        }
+    }
+    Ok(())
+}
+
+fn figment_errors(err: figment::Error) -> ConfigErrors {
+    ConfigErrors(
+        err.into_iter()
+            .map(|e| {
+                let key = e.path.join(".");
+                let source = e
+                    .metadata
+                    .as_ref()
+                    .map(|m| format!(" (from {})", m.name))
+                    .unwrap_or_default();
+                let message = match &e.kind {
+                    figment::error::Kind::UnknownField(field, _) => {
+                        // figment's path usually ends with the field already.
+                        let full = if e.path.last() == Some(field) {
+                            key.clone()
+                        } else if key.is_empty() {
+                            field.clone()
+                        } else {
+                            format!("{key}.{field}")
+                        };
+                        return ConfigError::new(
+                            &full,
+                            format!("unknown key{source}; remove it or check its spelling against ssf-transmitter.example.toml"),
+                        );
+                    }
+                    kind => format!("{kind}{source}"),
+                };
+                ConfigError::new(&key, message)
+            })
+            .collect(),
+    )
+}
+
+/// Like figment's `Env` provider (`SSF_` prefix, `__` nesting, lower-cased keys), fed from a fixed list of variables instead of the process environment.
+struct StaticEnv {
+    vars: Vec<(String, String)>,
+}
+
+impl figment::Provider for StaticEnv {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable(s)")
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Dict, Map, Value};
+        let mut dict = Dict::new();
+        for (k, v) in &self.vars {
+            let Some(rest) = k.strip_prefix("SSF_") else {
+                continue;
+            };
+            let key = rest.to_lowercase().replace("__", ".");
+            // Kept as text; `extract_lossy` turns it into a number or bool where the key wants one.
+            let value = Value::from(v.clone());
+            let nested = figment::util::nest(&key, value);
+            if let Value::Dict(_, d) = nested {
+                for (dk, dv) in d {
+                    merge_value(&mut dict, dk, dv);
+                }
+            }
+        }
+        let mut map = Map::new();
+        map.insert(figment::Profile::Default, dict);
+        Ok(map)
+    }
+}
+
+fn merge_value(into: &mut figment::value::Dict, key: String, value: figment::value::Value) {
+    use figment::value::Value;
+    match (into.get_mut(&key), value) {
+        (Some(Value::Dict(_, existing)), Value::Dict(_, new)) => {
+            for (k, v) in new {
+                merge_value(existing, k, v);
+            }
+        }
+        (_, value) => {
+            into.insert(key, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load_from(None, &[]).expect("defaults");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://data/ssf-transmitter.db");
+        assert_eq!(c.keys_dir, PathBuf::from("keys"));
+        assert!(c.issuer.is_none());
+    }
+
+    #[test]
+    fn env_overrides_and_nesting() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("SSF_LISTEN", "127.0.0.1:9999"),
+                ("SSF_ISSUER", "https://ssf.example.com/"),
+                ("SSF_LOG_FORMAT", "json"),
+                ("SSF_MAX_BODY_BYTES", "4096"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.max_body_bytes, 4096);
+        let iss = c.issuer_url().expect("ok").expect("some");
+        assert_eq!(issuer_string(&iss), "https://ssf.example.com");
+    }
+
+    #[test]
+    fn unknown_env_key_is_named() {
+        let err = Config::load_from(None, &env(&[("SSF_LISTNE", "x")])).expect_err("unknown");
+        let text = err.to_string();
+        assert!(text.contains("`listne`"), "{text}");
+        assert!(text.contains("SSF_LISTNE"), "{text}");
+    }
+
+    #[test]
+    fn malformed_issuer_is_named() {
+        let err = Config::load_from(None, &env(&[("SSF_ISSUER", "not a url")])).expect_err("bad");
+        assert!(err.to_string().contains("SSF_ISSUER"), "{err}");
+        let err = Config::load_from(None, &env(&[("SSF_ISSUER", "http://ssf.example.com")]))
+            .expect_err("http on public host");
+        assert!(err.to_string().contains("https"), "{err}");
+        let err = Config::load_from(None, &env(&[("SSF_ISSUER", "https://x.example/?a=b")]))
+            .expect_err("query");
+        assert!(err.to_string().contains("query"), "{err}");
+    }
+
+    #[test]
+    fn public_listen_needs_issuer() {
+        let err = Config::load_from(None, &env(&[("SSF_LISTEN", "0.0.0.0:8080")])).expect_err("x");
+        assert!(err.to_string().contains("SSF_ISSUER"), "{err}");
+        Config::load_from(
+            None,
+            &env(&[
+                ("SSF_LISTEN", "0.0.0.0:8080"),
+                ("SSF_ISSUER", "https://ssf.example.com"),
+            ]),
+        )
+        .expect("explicit issuer allows public listen");
+    }
+
+    #[test]
+    fn bad_listen_type_is_named() {
+        let err = Config::load_from(None, &env(&[("SSF_LISTEN", "nowhere")])).expect_err("x");
+        assert!(err.to_string().contains("SSF_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn keys_dir_under_a_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").expect("write");
+        let under = file.join("keys");
+        let err = Config::load_from(
+            None,
+            &env(&[("SSF_KEYS_DIR", under.to_str().expect("utf8"))]),
+        )
+        .expect_err("x");
+        assert!(err.to_string().contains("SSF_KEYS_DIR"), "{err}");
+    }
+
+    #[test]
+    fn admin_token_from_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "0123456789abcdef0123\n").expect("write");
+        let c = Config::load_from(
+            None,
+            &env(&[("SSF_ADMIN_TOKEN_FILE", file.to_str().expect("utf8"))]),
+        )
+        .expect("ok");
+        let t = c.admin_token().expect("read").expect("some");
+        assert_eq!(t.expose_secret(), "0123456789abcdef0123");
+    }
+
+    #[test]
+    fn toml_file_and_unknown_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:7000\"\nbogus = 1\n").expect("write");
+        let err = Config::load_from(Some(&file), &[]).expect_err("unknown");
+        assert!(err.to_string().contains("`bogus`"), "{err}");
+        std::fs::write(&file, "listen = \"127.0.0.1:7000\"\n").expect("write");
+        let c =
+            Config::load_from(Some(&file), &env(&[("SSF_LISTEN", "127.0.0.1:7001")])).expect("ok");
+        assert_eq!(c.listen.port(), 7001, "env wins over file");
+    }
+
+    #[test]
+    fn postgres_is_refused_clearly() {
+        let err = Config::load_from(None, &env(&[("SSF_DATABASE_URL", "postgres://x/y")]))
+            .expect_err("x");
+        assert!(err.to_string().contains("SSF_DATABASE_URL"), "{err}");
+    }
+}

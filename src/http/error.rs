@@ -1,0 +1,306 @@
+//! One error type for every handler, rendered as RFC 9457 `application/problem+json`. Internal
+//! causes are logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::Scope;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Prefix of our problem `type` URIs.
+const TYPE_PREFIX: &str = "urn:ssf-transmitter:problem:";
+
+/// A field that failed validation.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON pointer-ish path of the field (`scopes[1]`, `name`).
+    pub field: String,
+    /// The rule it broke.
+    pub message: String,
+}
+
+/// RFC 9457 problem details.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type (`urn:ssf-transmitter:problem:…`).
+    #[serde(rename = "type")]
+    #[schema(example = "urn:ssf-transmitter:problem:invalid-request")]
+    pub kind: String,
+    /// Short summary of the type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The fields at fault, when the input was invalid.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub errors: Vec<FieldError>,
+}
+
+/// An error a handler returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request (syntax, wrong types).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Well-formed but invalid fields.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// No token, or a token we do not know.
+    #[error("unauthorized")]
+    Unauthorized {
+        /// A token was sent but is invalid (adds `error="invalid_token"`).
+        token_sent: bool,
+    },
+    /// The token lacks the scope.
+    #[error("insufficient scope: needs {0}")]
+    Forbidden(Scope),
+    /// Nothing there.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Conflicts with the current state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Method not allowed on this path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Body over the limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Wrong content type.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// A dependency is not ready.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// Something broke on our side; the cause is logged, not sent.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    /// Wraps an internal cause.
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    /// A validation error on one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "invalid-request",
+            ApiError::Validation(_) => "validation-failed",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden(_) => "insufficient-scope",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::PayloadTooLarge => "payload-too-large",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let status = self.status();
+        let (detail, errors) = match self {
+            ApiError::BadRequest(d)
+            | ApiError::NotFound(d)
+            | ApiError::Conflict(d)
+            | ApiError::UnsupportedMediaType(d)
+            | ApiError::Unavailable(d) => (Some(d.clone()), Vec::new()),
+            ApiError::Validation(errs) => (
+                Some(
+                    errs.iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                errs.clone(),
+            ),
+            ApiError::Unauthorized { token_sent: false } => (
+                Some("a bearer token is required: send `Authorization: Bearer <token>`".into()),
+                Vec::new(),
+            ),
+            ApiError::Unauthorized { token_sent: true } => (
+                Some("the bearer token is invalid or revoked".into()),
+                Vec::new(),
+            ),
+            ApiError::Forbidden(scope) => (
+                Some(format!("this operation needs the scope `{scope}`")),
+                Vec::new(),
+            ),
+            ApiError::MethodNotAllowed => (
+                Some("this method is not allowed on this path".into()),
+                Vec::new(),
+            ),
+            ApiError::PayloadTooLarge => (
+                Some("the request body is larger than the configured limit".into()),
+                Vec::new(),
+            ),
+            ApiError::Internal(_) => (
+                Some("an internal error occurred; the request id in the X-Request-Id header locates it in the logs".into()),
+                Vec::new(),
+            ),
+        };
+        Problem {
+            kind: format!("{TYPE_PREFIX}{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        }
+    }
+}
+
+/// Renders a problem body with the right content type.
+pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
+    let body = serde_json::to_vec(problem).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = (status, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = %format!("{e:#}"), "internal error");
+        }
+        let status = self.status();
+        let mut resp = problem_response(status, &self.problem());
+        match &self {
+            ApiError::Unauthorized { token_sent } => {
+                let v = if *token_sent {
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#)
+                } else {
+                    HeaderValue::from_static("Bearer")
+                };
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            ApiError::Forbidden(scope) => {
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    r#"Bearer error="insufficient_scope", scope="{scope}""#
+                )) {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Conflict(m) => ApiError::Conflict(m),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection as J;
+        match r {
+            J::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+                "send the body as JSON with `Content-Type: application/json`".into(),
+            ),
+            J::JsonSyntaxError(e) => {
+                ApiError::BadRequest(format!("malformed JSON: {}", e.body_text()))
+            }
+            J::JsonDataError(e) => ApiError::BadRequest(format!("invalid body: {}", e.body_text())),
+            J::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+/// Turns any error response produced outside our handlers (unknown route, method not allowed,
+/// panics, body limits) into problem+json, so every error body has the same shape.
+pub async fn ensure_problem_json(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+    if is_problem {
+        return resp;
+    }
+    let (parts, _) = resp.into_parts();
+    let (slug, detail) = match status {
+        StatusCode::NOT_FOUND => ("not-found", "no such resource or route"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            "this method is not allowed on this path",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload-too-large",
+            "the request body is larger than the configured limit",
+        ),
+        s if s.is_server_error() => ("internal", "an internal error occurred"),
+        _ => ("invalid-request", "the request could not be processed"),
+    };
+    let problem = Problem {
+        kind: format!("{TYPE_PREFIX}{slug}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: Some(detail.to_owned()),
+        errors: Vec::new(),
+    };
+    let mut out = problem_response(status, &problem);
+    // Keep headers such as Allow, Retry-After and the request id.
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
+}

@@ -1,0 +1,152 @@
+//! The HTTP API: routers (one module per resource), the error type, auth and JSON extractors, and
+//! the middleware every request passes through.
+
+pub mod admin_clients;
+pub mod admin_keys;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod openapi;
+pub mod well_known;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::{HeaderName, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::Authenticator;
+use crate::clock::Clock;
+use crate::keys::KeyManager;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub use error::{ApiError, FieldError, Problem};
+
+/// The request id header, set on every request and echoed on every response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Public issuer URL, no trailing slash.
+    pub issuer: Arc<str>,
+    /// The store.
+    pub store: Store,
+    /// Issuer keys.
+    pub keys: KeyManager,
+    /// Bearer token resolution.
+    pub auth: Authenticator,
+    /// This app's metrics.
+    pub metrics: Metrics,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// JSON body extractor whose rejections are problem+json.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Path extractor whose rejections are problem+json.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Query extractor whose rejections are problem+json.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::Serialize> axum::response::IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// The documented API routes, with their OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(health::router())
+        .merge(well_known::router())
+        .merge(admin_keys::router())
+        .merge(admin_clients::router())
+}
+
+/// The complete router: API routes, Swagger UI, issuer-path metadata route, fallbacks and
+/// middleware.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let (api, doc) = api_router().split_for_parts();
+    let mut app = api;
+    let issuer_path = well_known::issuer_path(&state.issuer);
+    if !issuer_path.is_empty() {
+        // SSF §7.2: metadata lives at /.well-known/ssf-configuration + the issuer's path.
+        app = app.route(
+            &format!("/.well-known/ssf-configuration{issuer_path}"),
+            axum::routing::get(well_known::ssf_configuration),
+        );
+    }
+    let swagger: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url("/openapi.json", doc)
+        .into();
+    app.merge(swagger)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::map_response(error::ensure_problem_json))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %request_id,
+                        caller = tracing::field::Empty,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    state.metrics.http_request(
+        &route,
+        &method,
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    resp
+}

@@ -1,0 +1,101 @@
+//! Public discovery: the JWKS and SSF 1.0 transmitter metadata.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiJson, AppState};
+use crate::keys::JWKS_MAX_AGE_SECS;
+
+/// The RFC 8935 push delivery method URI.
+pub const PUSH_DELIVERY: &str = "urn:ietf:rfc:8935";
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(jwks))
+        .routes(routes!(ssf_configuration))
+}
+
+/// The path part of an issuer URL (`https://h/a/b` → `/a/b`; none → empty).
+pub fn issuer_path(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
+/// One public signing key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicJwk {
+    /// `RSA`.
+    pub kty: String,
+    /// `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// `RS256`.
+    pub alg: String,
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// Modulus, base64url.
+    pub n: String,
+    /// Exponent, base64url.
+    pub e: String,
+}
+
+/// A JSON Web Key Set.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Jwks {
+    /// Published keys (`next`, `active`, `retiring`); never private members.
+    pub keys: Vec<PublicJwk>,
+}
+
+/// The public keys receivers use to verify our SETs.
+///
+/// Publishes the `next`, `active` and `retiring` keys. Cacheable for 300 s.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
+    responses((status = 200, description = "JWKS", body = Jwks,
+        headers(("Cache-Control" = String, description = "public, max-age=300")))))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let body = state.keys.ring().jwks_json();
+    let mut resp = body.into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECS}")) {
+        headers.insert(header::CACHE_CONTROL, v);
+    }
+    resp
+}
+
+/// SSF 1.0 transmitter configuration metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SsfConfiguration {
+    /// Version of the SSF specification supported.
+    #[schema(example = "1_0")]
+    pub spec_version: String,
+    /// The issuer: exactly the `iss` of every SET.
+    pub issuer: String,
+    /// Where the signing keys are.
+    pub jwks_uri: String,
+    /// Supported delivery methods.
+    pub delivery_methods_supported: Vec<String>,
+}
+
+/// SSF transmitter metadata (SSF 1.0 §7).
+///
+/// Also served at `/.well-known/ssf-configuration{issuer path}` when the issuer has a path.
+#[utoipa::path(get, path = "/.well-known/ssf-configuration", tag = "discovery",
+    responses((status = 200, description = "Transmitter metadata", body = SsfConfiguration)))]
+pub async fn ssf_configuration(State(state): State<AppState>) -> ApiJson<SsfConfiguration> {
+    ApiJson(SsfConfiguration {
+        spec_version: "1_0".into(),
+        issuer: state.issuer.to_string(),
+        jwks_uri: format!("{}/.well-known/jwks.json", state.issuer),
+        delivery_methods_supported: vec![PUSH_DELIVERY.into()],
+    })
+}

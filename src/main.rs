@@ -1,0 +1,314 @@
+//! The `ssf-transmitter` command: parses the command line and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::builder::TypedValueParser as _;
+use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret as _;
+use ssf_transmitter::auth::Scope;
+use ssf_transmitter::clock::{Clock, SystemClock};
+use ssf_transmitter::config::Config;
+use ssf_transmitter::keys::{KeyDir, KeyInfo};
+use ssf_transmitter::{Application, app, audit, telemetry};
+
+/// Shared Signals (SSF) transmitter for Okta: signed risk SETs, push delivery, issuer keys and
+/// enforcement over the Okta Management API.
+#[derive(Debug, Parser)]
+#[command(name = "ssf-transmitter", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./ssf-transmitter.toml when present. SSF_* environment
+    /// variables override it.
+    #[arg(long, global = true, env = "SSF_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default command).
+    Serve,
+    /// Manage issuer signing keys in the keys directory.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Manage API clients (bearer tokens with scopes).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Print the OpenAPI document of the HTTP API.
+    #[command(hide = true)]
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// List keys with their state (next, active, retiring, retired).
+    List,
+    /// Generate a new key in state `next` (published, not yet signing).
+    Generate {
+        /// RSA modulus size.
+        #[arg(long, default_value_t = 2048, value_parser = clap::builder::PossibleValuesParser::new(["2048", "3072", "4096"]).map(|s| s.parse::<u32>().unwrap_or(2048)))]
+        bits: u32,
+    },
+    /// Import an RSA private key (PKCS#8 or PKCS#1 PEM, at least 2048 bits) in state `next`.
+    Import {
+        /// The PEM file.
+        #[arg(long, value_name = "FILE")]
+        pem: PathBuf,
+    },
+    /// Make a key the signing key; the current one becomes `retiring` (still published).
+    Activate {
+        /// Key id (see `keys list`).
+        kid: String,
+        /// Activate even if the key was published less than 300 s ago (the JWKS cache lifetime).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Unpublish a `next` or `retiring` key (its file is kept).
+    Retire {
+        /// Key id.
+        kid: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientsCommand {
+    /// Create a client and print its bearer token (shown only once).
+    Add(AddClient),
+    /// List clients.
+    List,
+    /// Revoke a client's token.
+    Revoke {
+        /// Client name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct AddClient {
+    /// Client name (letters, digits, '.', '_', '-').
+    name: String,
+    /// Scope to grant; repeat for several: signals:write, signals:read, enforce:write,
+    /// enforce:read, admin.
+    #[arg(long = "scope", required = true, value_name = "SCOPE")]
+    scopes: Vec<Scope>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        let doc = ssf_transmitter::http::api_router().into_openapi();
+        match doc.to_pretty_json() {
+            Ok(json) => {
+                println!("{json}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format, &config.log_filter);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        Command::Serve => {
+            let app = Application::build(config, clock).await?;
+            app.run_until_stopped(app::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            app::open_store(&config).await?;
+            println!("database is up to date ({})", config.database_url);
+            Ok(())
+        }
+        Command::Keys(cmd) => keys(cmd, &config, clock).await,
+        Command::Clients(cmd) => clients(cmd, &config, clock).await,
+        Command::Openapi => Ok(()),
+    }
+}
+
+fn print_keys(keys: &[KeyInfo]) {
+    println!(
+        "{:<45} {:<9} {:>5}  {:<25} {:<25} RETIRED",
+        "KID", "STATE", "BITS", "CREATED", "ACTIVATED"
+    );
+    for k in keys {
+        let ts = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map_or_else(
+                || "-".to_owned(),
+                |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
+        };
+        println!(
+            "{:<45} {:<9} {:>5}  {:<25} {:<25} {}",
+            k.kid,
+            k.state.as_str(),
+            k.bits,
+            ts(Some(k.created_at)),
+            ts(k.activated_at),
+            ts(k.retired_at)
+        );
+    }
+}
+
+async fn keys(cmd: KeysCommand, config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    let keys = app::open_keys(config, &clock).await?;
+    let dir: KeyDir = keys.dir().clone();
+    let now = clock.now();
+    let (action, target, result) = match cmd {
+        KeysCommand::List => {
+            print_keys(&dir.list()?);
+            return Ok(());
+        }
+        KeysCommand::Generate { bits } => ("key.generate", None, dir.generate(bits, now)),
+        KeysCommand::Import { pem } => {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read(&pem).with_context(|| format!("cannot read {}", pem.display()))?,
+            );
+            ("key.import", None, dir.import(&text, now))
+        }
+        KeysCommand::Activate { kid, force } => {
+            let r = dir.activate(&kid, force, now);
+            ("key.activate", Some(kid), r)
+        }
+        KeysCommand::Retire { kid } => {
+            let r = dir.retire(&kid, now);
+            ("key.retire", Some(kid), r)
+        }
+    };
+    let store = app::open_store(config).await?;
+    let target = result.as_ref().ok().map(|k| k.kid.clone()).or(target);
+    let err = result.as_ref().err().map(ToString::to_string);
+    audit::record(
+        &store,
+        now,
+        "cli",
+        action,
+        target.as_deref(),
+        err.as_deref().map_or(Ok(()), Err),
+    )
+    .await;
+    store.close().await;
+    let info = result?;
+    println!(
+        "{}: {} ({} bits) is now {}",
+        action,
+        info.kid,
+        info.bits,
+        info.state.as_str()
+    );
+    println!(
+        "a running server picks this up within {} s",
+        config.keys_reload_secs
+    );
+    Ok(())
+}
+
+async fn clients(
+    cmd: ClientsCommand,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
+    let store = app::open_store(config).await?;
+    let now = clock.now();
+    let outcome = match cmd {
+        ClientsCommand::Add(add) => {
+            let result =
+                ssf_transmitter::auth::create_client(&store, &add.name, &add.scopes, now).await;
+            let err = result.as_ref().err().map(ToString::to_string);
+            audit::record(
+                &store,
+                now,
+                "cli",
+                "client.add",
+                Some(&add.name),
+                err.as_deref().map_or(Ok(()), Err),
+            )
+            .await;
+            match result {
+                Ok((client, token)) => {
+                    let scopes: Vec<&str> = client.scopes.iter().map(|s| s.as_str()).collect();
+                    eprintln!(
+                        "created API client {} with scopes {}",
+                        client.name,
+                        scopes.join(" ")
+                    );
+                    eprintln!("its token is printed below once; it cannot be shown again:");
+                    println!("{}", token.expose_secret());
+                    Ok(())
+                }
+                Err(e) => Err(anyhow::Error::new(e)),
+            }
+        }
+        ClientsCommand::List => {
+            let clients = store.list_clients().await?;
+            println!("{:<32} {:<8} {:<25} SCOPES", "NAME", "STATUS", "CREATED");
+            for c in clients {
+                let scopes: Vec<&str> = c.scopes.iter().map(|s| s.as_str()).collect();
+                println!(
+                    "{:<32} {:<8} {:<25} {}",
+                    c.name,
+                    if c.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    },
+                    c.created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    scopes.join(" ")
+                );
+            }
+            Ok(())
+        }
+        ClientsCommand::Revoke { name } => {
+            let revoked = store.revoke_client(&name, now).await?;
+            let outcome = if revoked.is_some() {
+                Ok(())
+            } else {
+                Err("no active client with this name")
+            };
+            audit::record(&store, now, "cli", "client.revoke", Some(&name), outcome).await;
+            match revoked {
+                Some(c) => {
+                    println!("revoked API client {}", c.name);
+                    Ok(())
+                }
+                None => Err(anyhow::anyhow!("no active API client named {name:?}")),
+            }
+        }
+    };
+    store.close().await;
+    outcome
+}

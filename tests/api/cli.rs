@@ -1,0 +1,268 @@
+//! The binary itself: configuration errors, the `clients` and `migrate` commands, JSON logs that
+//! never hold a token, and graceful shutdown on SIGTERM.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{assert_problem, http_client, tempdir};
+
+fn bin(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ssf-transmitter"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SSF_LISTEN", "127.0.0.1:0")
+        .current_dir(dir);
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run binary")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_configuration_exits_non_zero_naming_the_key() {
+    let dir = tempdir();
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (vec![("SSF_LISTNE", "x".into())], "SSF_LISTNE"),
+        (vec![("SSF_ISSUER", "not a url".into())], "SSF_ISSUER"),
+        (
+            vec![("SSF_ISSUER", "http://public.example.com".into())],
+            "SSF_ISSUER",
+        ),
+        (vec![("SSF_LISTEN", "0.0.0.0:0".into())], "SSF_ISSUER"),
+        (
+            vec![("SSF_DATABASE_URL", "mysql://x".into())],
+            "SSF_DATABASE_URL",
+        ),
+        (
+            vec![("SSF_MAX_BODY_BYTES", "lots".into())],
+            "SSF_MAX_BODY_BYTES",
+        ),
+        (vec![("SSF_ADMIN_TOKEN", "short".into())], "SSF_ADMIN_TOKEN"),
+        (
+            vec![("SSF_ADMIN_TOKEN_FILE", "/nonexistent/token".into())],
+            "SSF_ADMIN_TOKEN_FILE",
+        ),
+    ];
+    for (env, key) in cases {
+        let mut cmd = bin(dir.path());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = run(cmd.arg("serve"));
+        assert!(!out.status.success(), "{env:?} must fail");
+        let err = stderr(&out);
+        assert!(err.contains(key), "{env:?}: stderr names {key}: {err}");
+    }
+    // Unreadable keys dir: a path under a regular file (root can read anything, so use a file).
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").expect("write");
+    for keys_dir in [file.clone(), file.join("keys")] {
+        let out = run(bin(dir.path()).env("SSF_KEYS_DIR", &keys_dir).arg("serve"));
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("SSF_KEYS_DIR"), "{}", stderr(&out));
+    }
+    // Unknown key in the TOML file; and a --config file that does not exist.
+    let toml = dir.path().join("c.toml");
+    std::fs::write(
+        &toml,
+        "listen = \"127.0.0.1:0\"\n[okta]\norg_url = \"https://x.okta.com\"\nbogus = 1\n",
+    )
+    .expect("write");
+    let out = run(bin(dir.path()).arg("--config").arg(&toml).arg("serve"));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("okta"), "{}", stderr(&out));
+    let out = run(bin(dir.path()).args(["--config", "missing.toml", "serve"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("missing.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn clients_and_migrate_commands() {
+    let dir = tempdir();
+    let out = run(bin(dir.path()).arg("migrate"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        dir.path().join("data/ssf-transmitter.db").exists(),
+        "default database created"
+    );
+
+    let out = run(bin(dir.path()).args([
+        "clients",
+        "add",
+        "ueba",
+        "--scope",
+        "signals:write",
+        "--scope",
+        "signals:read",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    assert!(
+        token.starts_with("ssft_"),
+        "stdout is exactly the token: {token}"
+    );
+
+    let out = run(bin(dir.path()).args(["clients", "add", "bad", "--scope", "root"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("root"));
+    let out = run(bin(dir.path()).args(["clients", "add", "ueba", "--scope", "admin"]));
+    assert!(!out.status.success(), "duplicate name");
+
+    let out = run(bin(dir.path()).args(["clients", "list"]));
+    let list = String::from_utf8(out.stdout).expect("utf8");
+    assert!(
+        list.contains("ueba")
+            && list.contains("active")
+            && list.contains("signals:write signals:read"),
+        "{list}"
+    );
+    assert!(!list.contains(&token));
+
+    let out = run(bin(dir.path()).args(["clients", "revoke", "ueba"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(bin(dir.path()).args(["clients", "list"]));
+    assert!(
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .contains("revoked")
+    );
+    let out = run(bin(dir.path()).args(["clients", "revoke", "ueba"]));
+    assert!(!out.status.success());
+
+    let out = run(bin(dir.path()).args(["keys", "list"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let keys = String::from_utf8(out.stdout).expect("utf8");
+    assert!(keys.contains("active"), "{keys}");
+    let out = run(bin(dir.path()).args(["keys", "retire", "no-such-kid"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no-such-kid"));
+    let out = run(bin(dir.path()).args(["keys", "generate", "--bits", "1024"]));
+    assert!(!out.status.success(), "1024-bit keys are not offered");
+}
+
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Server {
+    fn start(dir: &Path, envs: &[(&str, &str)]) -> (Server, String) {
+        let mut cmd = bin(dir);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .env("SSF_LOG_FORMAT", "json")
+            .env("SSF_LOG_FILTER", "trace")
+            .arg("serve")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            lines: rx,
+            log: Vec::new(),
+        };
+        let addr = loop {
+            let line = server
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("server starts");
+            server.log.push(line.clone());
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("JSON log line: {line}"));
+            if v["message"] == "serving" {
+                break v["addr"].as_str().expect("addr").to_owned();
+            }
+        };
+        (server, addr)
+    }
+
+    fn drain(&mut self, wait: Duration) {
+        while let Ok(line) = self.lines.recv_timeout(wait) {
+            self.log.push(line);
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_logs_never_contain_tokens_and_sigterm_stops_gracefully() {
+    let dir = tempdir();
+    let admin = "bootstrap-admin-token-abcdefghijklmnop";
+    let (mut server, addr) = Server::start(dir.path(), &[("SSF_ADMIN_TOKEN", admin)]);
+    let http = http_client();
+    let base = format!("http://{addr}");
+    let created: Value = http
+        .post(format!("{base}/v1/admin/clients"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"name": "siem", "scopes": ["admin"]}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let token = created["token"].as_str().expect("token").to_owned();
+    let resp = http
+        .get(format!("{base}/v1/admin/keys"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let resp = http
+        .get(format!("{base}/v1/admin/keys"))
+        .bearer_auth("ssft_wrong")
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, 401).await;
+
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = server.child.wait().expect("wait");
+    server.drain(Duration::from_secs(2));
+    assert!(exit.success(), "SIGTERM exits cleanly: {exit:?}");
+    let log = server.log.join("\n");
+    for line in &server.log {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|_| panic!("every line is JSON: {line}"));
+    }
+    assert!(log.contains("shutdown requested"), "{log}");
+    assert!(log.contains("\"stopped\""), "{log}");
+    assert!(
+        log.contains("request_id"),
+        "requests are logged with their id: {log}"
+    );
+    for secret in [admin, token.as_str(), "ssft_wrong"] {
+        assert!(!log.contains(secret), "a token leaked into the logs");
+    }
+}

@@ -1,0 +1,199 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+use ssf_transmitter::clock::SystemClock;
+use ssf_transmitter::config::Config;
+use ssf_transmitter::http::AppState;
+use ssf_transmitter::{Application, auth::Scope};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running app in its own directory.
+pub struct TestApp {
+    pub base: String,
+    pub issuer: String,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn config_for(dir: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: format!("sqlite://{}", dir.join("data/test.db").display()),
+        keys_dir: dir.join("keys"),
+        admin_token: Some(ADMIN_TOKEN.to_owned().into()),
+        keys_reload_secs: 1,
+        shutdown_grace_secs: 5,
+        ..Config::default()
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+impl TestApp {
+    pub async fn spawn(dir: &Path) -> TestApp {
+        Self::spawn_with(config_for(dir)).await
+    }
+
+    pub async fn spawn_with(config: Config) -> TestApp {
+        let app = Application::build(config, Arc::new(SystemClock))
+            .await
+            .expect("build app");
+        let base = format!("http://{}", app.local_addr());
+        let issuer = app.issuer().to_owned();
+        let state = app.state().clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            issuer,
+            state,
+            http: http_client(),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Graceful stop; waits until the server has finished.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("clean shutdown");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("send")
+    }
+
+    pub async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a client with `scopes` over the admin API; returns its token.
+    pub async fn client_with(&self, name: &str, scopes: &[Scope]) -> String {
+        let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        let (status, body) = self
+            .post_json(
+                "/v1/admin/clients",
+                ADMIN_TOKEN,
+                &serde_json::json!({"name": name, "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn jwks(&self) -> Value {
+        self.get("/.well-known/jwks.json")
+            .await
+            .json()
+            .await
+            .expect("jwks json")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts an error response is problem+json with the status; returns the body.
+pub async fn assert_problem(resp: reqwest::Response, status: u16) -> Value {
+    assert_eq!(resp.status().as_u16(), status);
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = resp.json().await.expect("problem body");
+    assert_eq!(body["status"], status);
+    assert!(
+        body["type"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert!(body["title"].as_str().is_some(), "{body}");
+    body
+}
+
+/// Verifies a compact JWS against a JWKS document; `Err` says why not.
+pub fn verify_with_jwks(token: &str, jwks: &Value) -> Result<Value, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    let kid = header.kid.ok_or("no kid")?;
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str()))
+        .ok_or_else(|| format!("kid {kid} not in JWKS"))?;
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_components(
+        key["n"].as_str().ok_or("n")?,
+        key["e"].as_str().ok_or("e")?,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<Value>(token, &decoding, &validation)
+        .map(|d| d.claims)
+        .map_err(|e| e.to_string())
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}

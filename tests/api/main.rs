@@ -1,0 +1,12 @@
+//! Integration tests: one binary (one link step). The app runs on port 0 against a temporary
+//! directory; tests talk to it over loopback HTTP.
+
+mod helpers;
+
+mod auth_walk;
+mod cli;
+mod clients;
+mod discovery;
+mod errors;
+mod keys;
+mod openapi;
