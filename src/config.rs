@@ -599,6 +599,37 @@ mod tests {
     }
 
     #[test]
+    fn example_file_documents_every_key_and_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ssf-transmitter.example.toml");
+        let c = Config::load_from(Some(&path), &[]).expect("the example loads");
+        let d = Config::default();
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.database_url, d.database_url);
+        assert_eq!(c.max_body_bytes, d.max_body_bytes);
+        let text = std::fs::read_to_string(&path).expect("read");
+        for key in [
+            "listen",
+            "issuer",
+            "database_url",
+            "keys_dir",
+            "admin_token",
+            "admin_token_file",
+            "log_format",
+            "log_filter",
+            "max_body_bytes",
+            "keys_reload_secs",
+            "shutdown_grace_secs",
+        ] {
+            assert!(text.contains(&format!("{key} =")), "{key} is documented");
+            assert!(
+                text.contains(&env_name(key)),
+                "{} is documented",
+                env_name(key)
+            );
+        }
+    }
+
+    #[test]
     fn postgres_is_refused_clearly() {
         let err = Config::load_from(None, &env(&[("SSF_DATABASE_URL", "postgres://x/y")]))
             .expect_err("x");

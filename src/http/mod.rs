@@ -101,8 +101,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::map_response(error::ensure_problem_json))
+        // Inside the problem+json mapper, so a panic's 500 is rendered like every other error.
         .layer(CatchPanicLayer::new())
+        .layer(middleware::map_response(error::ensure_problem_json))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
