@@ -17,6 +17,7 @@ pub mod config;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod set;
 pub mod store;
 pub mod telemetry;
 
