@@ -11,17 +11,22 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::clock::Clock;
-use crate::config::{Config, issuer_string};
+use crate::config::{Config, OktaConfig, issuer_string};
+use crate::delivery::{self, Worker};
 use crate::http::{AppState, router};
+use crate::ids::{Ids, RandomIds};
 use crate::keys::{KeyDir, KeyManager, KeyState};
 use crate::metrics::Metrics;
+use crate::signals::Intake;
 use crate::store::Store;
+use tokio::sync::Notify;
 
 /// A built, bound application, ready to run.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     config: Config,
+    worker: Option<Worker>,
 }
 
 impl std::fmt::Debug for Application {
@@ -72,6 +77,15 @@ impl Application {
     /// Binds the listener, derives the issuer when not configured, opens the store (migrating it)
     /// and the keys.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::build_with(config, clock, Arc::new(RandomIds)).await
+    }
+
+    /// Like [`Application::build`] with an explicit source of ids and randomness (tests).
+    pub async fn build_with(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn Ids>,
+    ) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::new)?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -86,18 +100,62 @@ impl Application {
         let admin_token = config.admin_token().map_err(anyhow::Error::new)?;
         let metrics = Metrics::new();
         publish_key_metrics(&keys, &metrics);
+        let target = config
+            .okta
+            .as_ref()
+            .map(OktaConfig::target)
+            .transpose()
+            .map_err(anyhow::Error::new)?;
+        let issuer: Arc<str> = Arc::from(issuer.as_str());
+        let notify = Arc::new(Notify::new());
+        let intake = Intake::new(
+            store.clone(),
+            keys.clone(),
+            ids.clone(),
+            clock.clone(),
+            config.signals.clone(),
+            target.clone(),
+            issuer.clone(),
+            notify.clone(),
+            metrics.clone(),
+        );
+        let worker = match target {
+            Some(target) => {
+                let http = delivery::http_client(&config.delivery)
+                    .context("cannot build the HTTP client")?;
+                Some(Worker::new(
+                    store.clone(),
+                    http,
+                    target,
+                    config.delivery.clone(),
+                    clock.clone(),
+                    ids,
+                    notify.clone(),
+                    metrics.clone(),
+                ))
+            }
+            None => {
+                tracing::warn!(
+                    "no [okta] receiver configured: signal intake answers 503 until SSF_OKTA__ORG_URL is set"
+                );
+                None
+            }
+        };
         let state = AppState {
-            issuer: Arc::from(issuer.as_str()),
+            issuer,
             auth: Authenticator::new(store.clone(), admin_token.as_ref()),
             store,
             keys,
             metrics,
             clock,
+            intake,
+            notify,
         };
         Ok(Self {
             listener,
             state,
             config,
+            worker,
         })
     }
 
@@ -128,6 +186,7 @@ impl Application {
             listener,
             state,
             config,
+            worker,
         } = self;
         let app = router(state.clone(), config.max_body_bytes);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -136,6 +195,9 @@ impl Application {
             Duration::from_secs(config.keys_reload_secs),
             stop_rx.clone(),
         ));
+        let grace = Duration::from_secs(config.shutdown_grace_secs);
+        let delivery = worker.map(|w| tokio::spawn(w.run(stop_rx.clone(), grace)));
+        let maintenance = tokio::spawn(maintain(state.clone(), stop_rx.clone()));
         tracing::info!(addr = %listener.local_addr()?, issuer = %state.issuer, active_kid = %state.keys.ring().active_kid(), "serving");
         let mut grace_rx = stop_rx.clone();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -143,7 +205,6 @@ impl Application {
             tracing::info!("shutdown requested; draining in-flight requests");
             let _ = stop_tx.send(true);
         });
-        let grace = Duration::from_secs(config.shutdown_grace_secs);
         let served = tokio::select! {
             r = server => r.context("server error"),
             () = async move {
@@ -155,6 +216,13 @@ impl Application {
             }
         };
         reloader.abort();
+        maintenance.abort();
+        if let Some(d) = delivery {
+            // The worker saw the stop signal; it finishes in-flight pushes within the grace period.
+            if let Err(e) = d.await {
+                tracing::error!(error = %e, "delivery worker failed");
+            }
+        }
         state.store.close().await;
         tracing::info!("stopped");
         served
@@ -186,6 +254,23 @@ async fn watch_keys(
                 tracing::error!(error = %e, "issuer keys changed on disk but cannot be loaded; keeping the previous keys");
             }
             Err(e) => tracing::error!(error = %e, "key reload task failed"),
+        }
+    }
+}
+
+/// Housekeeping: drops idempotency records older than a day, hourly.
+async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let cutoff = state.clock.now().timestamp_millis() - 24 * 3600 * 1000;
+        match state.store.prune_idempotency(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "pruned idempotency records older than 24 h"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune idempotency records"),
         }
     }
 }

@@ -58,6 +58,217 @@ pub struct Config {
     pub keys_reload_secs: u64,
     /// Seconds a graceful shutdown waits for in-flight requests. `SSF_SHUTDOWN_GRACE_SECS`.
     pub shutdown_grace_secs: u64,
+    /// The Okta org that receives signals (`[okta]`). Absent: intake refuses signals.
+    pub okta: Option<OktaConfig>,
+    /// Push delivery tuning (`[delivery]`).
+    pub delivery: DeliveryConfig,
+    /// Signal intake behaviour (`[signals]`).
+    pub signals: SignalsConfig,
+}
+
+/// `[okta]`: the org whose Shared Signals receiver gets our SETs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaConfig {
+    /// Org URL, e.g. `https://acme.okta.com` (https; http only for loopback). `SSF_OKTA__ORG_URL`.
+    pub org_url: String,
+    /// `aud` of every SET; default: the org URL (with a trailing slash unless
+    /// `audience_trailing_slash = false`). `SSF_OKTA__AUDIENCE`.
+    pub audience: Option<String>,
+    /// Whether the default audience ends with `/` (the form in Okta's API spec). Default true.
+    #[serde(default = "default_true")]
+    pub audience_trailing_slash: bool,
+    /// `seconds` (Okta's spec) or `milliseconds` for `event_timestamp`. Default seconds.
+    #[serde(default)]
+    pub event_timestamp_unit: crate::set::TimestampUnit,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[delivery]`: how SETs are pushed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// SETs in flight at once (across subjects; one per subject). `SSF_DELIVERY__CONCURRENCY`.
+    pub concurrency: usize,
+    /// TCP/TLS connect timeout, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout, milliseconds.
+    pub request_timeout_ms: u64,
+    /// A SET still undelivered this long after it was queued is `dead`. Seconds.
+    pub max_age_secs: u64,
+    /// First retry delay after a 5xx/timeout, milliseconds (doubles each attempt, with jitter).
+    pub backoff_initial_ms: u64,
+    /// Largest retry delay, seconds.
+    pub backoff_max_secs: u64,
+    /// Longest wait honoured from a 429's `X-Rate-Limit-Reset`/`Retry-After`, seconds.
+    pub rate_limit_max_wait_secs: u64,
+    /// How often the worker looks for due retries when idle, milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 15_000,
+            max_age_secs: 24 * 3600,
+            backoff_initial_ms: 1_000,
+            backoff_max_secs: 300,
+            rate_limit_max_wait_secs: 3_600,
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
+/// `[signals]`: intake behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalsConfig {
+    /// Fill `previous_level` from the last level accepted for the subject when omitted.
+    pub fill_previous_level: bool,
+    /// Answer `unchanged` (and send nothing) when the level equals the last one, unless `force`.
+    pub suppress_unchanged: bool,
+    /// Scores at or above this map to `medium` (0–100).
+    pub score_medium: f64,
+    /// Scores at or above this map to `high` (0–100).
+    pub score_high: f64,
+    /// SIEM severity → level.
+    pub severity: SeverityMap,
+    /// `reason_admin` when a caller gives no reason; `{event}` and `{client}` are replaced.
+    pub default_reason: String,
+    /// Most signals in one batch request.
+    pub batch_max: usize,
+}
+
+impl Default for SignalsConfig {
+    fn default() -> Self {
+        Self {
+            fill_previous_level: true,
+            suppress_unchanged: true,
+            score_medium: 40.0,
+            score_high: 70.0,
+            severity: SeverityMap::default(),
+            default_reason: "{event} reported by {client} via ssf-transmitter".into(),
+            batch_max: 1000,
+        }
+    }
+}
+
+/// SIEM severity to Okta risk level.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeverityMap {
+    /// `informational` → (default `low`).
+    pub informational: crate::set::RiskLevel,
+    /// `low` → (default `low`).
+    pub low: crate::set::RiskLevel,
+    /// `medium` → (default `medium`).
+    pub medium: crate::set::RiskLevel,
+    /// `high` → (default `high`).
+    pub high: crate::set::RiskLevel,
+    /// `critical` → (default `high`).
+    pub critical: crate::set::RiskLevel,
+}
+
+impl Default for SeverityMap {
+    fn default() -> Self {
+        use crate::set::RiskLevel;
+        Self {
+            informational: RiskLevel::Low,
+            low: RiskLevel::Low,
+            medium: RiskLevel::Medium,
+            high: RiskLevel::High,
+            critical: RiskLevel::High,
+        }
+    }
+}
+
+/// The receiver derived from `[okta]`: where to push and what `aud` to claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OktaTarget {
+    /// Org URL, no trailing slash.
+    pub org_url: String,
+    /// Push endpoint: `{org_url}/security/api/v1/security-events`.
+    pub endpoint: String,
+    /// `aud` claim.
+    pub audience: String,
+    /// `event_timestamp` unit.
+    pub timestamp_unit: crate::set::TimestampUnit,
+}
+
+impl OktaConfig {
+    /// Validates and derives the push target.
+    pub fn target(&self) -> Result<OktaTarget, ConfigError> {
+        let url = parse_org_url(&self.org_url)?;
+        let org_url = url.as_str().trim_end_matches('/').to_owned();
+        let audience = match &self.audience {
+            Some(a) if a.trim().is_empty() => {
+                return Err(ConfigError::new(
+                    "okta.audience",
+                    "must not be empty; remove it to use the org URL",
+                ));
+            }
+            Some(a) => a.trim().to_owned(),
+            None if self.audience_trailing_slash => format!("{org_url}/"),
+            None => org_url.clone(),
+        };
+        Ok(OktaTarget {
+            endpoint: format!("{org_url}/security/api/v1/security-events"),
+            org_url,
+            audience,
+            timestamp_unit: self.event_timestamp_unit,
+        })
+    }
+}
+
+/// An Okta org URL: https (http only on loopback), no path, query or fragment.
+pub fn parse_org_url(raw: &str) -> Result<Url, ConfigError> {
+    let key = "okta.org_url";
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        ConfigError::new(
+            key,
+            format!("{raw:?} is not an absolute URL ({e}); use e.g. https://acme.okta.com"),
+        )
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => {
+            return Err(ConfigError::new(
+                key,
+                "must be https:// (http:// is allowed only for loopback hosts)",
+            ));
+        }
+        other => {
+            return Err(ConfigError::new(
+                key,
+                format!("scheme {other:?} is not allowed; use https://"),
+            ));
+        }
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(ConfigError::new(
+            key,
+            "must be the org's base URL with no path (e.g. https://acme.okta.com, not …/admin or …/oauth2)",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(ConfigError::new(
+            key,
+            "must not carry a query, fragment or credentials",
+        ));
+    }
+    if url.host_str().is_some_and(|h| h.contains("-admin.")) {
+        return Err(ConfigError::new(
+            key,
+            "looks like the admin console host; use the org URL without `-admin` (e.g. https://acme.okta.com)",
+        ));
+    }
+    Ok(url)
 }
 
 impl Default for Config {
@@ -74,6 +285,9 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             keys_reload_secs: 2,
             shutdown_grace_secs: 20,
+            okta: None,
+            delivery: DeliveryConfig::default(),
+            signals: SignalsConfig::default(),
         }
     }
 }
@@ -234,6 +448,41 @@ impl Config {
             errors.push(ConfigError::new(
                 "max_body_bytes",
                 "must be at least 1024 bytes",
+            ));
+        }
+        if let Some(okta) = &self.okta
+            && let Err(e) = okta.target()
+        {
+            errors.push(e);
+        }
+        let d = &self.delivery;
+        for (key, value) in [
+            ("delivery.concurrency", d.concurrency as u64),
+            ("delivery.connect_timeout_ms", d.connect_timeout_ms),
+            ("delivery.request_timeout_ms", d.request_timeout_ms),
+            ("delivery.max_age_secs", d.max_age_secs),
+            ("delivery.backoff_initial_ms", d.backoff_initial_ms),
+            ("delivery.backoff_max_secs", d.backoff_max_secs),
+            ("delivery.poll_interval_ms", d.poll_interval_ms),
+        ] {
+            if value == 0 {
+                errors.push(ConfigError::new(key, "must be greater than 0"));
+            }
+        }
+        let s = &self.signals;
+        if !(0.0..=100.0).contains(&s.score_medium)
+            || !(0.0..=100.0).contains(&s.score_high)
+            || s.score_medium > s.score_high
+        {
+            errors.push(ConfigError::new(
+                "signals.score_medium",
+                "score thresholds must satisfy 0 <= score_medium <= score_high <= 100",
+            ));
+        }
+        if s.batch_max == 0 || s.batch_max > 10_000 {
+            errors.push(ConfigError::new(
+                "signals.batch_max",
+                "must be between 1 and 10000",
             ));
         }
         if self.keys_reload_secs == 0 {
@@ -627,6 +876,57 @@ mod tests {
                 env_name(key)
             );
         }
+    }
+
+    #[test]
+    fn okta_section_from_env_and_audience_forms() {
+        let c = Config::load_from(
+            None,
+            &env(&[("SSF_OKTA__ORG_URL", "https://acme.okta.com/")]),
+        )
+        .expect("ok");
+        let t = c.okta.as_ref().expect("okta").target().expect("target");
+        assert_eq!(t.org_url, "https://acme.okta.com");
+        assert_eq!(
+            t.endpoint,
+            "https://acme.okta.com/security/api/v1/security-events"
+        );
+        assert_eq!(t.audience, "https://acme.okta.com/");
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("SSF_OKTA__ORG_URL", "https://acme.okta.com"),
+                ("SSF_OKTA__AUDIENCE_TRAILING_SLASH", "false"),
+                ("SSF_OKTA__EVENT_TIMESTAMP_UNIT", "milliseconds"),
+            ]),
+        )
+        .expect("ok");
+        let t = c.okta.as_ref().expect("okta").target().expect("target");
+        assert_eq!(t.audience, "https://acme.okta.com");
+        assert_eq!(t.timestamp_unit, crate::set::TimestampUnit::Milliseconds);
+        for bad in [
+            "http://acme.okta.com",
+            "https://acme-admin.okta.com",
+            "https://acme.okta.com/oauth2",
+            "acme",
+        ] {
+            let err = Config::load_from(None, &env(&[("SSF_OKTA__ORG_URL", bad)])).expect_err(bad);
+            assert!(
+                err.to_string().contains("SSF_OKTA__ORG_URL"),
+                "{bad}: {err}"
+            );
+        }
+        Config::load_from(
+            None,
+            &env(&[("SSF_OKTA__ORG_URL", "http://127.0.0.1:9000")]),
+        )
+        .expect("loopback http");
+        let err =
+            Config::load_from(None, &env(&[("SSF_DELIVERY__CONCURRENCY", "0")])).expect_err("zero");
+        assert!(
+            err.to_string().contains("SSF_DELIVERY__CONCURRENCY"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,10 +14,13 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod http;
+pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod set;
+pub mod signals;
 pub mod store;
 pub mod telemetry;
 

@@ -74,6 +74,43 @@ impl Metrics {
             None,
             "Times the key manifest was reloaded after a change".into(),
         );
+        for (name, help) in [
+            (
+                "ssf_signals_accepted_total",
+                "Signals accepted and queued as SETs, by event type",
+            ),
+            (
+                "ssf_signals_unchanged_total",
+                "Signals not sent because the level or status was unchanged",
+            ),
+            ("ssf_sets_delivered_total", "SETs the receiver accepted"),
+            (
+                "ssf_sets_failed_total",
+                "SETs the receiver refused (400), not retried",
+            ),
+            ("ssf_sets_dead_total", "SETs given up after the max age"),
+            (
+                "ssf_set_retries_total",
+                "Delivery attempts that will be retried, by reason",
+            ),
+        ] {
+            recorder.describe_counter(name.into(), None, help.into());
+        }
+        recorder.describe_gauge(
+            "ssf_outbox_sets".into(),
+            None,
+            "SETs in the outbox by status (queue depth = queued + retrying)".into(),
+        );
+        recorder.describe_histogram(
+            "ssf_delivery_latency_seconds".into(),
+            Some(metrics::Unit::Seconds),
+            "Time from acceptance to delivery".into(),
+        );
+        recorder.describe_histogram(
+            "ssf_push_request_duration_seconds".into(),
+            Some(metrics::Unit::Seconds),
+            "Duration of one push request to the receiver".into(),
+        );
         Self {
             recorder: Arc::new(recorder),
         }
@@ -129,6 +166,71 @@ impl Metrics {
         self.recorder
             .register_counter(&Key::from_name("ssf_key_reloads_total"), &metadata())
             .increment(1);
+    }
+
+    fn count(&self, name: &'static str, labels: Vec<Label>) {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &metadata())
+            .increment(1);
+    }
+
+    /// A signal was accepted and queued.
+    pub fn signal_accepted(&self, event_type: &str) {
+        self.count(
+            "ssf_signals_accepted_total",
+            vec![Label::new("event_type", event_type.to_owned())],
+        );
+    }
+
+    /// A signal was suppressed as unchanged.
+    pub fn signal_unchanged(&self, event_type: &str) {
+        self.count(
+            "ssf_signals_unchanged_total",
+            vec![Label::new("event_type", event_type.to_owned())],
+        );
+    }
+
+    /// A SET was delivered; `seconds` from acceptance to the receiver's 202.
+    pub fn set_delivered(&self, seconds: f64) {
+        self.count("ssf_sets_delivered_total", Vec::new());
+        self.recorder
+            .register_histogram(&Key::from_name("ssf_delivery_latency_seconds"), &metadata())
+            .record(seconds);
+    }
+
+    /// A SET was refused by the receiver.
+    pub fn set_failed(&self) {
+        self.count("ssf_sets_failed_total", Vec::new());
+    }
+
+    /// A SET was given up.
+    pub fn set_dead(&self) {
+        self.count("ssf_sets_dead_total", Vec::new());
+    }
+
+    /// An attempt will be retried; `reason` is `rate_limited`, `server_error`, `timeout`, `network` or `client_error`.
+    pub fn set_retry(&self, reason: &'static str) {
+        self.count("ssf_set_retries_total", vec![Label::new("reason", reason)]);
+    }
+
+    /// One push attempt took `seconds`.
+    pub fn push_attempt(&self, seconds: f64) {
+        self.recorder
+            .register_histogram(
+                &Key::from_name("ssf_push_request_duration_seconds"),
+                &metadata(),
+            )
+            .record(seconds);
+    }
+
+    /// SETs per status.
+    pub fn outbox(&self, status: &'static str, count: i64) {
+        self.recorder
+            .register_gauge(
+                &Key::from_parts("ssf_outbox_sets", vec![Label::new("status", status)]),
+                &metadata(),
+            )
+            .set(count as f64);
     }
 
     /// The Prometheus text exposition.

@@ -181,6 +181,11 @@ impl ApiError {
     }
 }
 
+/// The problem body of an error (for embedding, e.g. in idempotent replays).
+pub fn problem_body(e: &ApiError) -> Problem {
+    e.problem()
+}
+
 /// Renders a problem body with the right content type.
 pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
     let body = serde_json::to_vec(problem).unwrap_or_else(|_| b"{}".to_vec());

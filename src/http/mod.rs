@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod openapi;
+pub mod signals;
 pub mod well_known;
 
 use std::sync::Arc;
@@ -49,12 +50,108 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Signal intake.
+    pub intake: crate::signals::Intake,
+    /// Wakes the delivery worker.
+    pub notify: Arc<tokio::sync::Notify>,
 }
 
-/// JSON body extractor whose rejections are problem+json.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON body extractor whose rejections are problem+json: a body that is not JSON → 400; a field
+/// of the wrong type, an unknown field or a missing one → 422 naming the field.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
+
+/// A JSON body kept both parsed (as a `Value`) and raw (for idempotency hashing).
+#[derive(Debug, Clone)]
+pub struct RawJson {
+    /// Parsed.
+    pub value: serde_json::Value,
+    /// As received.
+    pub bytes: axum::body::Bytes,
+}
+
+async fn json_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json_media_type);
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the body as JSON with `Content-Type: application/json`".into(),
+        ));
+    }
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|r| {
+            if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(format!("cannot read the body: {}", r.body_text()))
+            }
+        })
+}
+
+/// `application/json` or `application/*+json`, parameters ignored.
+fn is_json_media_type(v: &str) -> bool {
+    let essence = v
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn syntax_error(e: &serde_json::Error) -> ApiError {
+    ApiError::BadRequest(format!("malformed JSON: {e}"))
+}
+
+/// Parses `bytes` as `T`, naming the failing field.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return syntax_error(&inner);
+        }
+        let field = if path == "." { "body".to_owned() } else { path };
+        // serde's message carries the position; keep the rule, drop the position.
+        let message = inner.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        ApiError::field(field, message)
+    })?;
+    de.end().map_err(|e| syntax_error(&e))?;
+    Ok(value)
+}
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = json_bytes(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for RawJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = json_bytes(req, state).await?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| syntax_error(&e))?;
+        Ok(RawJson { value, bytes })
+    }
+}
 
 /// Path extractor whose rejections are problem+json.
 #[derive(Debug, Clone, Copy, Default, FromRequestParts)]
@@ -79,6 +176,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(well_known::router())
         .merge(admin_keys::router())
         .merge(admin_clients::router())
+        .merge(signals::router())
 }
 
 /// The complete router: API routes, Swagger UI, issuer-path metadata route, fallbacks and

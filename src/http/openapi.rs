@@ -24,6 +24,7 @@ pub const BEARER: &str = "bearer";
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "discovery", description = "Public keys and SSF transmitter metadata"),
+        (name = "signals", description = "Risk signals to Okta as Security Event Tokens, and their delivery"),
         (name = "admin", description = "Issuer keys and API clients (scope `admin`)"),
     )
 )]

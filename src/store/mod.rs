@@ -1,7 +1,12 @@
 //! Persistence behind one interface. SQLite now (WAL, the embedded default); PostgreSQL joins as a
 //! second [`Backend`] variant with the same methods, so callers never see SQL or a transaction.
 
+mod outbox;
 mod sqlite;
+
+pub use outbox::{
+    Attempt, DeliveryStatus, IdempotencyRecord, NewOutbox, OutboxFilter, OutboxRow, StateUpdate,
+};
 
 use chrono::{DateTime, Utc};
 
@@ -166,6 +171,87 @@ impl Store {
     /// Appends an audit row.
     pub async fn append_audit(&self, entry: NewAudit<'_>) -> Result<(), StoreError> {
         dispatch!(self, s => s.append_audit(entry).await)
+    }
+
+    /// Stores accepted SETs, the subjects' new state and the idempotency record in one
+    /// transaction. `Conflict` when the idempotency key was stored meanwhile (nothing is written).
+    pub async fn accept_signals(
+        &self,
+        rows: &[NewOutbox],
+        states: &[StateUpdate],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.accept_signals(rows, states, idempotency).await)
+    }
+
+    /// The last value of a subject.
+    pub async fn subject_state(
+        &self,
+        stream_id: &str,
+        kind: &str,
+        subject_key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.subject_state(stream_id, kind, subject_key).await)
+    }
+
+    /// A stored idempotent response.
+    pub async fn idempotency(
+        &self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        dispatch!(self, s => s.idempotency(client, key).await)
+    }
+
+    /// Deletes idempotency records created before `before_ms`; returns how many.
+    pub async fn prune_idempotency(&self, before_ms: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.prune_idempotency(before_ms).await)
+    }
+
+    /// The head (oldest pending SET) of each subject's queue that is due, oldest first.
+    pub async fn due(
+        &self,
+        stream_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        dispatch!(self, s => s.due(stream_id, now_ms, limit).await)
+    }
+
+    /// The earliest `next_attempt_at` among pending SETs.
+    pub async fn next_due_at(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, s => s.next_due_at(stream_id).await)
+    }
+
+    /// Records the outcome of one attempt.
+    pub async fn record_attempt(
+        &self,
+        jti: &str,
+        attempt: &Attempt,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_attempt(jti, attempt, now_ms).await)
+    }
+
+    /// One SET.
+    pub async fn outbox_get(&self, jti: &str) -> Result<Option<OutboxRow>, StoreError> {
+        dispatch!(self, s => s.outbox_get(jti).await)
+    }
+
+    /// SETs, newest first.
+    pub async fn outbox_list(&self, filter: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
+        dispatch!(self, s => s.outbox_list(filter).await)
+    }
+
+    /// Puts a `failed` or `dead` SET back in the queue; `None` when there is no such SET, `Conflict`
+    /// when it is in another status.
+    pub async fn requeue(&self, jti: &str, now_ms: i64) -> Result<Option<OutboxRow>, StoreError> {
+        dispatch!(self, s => s.requeue(jti, now_ms).await)
+    }
+
+    /// How many SETs are in each status.
+    pub async fn status_counts(&self) -> Result<Vec<(DeliveryStatus, i64)>, StoreError> {
+        dispatch!(self, s => s.status_counts().await)
     }
 
     /// The newest audit rows, newest first.

@@ -10,8 +10,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row as _, SqlitePool};
 
 use super::{
-    ApiClient, AuditEntry, NewAudit, NewClient, StoreError, scopes_from_text, scopes_to_text,
+    ApiClient, Attempt, AuditEntry, DeliveryStatus, IdempotencyRecord, NewAudit, NewClient,
+    NewOutbox, OutboxFilter, OutboxRow, StateUpdate, StoreError, scopes_from_text, scopes_to_text,
 };
+
+const OUTBOX_COLUMNS: &str = "seq, jti, stream_id, subject_key, subject, event_type, set_jwt, client, status, \
+    attempts, created_at, queued_at, next_attempt_at, updated_at, delivered_at, last_http_status, last_err, \
+    last_description, last_error";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 
@@ -152,6 +157,262 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(super) async fn accept_signals(
+        &self,
+        rows: &[NewOutbox],
+        states: &[StateUpdate],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(i) = idempotency {
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency (client, key, request_hash, status, body, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, key) DO NOTHING",
+            )
+            .bind(&i.client)
+            .bind(&i.key)
+            .bind(&i.request_hash)
+            .bind(i64::from(i.status))
+            .bind(&i.body)
+            .bind(i.created_at)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict("idempotency key already used".into()));
+            }
+        }
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, status, \
+                 attempts, created_at, queued_at, next_attempt_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+            )
+            .bind(&r.jti)
+            .bind(&r.stream_id)
+            .bind(&r.subject_key)
+            .bind(&r.subject)
+            .bind(&r.event_type)
+            .bind(&r.set_jwt)
+            .bind(&r.client)
+            .bind(r.now_ms)
+            .bind(r.now_ms)
+            .bind(r.now_ms)
+            .bind(r.now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for st in states {
+            sqlx::query(
+                "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
+                 value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
+            )
+            .bind(&st.stream_id)
+            .bind(&st.kind)
+            .bind(&st.subject_key)
+            .bind(&st.value)
+            .bind(&st.jti)
+            .bind(st.now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn subject_state(
+        &self,
+        stream_id: &str,
+        kind: &str,
+        subject_key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT value FROM subject_state WHERE stream_id = ? AND kind = ? AND subject_key = ?",
+        )
+        .bind(stream_id)
+        .bind(kind)
+        .bind(subject_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    pub(super) async fn idempotency(
+        &self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT client, key, request_hash, status, body, created_at FROM idempotency WHERE client = ? AND key = ?",
+        )
+        .bind(client)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let status: i64 = r.try_get("status")?;
+            Ok(IdempotencyRecord {
+                client: r.try_get("client")?,
+                key: r.try_get("key")?,
+                request_hash: r.try_get("request_hash")?,
+                status: u16::try_from(status).map_err(|_| StoreError::Corrupt("status".into()))?,
+                body: r.try_get("body")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn prune_idempotency(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(super) async fn due(
+        &self,
+        stream_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox o \
+             WHERE o.stream_id = ?1 AND o.status IN ('queued', 'retrying') AND o.next_attempt_at <= ?2 \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                 AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
+             ORDER BY o.seq LIMIT ?3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream_id)
+            .bind(now_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    pub(super) async fn next_due_at(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) AS due FROM outbox WHERE stream_id = ? AND status IN ('queued', 'retrying')",
+        )
+        .bind(stream_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("due")?)
+    }
+
+    pub(super) async fn record_attempt(
+        &self,
+        jti: &str,
+        attempt: &Attempt,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let q = match attempt {
+            Attempt::Delivered { http_status } => sqlx::query(
+                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, updated_at = ?2, \
+                 last_http_status = ?3 WHERE jti = ?1",
+            )
+            .bind(jti)
+            .bind(now_ms)
+            .bind(i64::from(*http_status)),
+            Attempt::Failed { http_status, err, description, error } => sqlx::query(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
+                 last_err = ?4, last_description = ?5, last_error = ?6 WHERE jti = ?1",
+            )
+            .bind(jti)
+            .bind(now_ms)
+            .bind(i64::from(*http_status))
+            .bind(err.clone())
+            .bind(description.clone())
+            .bind(error.clone()),
+            Attempt::Retry { http_status, error, next_attempt_at } => sqlx::query(
+                "UPDATE outbox SET status = 'retrying', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
+                 last_err = NULL, last_description = NULL, last_error = ?4, next_attempt_at = ?5 WHERE jti = ?1",
+            )
+            .bind(jti)
+            .bind(now_ms)
+            .bind(http_status.map(i64::from))
+            .bind(error.clone())
+            .bind(*next_attempt_at),
+            Attempt::Dead { http_status, error } => sqlx::query(
+                "UPDATE outbox SET status = 'dead', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
+                 last_error = ?4 WHERE jti = ?1",
+            )
+            .bind(jti)
+            .bind(now_ms)
+            .bind(http_status.map(i64::from))
+            .bind(error.clone()),
+        };
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(super) async fn outbox_get(&self, jti: &str) -> Result<Option<OutboxRow>, StoreError> {
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE jti = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(outbox_from_row).transpose()
+    }
+
+    pub(super) async fn outbox_list(&self, f: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR subject_key = ?2) \
+             AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(f.status.map(DeliveryStatus::as_str))
+            .bind(f.subject_key.as_deref())
+            .bind(f.before_seq)
+            .bind(i64::from(f.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    pub(super) async fn requeue(
+        &self,
+        jti: &str,
+        now_ms: i64,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE outbox SET status = 'queued', queued_at = ?2, next_attempt_at = ?2, updated_at = ?2 \
+             WHERE jti = ?1 AND status IN ('failed', 'dead')",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        let row = self.outbox_get(jti).await?;
+        match (&row, updated.rows_affected()) {
+            (Some(r), 0) => Err(StoreError::Conflict(format!(
+                "SET {jti} is {}; only failed or dead SETs can be retried",
+                r.status.as_str()
+            ))),
+            _ => Ok(row),
+        }
+    }
+
+    pub(super) async fn status_counts(&self) -> Result<Vec<(DeliveryStatus, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get("status")?;
+                let n: i64 = r.try_get("n")?;
+                let s = DeliveryStatus::parse(&s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))?;
+                Ok((s, n))
+            })
+            .collect()
+    }
+
     pub(super) async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, target, outcome, detail FROM audit_log ORDER BY id DESC LIMIT ?",
@@ -173,6 +434,32 @@ impl SqliteStore {
             })
             .collect()
     }
+}
+
+fn outbox_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
+    let status: String = r.try_get("status")?;
+    Ok(OutboxRow {
+        seq: r.try_get("seq")?,
+        jti: r.try_get("jti")?,
+        stream_id: r.try_get("stream_id")?,
+        subject_key: r.try_get("subject_key")?,
+        subject: r.try_get("subject")?,
+        event_type: r.try_get("event_type")?,
+        set_jwt: r.try_get("set_jwt")?,
+        client: r.try_get("client")?,
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status {status:?}")))?,
+        attempts: r.try_get("attempts")?,
+        created_at: r.try_get("created_at")?,
+        queued_at: r.try_get("queued_at")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        updated_at: r.try_get("updated_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+        last_http_status: r.try_get("last_http_status")?,
+        last_err: r.try_get("last_err")?,
+        last_description: r.try_get("last_description")?,
+        last_error: r.try_get("last_error")?,
+    })
 }
 
 fn client_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiClient, StoreError> {

@@ -41,17 +41,15 @@ async fn malformed_bodies_are_rejected_with_problem_json() {
             .contains("malformed JSON"),
         "{body}"
     );
+    // Well-formed JSON with a wrong type, an unknown or a missing field: 422 naming the field.
     let body = assert_problem(
         post(r#"{"name": 5, "scopes": []}"#, "application/json")
             .await
             .expect("send"),
-        400,
+        422,
     )
     .await;
-    assert!(
-        body["detail"].as_str().expect("d").contains("name"),
-        "{body}"
-    );
+    assert_eq!(body["errors"][0]["field"], "name", "{body}");
     let body = assert_problem(
         post(
             r#"{"name": "a", "scopes": ["admin"], "extra": 1}"#,
@@ -59,13 +57,38 @@ async fn malformed_bodies_are_rejected_with_problem_json() {
         )
         .await
         .expect("send"),
-        400,
+        422,
     )
     .await;
     assert!(
-        body["detail"].as_str().expect("d").contains("extra"),
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("m")
+            .contains("extra"),
         "{body}"
     );
+    let body = assert_problem(
+        post(r#"{"name": "a"}"#, "application/json")
+            .await
+            .expect("send"),
+        422,
+    )
+    .await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("m")
+            .contains("scopes"),
+        "{body}"
+    );
+    // Trailing garbage after the JSON value is malformed.
+    assert_problem(
+        post(r#"{"name":"a","scopes":["admin"]} x"#, "application/json")
+            .await
+            .expect("send"),
+        400,
+    )
+    .await;
     assert_problem(
         post(r#"{"name":"a","scopes":["admin"]}"#, "text/plain")
             .await

@@ -1,0 +1,450 @@
+//! The delivery worker: pushes queued SETs to the receiver (RFC 8935), one in flight per subject,
+//! many subjects at once, and records each outcome.
+//!
+//! - 2xx → `delivered`.
+//! - 400 (and 413/415/422) → `failed` with the receiver's `err`/`description`; not retried.
+//! - 429 → retried at `X-Rate-Limit-Reset` / `Retry-After`; the whole stream pauses until then.
+//! - 5xx, other 4xx, timeouts, connection errors → retried with exponential back-off and jitter.
+//! - Anything not delivered within `max_age_secs` of being queued → `dead`.
+//!
+//! A row stays `queued`/`retrying` until its outcome is written, so a crash or kill at any moment
+//! only means the SET is sent again, with the same `jti`, after restart.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::DateTime;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::config::{DeliveryConfig, OktaTarget};
+use crate::ids::Ids;
+use crate::metrics::Metrics;
+use crate::signals::OKTA_STREAM;
+use crate::store::{Attempt, DeliveryStatus, OutboxRow, Store};
+
+/// The media type of a pushed SET.
+pub const SECEVENT_JWT: &str = "application/secevent+jwt";
+
+/// Builds the HTTP client used for pushes: pooled keep-alive connections, TLS verification always
+/// on, no redirects (a SET is never re-posted somewhere else).
+pub fn http_client(config: &DeliveryConfig) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("ssf-transmitter/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+        .timeout(Duration::from_millis(config.request_timeout_ms))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(config.concurrency.max(1))
+        .tcp_keepalive(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// Delay before retry number `attempts` (1 = after the first failure): exponential from
+/// `backoff_initial_ms`, capped at `backoff_max_secs`, with "equal jitter" (half fixed, half random)
+/// so retries from many subjects spread out. `unit` is a random number in `[0, 1)`.
+pub fn backoff(config: &DeliveryConfig, attempts: i64, unit: f64) -> Duration {
+    let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let max_ms = config.backoff_max_secs.saturating_mul(1000);
+    let base = config
+        .backoff_initial_ms
+        .saturating_mul(1u64 << exp)
+        .min(max_ms);
+    let half = base / 2;
+    let jitter = (half as f64 * unit.clamp(0.0, 1.0)) as u64;
+    Duration::from_millis(half + jitter)
+}
+
+/// When a 429 says to come back, as UNIX ms: `X-Rate-Limit-Reset` (UNIX seconds, Okta) or
+/// `Retry-After` (seconds or an HTTP date).
+pub fn rate_limit_reset(headers: &HeaderMap, now_ms: i64) -> Option<i64> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(reset) = text("x-rate-limit-reset").and_then(|v| v.parse::<i64>().ok()) {
+        return Some(reset.saturating_mul(1000).max(now_ms));
+    }
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())?
+        .trim();
+    if let Ok(secs) = retry_after.parse::<i64>() {
+        return Some(now_ms.saturating_add(secs.max(0).saturating_mul(1000)));
+    }
+    DateTime::parse_from_rfc2822(retry_after)
+        .ok()
+        .map(|d| d.timestamp_millis().max(now_ms))
+}
+
+/// Everything the worker needs.
+#[derive(Clone)]
+pub struct Worker {
+    store: Store,
+    http: reqwest::Client,
+    target: Arc<OktaTarget>,
+    config: Arc<DeliveryConfig>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn Ids>,
+    notify: Arc<Notify>,
+    metrics: Metrics,
+    paused_until: Arc<AtomicI64>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("endpoint", &self.target.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Builds a worker for the receiver.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        http: reqwest::Client,
+        target: OktaTarget,
+        config: DeliveryConfig,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn Ids>,
+        notify: Arc<Notify>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            store,
+            http,
+            target: Arc::new(target),
+            config: Arc::new(config),
+            clock,
+            ids,
+            notify,
+            metrics,
+            paused_until: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// Runs until `stop` turns true; then lets in-flight pushes finish for up to `grace`, and
+    /// abandons the rest (they stay queued and are sent again after restart).
+    pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let in_flight: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
+        let mut tasks = JoinSet::new();
+        let poll = Duration::from_millis(self.config.poll_interval_ms);
+        let mut last_gauges = Instant::now() - Duration::from_secs(60);
+        tracing::info!(endpoint = %self.target.endpoint, "delivery worker started");
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            if last_gauges.elapsed() >= Duration::from_secs(5) {
+                self.publish_gauges().await;
+                last_gauges = Instant::now();
+            }
+            let now_ms = self.clock.now().timestamp_millis();
+            let paused = self.paused_until.load(Ordering::Relaxed);
+            let mut wait = poll;
+            if paused > now_ms {
+                wait = wait.min(Duration::from_millis(
+                    u64::try_from(paused - now_ms).unwrap_or(0),
+                ));
+            } else if permits.available_permits() > 0 {
+                let busy = in_flight.lock().map(|s| s.len()).unwrap_or(0);
+                let limit = u32::try_from(permits.available_permits() + busy).unwrap_or(u32::MAX);
+                match self.store.due(OKTA_STREAM, now_ms, limit).await {
+                    Ok(rows) => {
+                        for row in rows {
+                            let Ok(mut set) = in_flight.lock() else { break };
+                            if set.contains(&row.jti) {
+                                continue;
+                            }
+                            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                                break;
+                            };
+                            set.insert(row.jti.clone());
+                            drop(set);
+                            let worker = self.clone();
+                            let in_flight = in_flight.clone();
+                            tasks.spawn(async move {
+                                let jti = row.jti.clone();
+                                worker.attempt(row).await;
+                                if let Ok(mut s) = in_flight.lock() {
+                                    s.remove(&jti);
+                                }
+                                drop(permit);
+                                worker.notify.notify_one();
+                            });
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot read the outbox; retrying"),
+                }
+            }
+            tokio::select! {
+                () = self.notify.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let pending = tasks.len();
+        if pending > 0 {
+            tracing::info!(
+                pending,
+                "delivery worker stopping; letting in-flight pushes finish"
+            );
+            let drained =
+                tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+                    .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    abandoned = tasks.len(),
+                    "in-flight pushes did not finish in time; they stay queued and are resent after restart"
+                );
+                tasks.abort_all();
+            }
+        }
+        tracing::info!("delivery worker stopped");
+    }
+
+    async fn publish_gauges(&self) {
+        match self.store.status_counts().await {
+            Ok(counts) => {
+                for status in DeliveryStatus::ALL {
+                    let n = counts
+                        .iter()
+                        .find(|(s, _)| *s == status)
+                        .map_or(0, |(_, n)| *n);
+                    self.metrics.outbox(status.as_str(), n);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot count the outbox"),
+        }
+    }
+
+    /// Pushes one SET and records the outcome.
+    async fn attempt(&self, row: OutboxRow) {
+        let max_age_ms =
+            i64::try_from(self.config.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let deadline = row.queued_at.saturating_add(max_age_ms);
+        let now_ms = self.clock.now().timestamp_millis();
+        if now_ms > deadline {
+            let outcome = Attempt::Dead {
+                http_status: None,
+                error: format!(
+                    "not delivered within {} s of being queued",
+                    self.config.max_age_secs
+                ),
+            };
+            self.record(&row, &outcome, now_ms).await;
+            return;
+        }
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(&self.target.endpoint)
+            .header(CONTENT_TYPE, SECEVENT_JWT)
+            .header(ACCEPT, "application/json")
+            .body(row.set_jwt.clone())
+            .send()
+            .await;
+        self.metrics.push_attempt(started.elapsed().as_secs_f64());
+        let now_ms = self.clock.now().timestamp_millis();
+        let attempts = row.attempts + 1;
+        let retry_at = |reason: &'static str| {
+            self.metrics.set_retry(reason);
+            now_ms.saturating_add(
+                i64::try_from(backoff(&self.config, attempts, self.ids.unit()).as_millis())
+                    .unwrap_or(i64::MAX),
+            )
+        };
+        let outcome = match response {
+            Ok(resp) => {
+                let status = resp.status();
+                let code = status.as_u16();
+                if status.is_success() {
+                    Attempt::Delivered { http_status: code }
+                } else if matches!(code, 400 | 413 | 415 | 422) {
+                    let (err, description) = read_error(resp).await;
+                    Attempt::Failed {
+                        http_status: code,
+                        error: format!(
+                            "the receiver refused the SET ({code}{})",
+                            err.as_deref().map(|e| format!(" {e}")).unwrap_or_default()
+                        ),
+                        err,
+                        description,
+                    }
+                } else if code == 429 {
+                    let cap = now_ms.saturating_add(
+                        i64::try_from(self.config.rate_limit_max_wait_secs.saturating_mul(1000))
+                            .unwrap_or(i64::MAX),
+                    );
+                    let at = rate_limit_reset(resp.headers(), now_ms).map_or_else(
+                        || retry_at("rate_limited"),
+                        |t| {
+                            self.metrics.set_retry("rate_limited");
+                            t.min(cap)
+                        },
+                    );
+                    self.paused_until.fetch_max(at, Ordering::Relaxed);
+                    Attempt::Retry {
+                        http_status: Some(code),
+                        error: "rate limited by the receiver (429)".into(),
+                        next_attempt_at: at,
+                    }
+                } else if status.is_server_error() {
+                    Attempt::Retry {
+                        http_status: Some(code),
+                        error: format!("the receiver answered {code}"),
+                        next_attempt_at: retry_at("server_error"),
+                    }
+                } else {
+                    Attempt::Retry {
+                        http_status: Some(code),
+                        error: format!("unexpected answer {code} from the receiver"),
+                        next_attempt_at: retry_at("client_error"),
+                    }
+                }
+            }
+            Err(e) if e.is_timeout() => Attempt::Retry {
+                http_status: None,
+                error: "the push timed out".into(),
+                next_attempt_at: retry_at("timeout"),
+            },
+            Err(e) => Attempt::Retry {
+                http_status: None,
+                error: format!("cannot reach the receiver: {}", error_chain(&e)),
+                next_attempt_at: retry_at("network"),
+            },
+        };
+        let outcome = match outcome {
+            Attempt::Retry {
+                http_status,
+                error,
+                next_attempt_at,
+            } if next_attempt_at > deadline => Attempt::Dead {
+                http_status,
+                error: format!("{error}; gave up: the next attempt would be past the max age"),
+            },
+            other => other,
+        };
+        match &outcome {
+            Attempt::Delivered { .. } => {
+                self.metrics
+                    .set_delivered((now_ms.saturating_sub(row.created_at)) as f64 / 1000.0);
+            }
+            Attempt::Failed {
+                err, description, ..
+            } => {
+                self.metrics.set_failed();
+                tracing::warn!(jti = %row.jti, err = ?err, description = ?description, "receiver refused a SET");
+            }
+            Attempt::Dead { error, .. } => {
+                self.metrics.set_dead();
+                tracing::error!(jti = %row.jti, error = %error, "SET is dead");
+            }
+            Attempt::Retry { error, .. } => {
+                tracing::info!(jti = %row.jti, attempts, error = %error, "SET will be retried");
+            }
+        }
+        self.record(&row, &outcome, now_ms).await;
+    }
+
+    async fn record(&self, row: &OutboxRow, outcome: &Attempt, now_ms: i64) {
+        if let Err(e) = self.store.record_attempt(&row.jti, outcome, now_ms).await {
+            // The row stays pending: it is sent again (same jti), which receivers ignore.
+            tracing::error!(jti = %row.jti, error = %e, "cannot record a delivery outcome");
+        }
+    }
+}
+
+async fn read_error(resp: reqwest::Response) -> (Option<String>, Option<String>) {
+    let Ok(bytes) = resp.bytes().await else {
+        return (None, None);
+    };
+    let bytes = bytes.get(..bytes.len().min(16 * 1024)).unwrap_or_default();
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(v) => (
+            v.get("err").and_then(|e| e.as_str()).map(str::to_owned),
+            v.get("description")
+                .and_then(|e| e.as_str())
+                .map(str::to_owned),
+        ),
+        Err(_) => (
+            None,
+            Some(String::from_utf8_lossy(bytes).chars().take(500).collect()),
+        ),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let c = DeliveryConfig {
+            backoff_initial_ms: 1000,
+            backoff_max_secs: 60,
+            ..DeliveryConfig::default()
+        };
+        assert_eq!(backoff(&c, 1, 0.0), Duration::from_millis(500));
+        assert_eq!(backoff(&c, 1, 0.999_999), Duration::from_millis(999));
+        assert_eq!(backoff(&c, 2, 0.0), Duration::from_millis(1000));
+        assert_eq!(backoff(&c, 3, 0.5), Duration::from_millis(3000));
+        assert_eq!(
+            backoff(&c, 20, 0.0),
+            Duration::from_millis(30_000),
+            "capped at 60 s"
+        );
+        assert_eq!(backoff(&c, 200, 1.0), Duration::from_millis(60_000));
+    }
+
+    #[test]
+    fn rate_limit_headers() {
+        let now = 1_700_000_000_000;
+        let mut h = HeaderMap::new();
+        assert_eq!(rate_limit_reset(&h, now), None);
+        h.insert("retry-after", "7".parse().expect("hv"));
+        assert_eq!(rate_limit_reset(&h, now), Some(now + 7000));
+        h.insert(
+            "retry-after",
+            "Tue, 14 Nov 2023 22:13:30 GMT".parse().expect("hv"),
+        );
+        assert_eq!(rate_limit_reset(&h, now), Some(1_700_000_010_000));
+        h.insert("x-rate-limit-reset", "1700000060".parse().expect("hv"));
+        assert_eq!(
+            rate_limit_reset(&h, now),
+            Some(1_700_000_060_000),
+            "Okta's header wins"
+        );
+        h.insert("x-rate-limit-reset", "1600000000".parse().expect("hv"));
+        assert_eq!(
+            rate_limit_reset(&h, now),
+            Some(now),
+            "a reset in the past means now"
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! Signal intake: validated drafts → per-subject state (fill `previous_level`, suppress unchanged
+//! levels) → signed SETs → one store transaction (outbox rows + new state + idempotency record).
+
+pub mod request;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, Notify};
+use utoipa::ToSchema;
+
+use crate::clock::Clock;
+use crate::config::{OktaTarget, SignalsConfig};
+use crate::ids::Ids;
+use crate::keys::KeyManager;
+use crate::metrics::Metrics;
+use crate::set::{self, ComplianceStatus, Event, EventBody, RiskLevel};
+use crate::store::{IdempotencyRecord, NewOutbox, StateUpdate, Store, StoreError};
+
+pub use request::{Draft, DraftBody};
+
+/// The stream id of the Okta receiver.
+pub const OKTA_STREAM: &str = "okta";
+
+const LOCK_STRIPES: usize = 256;
+
+/// What happened to one accepted signal.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Signed, stored, waiting for delivery.
+    Queued {
+        /// The SET's `jti`.
+        jti: String,
+        /// Event type.
+        event_type: set::EventType,
+    },
+    /// Same level (or status) as last time: nothing sent.
+    Unchanged {
+        /// Event type.
+        event_type: set::EventType,
+        /// The unchanged level or status.
+        value: String,
+    },
+}
+
+/// Why intake as a whole failed (per-item validation errors are not this).
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// No `[okta]` receiver configured.
+    #[error("no receiver is configured: set [okta] org_url (SSF_OKTA__ORG_URL) to send signals")]
+    NoReceiver,
+    /// Per-subject state requires a value the caller did not give and no state knows.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+    /// The idempotency key was stored by a concurrent request.
+    #[error("idempotency key raced")]
+    IdempotencyRace,
+}
+
+/// An idempotency key with the hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// The key.
+    pub key: String,
+    /// SHA-256 of method, path and body.
+    pub request_hash: Vec<u8>,
+}
+
+/// The intake service.
+#[derive(Clone)]
+pub struct Intake {
+    store: Store,
+    keys: KeyManager,
+    ids: Arc<dyn Ids>,
+    clock: Arc<dyn Clock>,
+    config: Arc<SignalsConfig>,
+    target: Option<Arc<OktaTarget>>,
+    issuer: Arc<str>,
+    locks: Arc<Vec<Mutex<()>>>,
+    notify: Arc<Notify>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A per-item result of [`Intake::submit`].
+pub type ItemResult = Result<Outcome, Vec<crate::http::FieldError>>;
+
+impl Intake {
+    /// Builds the service.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        keys: KeyManager,
+        ids: Arc<dyn Ids>,
+        clock: Arc<dyn Clock>,
+        config: SignalsConfig,
+        target: Option<OktaTarget>,
+        issuer: Arc<str>,
+        notify: Arc<Notify>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            ids,
+            clock,
+            config: Arc::new(config),
+            target: target.map(Arc::new),
+            issuer,
+            locks: Arc::new((0..LOCK_STRIPES).map(|_| Mutex::new(())).collect()),
+            notify,
+            metrics,
+        }
+    }
+
+    /// Intake settings.
+    pub fn config(&self) -> &SignalsConfig {
+        &self.config
+    }
+
+    /// The receiver, when configured.
+    pub fn target(&self) -> Option<&OktaTarget> {
+        self.target.as_deref()
+    }
+
+    /// Refuses early when there is nowhere to send signals.
+    pub fn require_receiver(&self) -> Result<&OktaTarget, IntakeError> {
+        self.target.as_deref().ok_or(IntakeError::NoReceiver)
+    }
+
+    fn stripe(key: &str) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        (h.finish() as usize) % LOCK_STRIPES
+    }
+
+    /// Applies state, signs and stores every valid draft in one transaction, in order. Invalid
+    /// drafts (`Err`) pass through as their errors. `render` turns the results into the response
+    /// (status, body) kept for the idempotency key, written in the same transaction.
+    pub async fn submit<R>(
+        &self,
+        client: &str,
+        drafts: Vec<Result<Draft, Vec<crate::http::FieldError>>>,
+        idempotency: Option<IdempotencyKey>,
+        render: R,
+    ) -> Result<Vec<ItemResult>, IntakeError>
+    where
+        R: FnOnce(&[ItemResult]) -> (u16, String),
+    {
+        let target = self.require_receiver()?;
+        // Hold the stripes of every subject involved (sorted: no deadlock between batches), so
+        // state reads, decisions and the write happen in acceptance order per subject.
+        let mut stripes: Vec<usize> = drafts
+            .iter()
+            .filter_map(|d| d.as_ref().ok())
+            .map(|d| Self::stripe(&d.order_key()))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for s in stripes {
+            if let Some(lock) = self.locks.get(s) {
+                guards.push(lock.lock().await);
+            }
+        }
+
+        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
+        let ring = self.keys.ring();
+        let mut overlay: HashMap<(String, String), String> = HashMap::new();
+        let mut rows = Vec::new();
+        let mut states = Vec::new();
+        let mut results = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let draft = match draft {
+                Ok(d) => d,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let slot = draft.state_slot();
+            let last = match &slot {
+                Some((kind, key)) => match overlay.get(&((*kind).to_owned(), key.clone())) {
+                    Some(v) => Some(v.clone()),
+                    None => self.store.subject_state(OKTA_STREAM, kind, key).await?,
+                },
+                None => None,
+            };
+            let (body, value) = match self.decide(&draft, last.as_deref()) {
+                Decision::Send(body, value) => (body, value),
+                Decision::Unchanged(value) => {
+                    self.metrics.signal_unchanged(draft.event_type.as_str());
+                    results.push(Ok(Outcome::Unchanged {
+                        event_type: draft.event_type,
+                        value,
+                    }));
+                    continue;
+                }
+                Decision::Invalid(e) => {
+                    results.push(Err(vec![e]));
+                    continue;
+                }
+            };
+            let mut event = Event {
+                event_type: draft.event_type,
+                subject: draft.subject.clone(),
+                event_timestamp: draft.event_timestamp,
+                initiating_entity: draft.initiating_entity,
+                reason_admin: draft.reason_admin.clone(),
+                reason_user: draft.reason_user.clone(),
+                body,
+            };
+            if draft.event_type.wants_reason()
+                && event.reason_admin.is_none()
+                && event.reason_user.is_none()
+            {
+                let text = self
+                    .config
+                    .default_reason
+                    .replace("{event}", draft.event_type.as_str())
+                    .replace("{client}", client);
+                event.reason_admin = Some(set::Reason::from([("en".to_owned(), text)]));
+            }
+            let jti = self.ids.jti();
+            let claims = set::claims(
+                &self.issuer,
+                &target.audience,
+                &jti,
+                now.timestamp(),
+                &event,
+                target.timestamp_unit,
+            );
+            let token = ring.sign(set::SET_TYP, &claims)?;
+            rows.push(NewOutbox {
+                jti: jti.clone(),
+                stream_id: OKTA_STREAM.to_owned(),
+                subject_key: draft.order_key(),
+                subject: draft.subject.to_json().to_string(),
+                event_type: draft.event_type.as_str().to_owned(),
+                set_jwt: token,
+                client: client.to_owned(),
+                now_ms,
+            });
+            if let (Some((kind, key)), Some(value)) = (slot, value) {
+                overlay.insert((kind.to_owned(), key.clone()), value.clone());
+                states.push(StateUpdate {
+                    stream_id: OKTA_STREAM.to_owned(),
+                    kind: kind.to_owned(),
+                    subject_key: key,
+                    value,
+                    jti: Some(jti.clone()),
+                    now_ms,
+                });
+            }
+            results.push(Ok(Outcome::Queued {
+                jti,
+                event_type: draft.event_type,
+            }));
+        }
+        let record = idempotency.map(|k| {
+            let (status, body) = render(&results);
+            IdempotencyRecord {
+                client: client.to_owned(),
+                key: k.key,
+                request_hash: k.request_hash,
+                status,
+                body,
+                created_at: now_ms,
+            }
+        });
+        if !rows.is_empty() || !states.is_empty() || record.is_some() {
+            match self
+                .store
+                .accept_signals(&rows, &states, record.as_ref())
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) if record.is_some() => {
+                    return Err(IntakeError::IdempotencyRace);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        drop(guards);
+        for r in &rows {
+            self.metrics.signal_accepted(&r.event_type);
+        }
+        if !rows.is_empty() {
+            self.notify.notify_one();
+        }
+        Ok(results)
+    }
+
+    fn decide(&self, draft: &Draft, last: Option<&str>) -> Decision {
+        match &draft.body {
+            DraftBody::Risk { current, previous } => {
+                let value = current.as_str().to_owned();
+                if self.config.suppress_unchanged && !draft.force && last == Some(current.as_str())
+                {
+                    return Decision::Unchanged(value);
+                }
+                let previous = match previous {
+                    Some(p) => *p,
+                    None if self.config.fill_previous_level => {
+                        last.and_then(RiskLevel::parse).unwrap_or(RiskLevel::None)
+                    }
+                    None => {
+                        return Decision::Invalid(crate::http::FieldError {
+                            field: "previous_level".into(),
+                            message: "is required (filling it from state is turned off)".into(),
+                        });
+                    }
+                };
+                Decision::Send(
+                    EventBody::RiskChange {
+                        current_level: *current,
+                        previous_level: previous,
+                    },
+                    Some(value),
+                )
+            }
+            DraftBody::Compliance { current, previous } => {
+                let name = |s: &ComplianceStatus| match s {
+                    ComplianceStatus::Compliant => "compliant",
+                    ComplianceStatus::NotCompliant => "not-compliant",
+                };
+                let value = name(current).to_owned();
+                if self.config.suppress_unchanged && !draft.force && last == Some(name(current)) {
+                    return Decision::Unchanged(value);
+                }
+                let previous = match (previous, last) {
+                    (Some(p), _) => *p,
+                    (None, Some("compliant")) if self.config.fill_previous_level => {
+                        ComplianceStatus::Compliant
+                    }
+                    (None, Some("not-compliant")) if self.config.fill_previous_level => {
+                        ComplianceStatus::NotCompliant
+                    }
+                    _ => {
+                        return Decision::Invalid(crate::http::FieldError {
+                            field: "previous_status".into(),
+                            message: "is required: no earlier status is known for this device"
+                                .into(),
+                        });
+                    }
+                };
+                Decision::Send(
+                    EventBody::DeviceCompliance {
+                        current_status: *current,
+                        previous_status: previous,
+                    },
+                    Some(value),
+                )
+            }
+            DraftBody::Fixed(body) => Decision::Send(body.clone(), None),
+        }
+    }
+}
+
+enum Decision {
+    Send(EventBody, Option<String>),
+    Unchanged(String),
+    Invalid(crate::http::FieldError),
+}
+
+/// Decodes the claims of a compact JWS without verifying it (for showing what was sent).
+pub fn decode_claims(token: &str) -> Option<Value> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
