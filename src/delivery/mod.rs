@@ -10,14 +10,14 @@
 //! A row stays `queued`/`retrying` until its outcome is written, so a crash or kill at any moment
 //! only means the SET is sent again, with the same `jti`, after restart.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
@@ -134,9 +134,12 @@ impl Worker {
     /// Runs until `stop` turns true; then lets in-flight pushes finish for up to `grace`, and
     /// abandons the rest (they stay queued and are sent again after restart).
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
-        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
-        let in_flight: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
-        let mut tasks = JoinSet::new();
+        let concurrency = self.config.concurrency.max(1);
+        // Owned by this loop alone. A finished push leaves the set only when the loop collects
+        // it, after its outcome is in the store; so a `due` snapshot taken earlier can never
+        // hand out a SET that is in flight or already done.
+        let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut tasks: JoinSet<()> = JoinSet::new();
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let mut last_gauges = Instant::now() - Duration::from_secs(60);
         tracing::info!(endpoint = %self.target.endpoint, "delivery worker started");
@@ -144,7 +147,9 @@ impl Worker {
             if *stop.borrow() {
                 break;
             }
-            while tasks.try_join_next().is_some() {}
+            while let Some(done) = tasks.try_join_next_with_id() {
+                in_flight.remove(&finished_id(&done));
+            }
             if last_gauges.elapsed() >= Duration::from_secs(5) {
                 self.publish_gauges().await;
                 last_gauges = Instant::now();
@@ -156,32 +161,23 @@ impl Worker {
                 wait = wait.min(Duration::from_millis(
                     u64::try_from(paused - now_ms).unwrap_or(0),
                 ));
-            } else if permits.available_permits() > 0 {
-                let busy = in_flight.lock().map(|s| s.len()).unwrap_or(0);
-                let limit = u32::try_from(permits.available_permits() + busy).unwrap_or(u32::MAX);
+            } else if in_flight.len() < concurrency {
+                let limit = u32::try_from(concurrency + in_flight.len()).unwrap_or(u32::MAX);
                 match self.store.due(OKTA_STREAM, now_ms, limit).await {
                     Ok(rows) => {
-                        for row in rows {
-                            let Ok(mut set) = in_flight.lock() else { break };
-                            if set.contains(&row.jti) {
-                                continue;
-                            }
-                            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        let busy: HashSet<&String> = in_flight.values().collect();
+                        let fresh: Vec<OutboxRow> = rows
+                            .into_iter()
+                            .filter(|r| !busy.contains(&r.jti))
+                            .collect();
+                        for row in fresh {
+                            if in_flight.len() >= concurrency {
                                 break;
-                            };
-                            set.insert(row.jti.clone());
-                            drop(set);
+                            }
+                            let jti = row.jti.clone();
                             let worker = self.clone();
-                            let in_flight = in_flight.clone();
-                            tasks.spawn(async move {
-                                let jti = row.jti.clone();
-                                worker.attempt(row).await;
-                                if let Ok(mut s) = in_flight.lock() {
-                                    s.remove(&jti);
-                                }
-                                drop(permit);
-                                worker.notify.notify_one();
-                            });
+                            let handle = tasks.spawn(async move { worker.attempt(row).await });
+                            in_flight.insert(handle.id(), jti);
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "cannot read the outbox; retrying"),
@@ -190,6 +186,9 @@ impl Worker {
             tokio::select! {
                 () = self.notify.notified() => {}
                 () = tokio::time::sleep(wait) => {}
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    in_flight.remove(&finished_id(&done));
+                }
                 changed = stop.changed() => {
                     if changed.is_err() {
                         break;
@@ -365,6 +364,16 @@ impl Worker {
         if let Err(e) = self.store.record_attempt(&row.jti, outcome, now_ms).await {
             // The row stays pending: it is sent again (same jti), which receivers ignore.
             tracing::error!(jti = %row.jti, error = %e, "cannot record a delivery outcome");
+        }
+    }
+}
+
+fn finished_id(done: &Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> tokio::task::Id {
+    match done {
+        Ok((id, ())) => *id,
+        Err(e) => {
+            tracing::error!(error = %e, "a push task failed; its SET stays queued");
+            e.id()
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::helpers::{assert_problem, http_client, tempdir};
 
-fn bin(dir: &Path) -> Command {
+pub fn bin(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ssf-transmitter"));
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -153,14 +153,14 @@ fn clients_and_migrate_commands() {
     assert!(!out.status.success(), "1024-bit keys are not offered");
 }
 
-struct Server {
-    child: Child,
+pub struct Server {
+    pub child: Child,
     lines: mpsc::Receiver<String>,
     log: Vec<String>,
 }
 
 impl Server {
-    fn start(dir: &Path, envs: &[(&str, &str)]) -> (Server, String) {
+    pub fn start(dir: &Path, envs: &[(&str, &str)]) -> (Server, String) {
         let mut cmd = bin(dir);
         for (k, v) in envs {
             cmd.env(k, v);
@@ -265,4 +265,103 @@ async fn json_logs_never_contain_tokens_and_sigterm_stops_gracefully() {
     for secret in [admin, token.as_str(), "ssft_wrong"] {
         assert!(!log.contains(secret), "a token leaked into the logs");
     }
+}
+
+#[tokio::test]
+async fn sigkill_mid_queue_loses_no_accepted_signal() {
+    use crate::receiver::FakeReceiver;
+    let dir = tempdir();
+    let receiver = FakeReceiver::start().await;
+    receiver.set_latency(Duration::from_millis(400));
+    let admin = "bootstrap-admin-token-abcdefghijklmnop";
+    let envs = [
+        ("SSF_ADMIN_TOKEN", admin),
+        ("SSF_OKTA__ORG_URL", receiver.org_url.as_str()),
+        ("SSF_DELIVERY__CONCURRENCY", "4"),
+        ("SSF_DELIVERY__BACKOFF_INITIAL_MS", "50"),
+        ("SSF_DELIVERY__POLL_INTERVAL_MS", "100"),
+    ];
+    let (mut server, addr) = Server::start(dir.path(), &envs);
+    let http = http_client();
+    let base = format!("http://{addr}");
+    let mut accepted = Vec::new();
+    for i in 0..40 {
+        // Half the signals go to one user, to check that order survives the crash too.
+        let email = if i % 2 == 0 {
+            "chain@example.com".to_owned()
+        } else {
+            format!("u{i}@example.com")
+        };
+        let resp = http
+            .post(format!("{base}/v1/signals/ip-change"))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({
+                "subject": {"format": "email", "email": email},
+                "current_ip_address": format!("10.1.0.{i}"),
+                "previous_ip_address": "10.0.0.1",
+            }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 202);
+        let body: Value = resp.json().await.expect("json");
+        accepted.push(body["jti"].as_str().expect("jti").to_owned());
+    }
+    // Pushes are in flight (the receiver is slow): kill -9 now.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let _ = server.child.wait();
+    let before = receiver.delivered().len();
+    assert!(
+        before < accepted.len(),
+        "the kill happened mid-queue ({before} already delivered)"
+    );
+
+    receiver.set_latency(Duration::ZERO);
+    let (mut server, _addr) = Server::start(dir.path(), &envs);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let delivered: std::collections::HashSet<String> = receiver
+            .delivered()
+            .iter()
+            .map(|t| {
+                crate::helpers::decode(t).1["jti"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        if accepted.iter().all(|j| delivered.contains(j)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lost signals after SIGKILL: {} of {} delivered",
+            delivered.len(),
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // First deliveries for the chained user are in acceptance order.
+    let mut seen = std::collections::HashSet::new();
+    let chain: Vec<String> = receiver
+        .delivered()
+        .iter()
+        .map(|t| crate::helpers::decode(t).1)
+        .filter(|c| c["events"].to_string().contains("chain@example.com"))
+        .filter_map(|c| c["jti"].as_str().map(str::to_owned))
+        .filter(|j| seen.insert(j.clone()))
+        .collect();
+    let expected: Vec<String> = accepted.iter().step_by(2).cloned().collect();
+    assert_eq!(chain, expected);
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    let _ = server.child.wait();
 }

@@ -197,3 +197,39 @@ pub fn verify_with_jwks(token: &str, jwks: &Value) -> Result<Value, String> {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
+
+/// A config whose `[okta]` receiver is `org_url`, with fast retries for tests.
+pub fn config_with_receiver(dir: &Path, org_url: &str) -> Config {
+    Config {
+        okta: Some(ssf_transmitter::config::OktaConfig {
+            org_url: org_url.to_owned(),
+            audience: None,
+            audience_trailing_slash: true,
+            event_timestamp_unit: Default::default(),
+        }),
+        delivery: ssf_transmitter::config::DeliveryConfig {
+            backoff_initial_ms: 20,
+            backoff_max_secs: 1,
+            poll_interval_ms: 50,
+            request_timeout_ms: 2_000,
+            ..Default::default()
+        },
+        ..config_for(dir)
+    }
+}
+
+/// Decodes a compact JWS's header and claims without verifying.
+pub fn decode(token: &str) -> (Value, Value) {
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let mut next = || {
+        let p = parts.next().expect("part");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(p)
+            .expect("b64");
+        serde_json::from_slice::<Value>(&bytes).expect("json")
+    };
+    let header = next();
+    let claims = next();
+    (header, claims)
+}

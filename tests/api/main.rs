@@ -10,3 +10,5 @@ mod discovery;
 mod errors;
 mod keys;
 mod openapi;
+mod receiver;
+mod signals;
