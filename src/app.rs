@@ -11,12 +11,16 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::clock::Clock;
-use crate::config::{Config, OktaConfig, issuer_string};
+use std::path::PathBuf;
+
+use crate::config::{Config, DatabaseLocation, OktaConfig, issuer_string};
 use crate::delivery::{self, Worker};
 use crate::http::{AppState, router};
 use crate::ids::{Ids, RandomIds};
 use crate::keys::{KeyDir, KeyManager, KeyState};
 use crate::metrics::Metrics;
+use crate::okta::{OktaClient, SecurityEventsProvider, well_known_url};
+use crate::sandbox::Sandbox;
 use crate::signals::Intake;
 use crate::store::Store;
 use tokio::sync::Notify;
@@ -256,6 +260,100 @@ async fn watch_keys(
             Err(e) => tracing::error!(error = %e, "key reload task failed"),
         }
     }
+}
+
+/// Binds the Okta sandbox, points `[okta]` at it (keeping the other `[okta]` settings), and
+/// writes its org URL and API token to `sandbox.json` beside the database file.
+pub async fn attach_sandbox(config: &mut Config, clock: Arc<dyn Clock>) -> anyhow::Result<Sandbox> {
+    let sandbox = Sandbox::bind(config.sandbox.listen, clock).await?;
+    let mut okta = config
+        .okta
+        .clone()
+        .unwrap_or_else(|| OktaConfig::for_org(sandbox.org_url()));
+    okta.org_url = sandbox.org_url().to_owned();
+    okta.audience = None;
+    okta.api_token = Some(sandbox.api_token().clone());
+    okta.api_token_file = None;
+    config.okta = Some(okta);
+    let credentials = match config.database().map_err(anyhow::Error::new)? {
+        DatabaseLocation::Sqlite { path: Some(db), .. } => db
+            .parent()
+            .map_or_else(|| PathBuf::from("sandbox.json"), |d| d.join("sandbox.json")),
+        DatabaseLocation::Sqlite { path: None, .. } => PathBuf::from("sandbox.json"),
+    };
+    sandbox.write_credentials(&credentials)?;
+    tracing::info!(
+        org_url = %sandbox.org_url(),
+        credentials = %credentials.display(),
+        "Okta sandbox ready (org URL and SSWS API token written to the credentials file)"
+    );
+    Ok(sandbox)
+}
+
+/// Registers this transmitter (by its well-known URL) as an active Security Events Provider in
+/// the org of `[okta]`, which needs an API token.
+pub async fn register_with_okta(
+    config: &Config,
+    issuer: &str,
+) -> anyhow::Result<SecurityEventsProvider> {
+    let okta = config
+        .okta
+        .as_ref()
+        .context("no [okta] org configured (SSF_OKTA__ORG_URL)")?;
+    let token = okta
+        .api_token()
+        .map_err(anyhow::Error::new)?
+        .context("no Okta API token configured (SSF_OKTA__API_TOKEN)")?;
+    let client = OktaClient::with_api_token(&okta.org_url, token)?;
+    let provider = client
+        .register_transmitter("ssf-transmitter", issuer, &well_known_url(issuer))
+        .await?;
+    Ok(provider)
+}
+
+/// `serve --sandbox`: the sandbox org and the service side by side, the service registered with
+/// the sandbox through the Security Events Providers API, until `shutdown`.
+pub async fn serve_with_sandbox<F>(
+    mut config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let sandbox = attach_sandbox(&mut config, clock.clone()).await?;
+    let app = Application::build(config.clone(), clock).await?;
+    let issuer = app.issuer().to_owned();
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let sandbox_task = tokio::spawn(sandbox.run(async move {
+        let _ = stop_rx.changed().await;
+    }));
+    let registration = tokio::spawn(async move {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=8 {
+            match register_with_okta(&config, &issuer).await {
+                Ok(p) => {
+                    tracing::info!(provider_id = %p.id, status = %p.status, issuer = %issuer, "registered with the Okta sandbox");
+                    return;
+                }
+                Err(e) if attempt < 8 => {
+                    tracing::debug!(error = %format!("{e:#}"), attempt, "sandbox registration failed; retrying");
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "cannot register with the Okta sandbox")
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+    });
+    let result = app.run_until_stopped(shutdown).await;
+    registration.abort();
+    let _ = stop_tx.send(true);
+    if let Err(e) = sandbox_task.await {
+        tracing::error!(error = %e, "sandbox task failed");
+    }
+    result
 }
 
 /// Housekeeping: drops idempotency records older than a day, hourly.

@@ -64,6 +64,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Signal intake behaviour (`[signals]`).
     pub signals: SignalsConfig,
+    /// The local Okta sandbox (`[sandbox]`).
+    pub sandbox: SandboxConfig,
 }
 
 /// `[okta]`: the org whose Shared Signals receiver gets our SETs.
@@ -81,6 +83,71 @@ pub struct OktaConfig {
     /// `seconds` (Okta's spec) or `milliseconds` for `event_timestamp`. Default seconds.
     #[serde(default)]
     pub event_timestamp_unit: crate::set::TimestampUnit,
+    /// Okta API token (`Authorization: SSWS …`) for the Management API. `SSF_OKTA__API_TOKEN`.
+    #[serde(default)]
+    pub api_token: Option<SecretString>,
+    /// File holding the API token. `SSF_OKTA__API_TOKEN_FILE`.
+    #[serde(default)]
+    pub api_token_file: Option<PathBuf>,
+}
+
+impl OktaConfig {
+    /// A config for an org URL with every other setting at its default.
+    pub fn for_org(org_url: &str) -> Self {
+        Self {
+            org_url: org_url.to_owned(),
+            audience: None,
+            audience_trailing_slash: true,
+            event_timestamp_unit: crate::set::TimestampUnit::Seconds,
+            api_token: None,
+            api_token_file: None,
+        }
+    }
+
+    /// The API token, read from `api_token_file` when that is set.
+    pub fn api_token(&self) -> Result<Option<SecretString>, ConfigError> {
+        if self.api_token.is_some() && self.api_token_file.is_some() {
+            return Err(ConfigError::new(
+                "okta.api_token_file",
+                "both api_token and api_token_file are set; keep one",
+            ));
+        }
+        match &self.api_token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(
+                        "okta.api_token_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let t = text.trim_end_matches(['\r', '\n']).to_owned();
+                if t.is_empty() {
+                    return Err(ConfigError::new(
+                        "okta.api_token_file",
+                        format!("{} is empty", path.display()),
+                    ));
+                }
+                Ok(Some(SecretString::from(t)))
+            }
+            None => Ok(self.api_token.clone()),
+        }
+    }
+}
+
+/// `[sandbox]`: the local Okta-compatible org (`serve --sandbox`, `sandbox`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// Where the sandbox org listens. `SSF_SANDBOX__LISTEN`.
+    pub listen: SocketAddr,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -288,6 +355,7 @@ impl Default for Config {
             okta: None,
             delivery: DeliveryConfig::default(),
             signals: SignalsConfig::default(),
+            sandbox: SandboxConfig::default(),
         }
     }
 }
@@ -450,10 +518,13 @@ impl Config {
                 "must be at least 1024 bytes",
             ));
         }
-        if let Some(okta) = &self.okta
-            && let Err(e) = okta.target()
-        {
-            errors.push(e);
+        if let Some(okta) = &self.okta {
+            if let Err(e) = okta.target() {
+                errors.push(e);
+            }
+            if let Err(e) = okta.api_token() {
+                errors.push(e);
+            }
         }
         let d = &self.delivery;
         for (key, value) in [

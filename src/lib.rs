@@ -19,6 +19,8 @@ pub mod http;
 pub mod ids;
 pub mod keys;
 pub mod metrics;
+pub mod okta;
+pub mod sandbox;
 pub mod set;
 pub mod signals;
 pub mod store;

@@ -31,7 +31,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP service (the default command).
-    Serve,
+    Serve {
+        /// Also run a local Okta-compatible org (the sandbox), register with it, and send signals
+        /// to it. Its org URL and API token are written to sandbox.json beside the database.
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Run only the local Okta-compatible org (writes sandbox.json in the working directory).
+    Sandbox,
     /// Manage issuer signing keys in the keys directory.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -132,7 +139,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    match runtime.block_on(run(
+        cli.command.unwrap_or(Command::Serve { sandbox: false }),
+        config,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -144,9 +154,19 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
-        Command::Serve => {
+        Command::Serve { sandbox: false } => {
             let app = Application::build(config, clock).await?;
             app.run_until_stopped(app::shutdown_signal()).await
+        }
+        Command::Serve { sandbox: true } => {
+            app::serve_with_sandbox(config, clock, app::shutdown_signal()).await
+        }
+        Command::Sandbox => {
+            let sandbox =
+                ssf_transmitter::sandbox::Sandbox::bind(config.sandbox.listen, clock).await?;
+            sandbox.write_credentials(std::path::Path::new("sandbox.json"))?;
+            tracing::info!(org_url = %sandbox.org_url(), "Okta sandbox serving; org URL and API token are in ./sandbox.json");
+            sandbox.run(app::shutdown_signal()).await
         }
         Command::Migrate => {
             app::open_store(&config).await?;

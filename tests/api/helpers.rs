@@ -201,12 +201,7 @@ pub fn tempdir() -> tempfile::TempDir {
 /// A config whose `[okta]` receiver is `org_url`, with fast retries for tests.
 pub fn config_with_receiver(dir: &Path, org_url: &str) -> Config {
     Config {
-        okta: Some(ssf_transmitter::config::OktaConfig {
-            org_url: org_url.to_owned(),
-            audience: None,
-            audience_trailing_slash: true,
-            event_timestamp_unit: Default::default(),
-        }),
+        okta: Some(ssf_transmitter::config::OktaConfig::for_org(org_url)),
         delivery: ssf_transmitter::config::DeliveryConfig {
             backoff_initial_ms: 20,
             backoff_max_secs: 1,

@@ -1,0 +1,114 @@
+//! An Okta-style System Log (`GET /api/v1/logs`) holding `security.events.provider.receive_event`
+//! entries for accepted SETs.
+
+use axum::Json;
+use axum::extract::Query;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::receiver::ReceivedSet;
+use super::{OktaError, SandboxState, Ssws, St};
+
+/// One log event (the subset of Okta's LogEvent the sandbox fills).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct LogEvent {
+    uuid: String,
+    published: String,
+    event_type: String,
+    version: String,
+    severity: String,
+    display_message: String,
+    actor: Value,
+    outcome: Value,
+    target: Vec<Value>,
+    debug_context: Value,
+}
+
+pub(super) fn record(state: &SandboxState, set: &ReceivedSet) {
+    let provider = state
+        .providers()
+        .into_iter()
+        .find(|p| p.id == set.provider_id);
+    let events = set.claims.get("events").cloned().unwrap_or(Value::Null);
+    let target: Vec<Value> = events
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|e| e.pointer("/subject/user/email").and_then(Value::as_str))
+        .map(|email| json!({"type": "User", "alternateId": email, "displayName": email}))
+        .collect();
+    let entry = LogEvent {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        published: set.received_at.clone(),
+        event_type: "security.events.provider.receive_event".into(),
+        version: "0".into(),
+        severity: "INFO".into(),
+        display_message: "Security Events Provider Reported Risk".into(),
+        actor: json!({
+            "id": set.provider_id,
+            "type": "SecurityEventProvider",
+            "alternateId": set.iss,
+            "displayName": provider.map(|p| p.name).unwrap_or_default(),
+        }),
+        outcome: json!({"result": "SUCCESS"}),
+        target,
+        debug_context: json!({"debugData": {
+            "partnerRiskReportData": json!({"issuer": set.iss, "jti": set.jti, "events": events}).to_string(),
+        }}),
+    };
+    if let Ok(mut logs) = state.logs.lock() {
+        if logs.len() >= 10_000 {
+            logs.remove(0);
+        }
+        logs.push(entry);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LogQuery {
+    since: Option<String>,
+    limit: Option<usize>,
+    filter: Option<String>,
+}
+
+/// `GET /api/v1/logs?since=&limit=&filter=eventType eq "…"`, oldest first like Okta's default.
+pub(super) async fn list(
+    _auth: Ssws,
+    state: St,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<Vec<LogEvent>>, OktaError> {
+    let since = q
+        .since
+        .as_deref()
+        .map(chrono::DateTime::parse_from_rfc3339)
+        .transpose()
+        .map_err(|_| OktaError::validation(vec!["since: Invalid date format".into()]))?;
+    let event_type = match q.filter.as_deref() {
+        None => None,
+        Some(f) => {
+            let t = f
+                .strip_prefix("eventType eq \"")
+                .and_then(|r| r.strip_suffix('"'))
+                .ok_or_else(|| {
+                    OktaError::validation(vec![
+                        "filter: only eventType eq \"…\" is supported by the sandbox".into(),
+                    ])
+                })?;
+            Some(t.to_owned())
+        }
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let logs = state.logs.lock().map(|l| l.clone()).unwrap_or_default();
+    let out = logs
+        .into_iter()
+        .filter(|e| {
+            since.is_none_or(|s| {
+                chrono::DateTime::parse_from_rfc3339(&e.published).is_ok_and(|p| p >= s)
+            })
+        })
+        .filter(|e| event_type.as_deref().is_none_or(|t| e.event_type == t))
+        .take(limit)
+        .collect();
+    Ok(Json(out))
+}

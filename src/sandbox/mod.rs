@@ -1,0 +1,257 @@
+//! An Okta-compatible org for local use and tests: the Security Events Providers API, the Shared
+//! Signals receiver (`POST /security/api/v1/security-events`) and an Okta-style System Log.
+//!
+//! It verifies SETs independently of the transmitter's own code: it fetches the provider's JWKS
+//! over HTTP and verifies with josekit (OpenSSL), while the transmitter signs with jsonwebtoken
+//! (aws-lc-rs). State lives in memory.
+//!
+//! Sandbox-only controls live under `/__sandbox/` (fault injection, received SETs).
+
+mod faults;
+mod logs;
+mod okta_error;
+mod providers;
+mod receiver;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::routing::{get, post};
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::net::TcpListener;
+
+pub use faults::Faults;
+pub use okta_error::OktaError;
+pub use providers::Provider;
+pub use receiver::ReceivedSet;
+
+use crate::clock::Clock;
+
+/// Shared sandbox state.
+pub struct SandboxState {
+    org_url: String,
+    token_digest: [u8; 32],
+    providers: RwLock<Vec<Provider>>,
+    logs: Mutex<Vec<logs::LogEvent>>,
+    seen_jtis: Mutex<std::collections::HashSet<String>>,
+    received: Mutex<Vec<ReceivedSet>>,
+    jwks_cache: Mutex<std::collections::HashMap<String, receiver::CachedJwks>>,
+    faults: Mutex<Faults>,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SandboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxState")
+            .field("org_url", &self.org_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bound, not yet serving, sandbox.
+pub struct Sandbox {
+    listener: TcpListener,
+    state: Arc<SandboxState>,
+    api_token: SecretString,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("org_url", &self.state.org_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Binds `listen` and generates the SSWS API token.
+    pub async fn bind(listen: SocketAddr, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen).await.with_context(|| {
+            format!("cannot listen on {listen} for the Okta sandbox (SSF_SANDBOX__LISTEN)")
+        })?;
+        let addr = listener.local_addr()?;
+        let api_token = crate::auth::generate_token();
+        // Okta API tokens look different; any opaque string works for SSWS.
+        let api_token = SecretString::from(format!(
+            "00{}",
+            api_token
+                .expose_secret()
+                .trim_start_matches(crate::auth::TOKEN_PREFIX)
+        ));
+        let http = reqwest::Client::builder()
+            .user_agent("okta-sandbox")
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("cannot build the sandbox HTTP client")?;
+        let state = Arc::new(SandboxState {
+            org_url: format!("http://{addr}"),
+            token_digest: crate::auth::token_digest(api_token.expose_secret()),
+            providers: RwLock::new(Vec::new()),
+            logs: Mutex::new(Vec::new()),
+            seen_jtis: Mutex::new(Default::default()),
+            received: Mutex::new(Vec::new()),
+            jwks_cache: Mutex::new(Default::default()),
+            faults: Mutex::new(Faults::default()),
+            http,
+            clock,
+        });
+        Ok(Self {
+            listener,
+            state,
+            api_token,
+        })
+    }
+
+    /// The org URL, e.g. `http://127.0.0.1:8081`.
+    pub fn org_url(&self) -> &str {
+        &self.state.org_url
+    }
+
+    /// The SSWS API token.
+    pub fn api_token(&self) -> &SecretString {
+        &self.api_token
+    }
+
+    /// Shared state (tests inspect received SETs and the log through it).
+    pub fn state(&self) -> Arc<SandboxState> {
+        self.state.clone()
+    }
+
+    /// Writes `{"org_url", "api_token"}` to `path` with mode 0600.
+    pub fn write_credentials(&self, path: &Path) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let body = serde_json::json!({
+            "org_url": self.state.org_url,
+            "api_token": self.api_token.expose_secret(),
+        });
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(serde_json::to_string_pretty(&body)?.as_bytes())?;
+        f.write_all(b"\n")?;
+        Ok(())
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run<F>(self, shutdown: F) -> anyhow::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let app = router(self.state.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("sandbox server error")
+    }
+}
+
+impl SandboxState {
+    /// The org URL.
+    pub fn org_url(&self) -> &str {
+        &self.org_url
+    }
+
+    /// SETs accepted so far (newest last).
+    pub fn received(&self) -> Vec<ReceivedSet> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the fault settings.
+    pub fn set_faults(&self, faults: Faults) {
+        if let Ok(mut f) = self.faults.lock() {
+            *f = faults;
+        }
+    }
+
+    /// The registered providers.
+    pub fn providers(&self) -> Vec<Provider> {
+        self.providers.read().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+/// An SSWS-authenticated Management API call.
+pub struct Ssws;
+
+impl FromRequestParts<Arc<SandboxState>> for Ssws {
+    type Rejection = OktaError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<SandboxState>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("SSWS"))
+            .map(str::trim);
+        match token {
+            Some(t) if !t.is_empty() && crate::auth::token_digest(t) == state.token_digest => {
+                Ok(Ssws)
+            }
+            _ => Err(OktaError::invalid_token()),
+        }
+    }
+}
+
+fn router(state: Arc<SandboxState>) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/security-events-providers",
+            get(providers::list).post(providers::create),
+        )
+        .route(
+            "/api/v1/security-events-providers/{id}",
+            get(providers::get_one)
+                .put(providers::replace)
+                .delete(providers::delete),
+        )
+        .route(
+            "/api/v1/security-events-providers/{id}/lifecycle/activate",
+            post(providers::activate),
+        )
+        .route(
+            "/api/v1/security-events-providers/{id}/lifecycle/deactivate",
+            post(providers::deactivate),
+        )
+        .route("/security/api/v1/security-events", post(receiver::receive))
+        .route("/api/v1/logs", get(logs::list))
+        .route(
+            "/__sandbox/faults",
+            get(faults::get).put(faults::put).delete(faults::clear),
+        )
+        .route("/__sandbox/received", get(receiver::list_received))
+        .fallback(|| async { OktaError::not_found("resource") })
+        .layer(axum::middleware::map_response(
+            |mut r: axum::response::Response| async move {
+                // Okta answers every call with rate-limit headers.
+                let h = r.headers_mut();
+                h.insert("x-rate-limit-limit", HeaderValue::from_static("600"));
+                h.insert("x-rate-limit-remaining", HeaderValue::from_static("599"));
+                r
+            },
+        ))
+        .with_state(state)
+}
+
+/// Shared route state type.
+pub(crate) type St = State<Arc<SandboxState>>;
