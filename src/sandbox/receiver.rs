@@ -37,7 +37,7 @@ pub(super) struct CachedJwks {
 }
 
 /// Refetch a JWKS on an unknown `kid` at most this often.
-const REFETCH_AFTER: Duration = Duration::from_secs(2);
+const REFETCH_AFTER: Duration = Duration::from_secs(1);
 
 struct Reject {
     err: &'static str,

@@ -365,3 +365,84 @@ async fn sigkill_mid_queue_loses_no_accepted_signal() {
         .status();
     let _ = server.child.wait();
 }
+
+#[tokio::test]
+async fn serve_sandbox_registers_and_delivers_end_to_end() {
+    let dir = tempdir();
+    let admin = "bootstrap-admin-token-abcdefghijklmnop";
+    let mut cmd = bin(dir.path());
+    cmd.env("SSF_ADMIN_TOKEN", admin)
+        .env("SSF_SANDBOX__LISTEN", "127.0.0.1:0")
+        .env("SSF_LOG_FORMAT", "json")
+        .args(["serve", "--sandbox"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut addr = None;
+    let mut registered = false;
+    while addr.is_none() || !registered {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("log line");
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["message"] == "serving" {
+            addr = v["addr"].as_str().map(str::to_owned);
+        }
+        if v["message"] == "registered with the Okta sandbox" {
+            registered = true;
+        }
+    }
+    let creds: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("data/sandbox.json")).expect("sandbox.json"),
+    )
+    .expect("json");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.path().join("data/sandbox.json"))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let org = creds["org_url"].as_str().expect("org").to_owned();
+    let api_token = creds["api_token"].as_str().expect("token").to_owned();
+    let http = http_client();
+    let base = format!("http://{}", addr.expect("addr"));
+    let resp = http
+        .post(format!("{base}/v1/signals/user-risk"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"subject": {"format": "email", "email": "jane@example.com"}, "current_level": "high"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 202);
+    let mut logs = Value::Null;
+    for _ in 0..100 {
+        logs = http
+            .get(format!("{org}/api/v1/logs"))
+            .header("authorization", format!("SSWS {api_token}"))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        if logs.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        logs[0]["target"][0]["alternateId"], "jane@example.com",
+        "{logs}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().expect("wait").success());
+}

@@ -228,3 +228,60 @@ pub fn decode(token: &str) -> (Value, Value) {
     let claims = next();
     (header, claims)
 }
+
+/// The app wired to an in-process Okta sandbox and registered with it, as `serve --sandbox` does.
+pub struct Sandboxed {
+    pub app: TestApp,
+    pub sandbox: std::sync::Arc<ssf_transmitter::sandbox::SandboxState>,
+    pub api_token: String,
+    pub org_url: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Sandboxed {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Sandboxed {
+    pub async fn start(dir: &Path) -> Sandboxed {
+        use secrecy::ExposeSecret as _;
+        let mut config = config_for(dir);
+        config.sandbox.listen = "127.0.0.1:0".parse().expect("addr");
+        config.delivery.backoff_initial_ms = 20;
+        config.delivery.backoff_max_secs = 1;
+        config.delivery.poll_interval_ms = 50;
+        let sandbox = ssf_transmitter::app::attach_sandbox(&mut config, Arc::new(SystemClock))
+            .await
+            .expect("sandbox");
+        let state = sandbox.state();
+        let api_token = sandbox.api_token().expose_secret().to_owned();
+        let org_url = sandbox.org_url().to_owned();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(sandbox.run(async move {
+            let _ = rx.await;
+        }));
+        let app = TestApp::spawn_with(config.clone()).await;
+        let provider = ssf_transmitter::app::register_with_okta(&config, &app.issuer)
+            .await
+            .expect("register with the sandbox");
+        assert_eq!(provider.status, "ACTIVE");
+        Sandboxed {
+            app,
+            sandbox: state,
+            api_token,
+            org_url,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn okta(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.app
+            .http
+            .request(method, format!("{}{path}", self.org_url))
+            .header("authorization", format!("SSWS {}", self.api_token))
+    }
+}

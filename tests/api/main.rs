@@ -11,4 +11,5 @@ mod errors;
 mod keys;
 mod openapi;
 mod receiver;
+mod sandbox;
 mod signals;

@@ -1,0 +1,540 @@
+//! The transmitter against the built-in Okta sandbox, and the sandbox's own contract.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use ssf_transmitter::auth::Scope;
+
+use crate::helpers::{ADMIN_TOKEN, Sandboxed, tempdir};
+
+fn jane() -> Value {
+    json!({"format": "email", "email": "jane@example.com"})
+}
+
+async fn wait_received(s: &Sandboxed, n: usize) -> Vec<ssf_transmitter::sandbox::ReceivedSet> {
+    for _ in 0..400 {
+        let r = s.sandbox.received();
+        if r.len() >= n {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "the sandbox received only {} of {n} SETs",
+        s.sandbox.received().len()
+    );
+}
+
+async fn push(s: &Sandboxed, token: &str) -> (u16, Value) {
+    let r = s
+        .app
+        .http
+        .post(format!("{}/security/api/v1/security-events", s.org_url))
+        .header("content-type", "application/secevent+jwt")
+        .body(token.to_owned())
+        .send()
+        .await
+        .expect("send");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_event_type_is_accepted_by_the_sandbox_and_logged() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = s
+        .app
+        .client_with("edr", &[Scope::SignalsWrite, Scope::SignalsRead])
+        .await;
+    let device = json!({"user": jane(), "device": {"format": "opaque", "id": "laptop-42"}});
+    let bodies = json!({"signals": [
+        {"type": "user-risk", "subject": jane(), "severity": "critical"},
+        {"type": "device-risk", "subject": device, "current_level": "medium"},
+        {"type": "ip-change", "subject": jane(), "current_ip_address": "10.0.0.2", "previous_ip_address": "10.0.0.1"},
+        {"type": "session-revoked", "subject": jane(), "last_known_user_agent": "curl/8"},
+        {"type": "device-compliance", "subject": device, "current_status": "compliant", "previous_status": "not-compliant"},
+        {"type": "identifier-changed", "subject": jane(), "new-value": "+14155550100"},
+    ]});
+    let (status, body) = s.app.post_json("/v1/signals/batch", &token, &bodies).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["queued"], 6, "{body}");
+    let received = wait_received(&s, 6).await;
+    let uris: Vec<String> = received
+        .iter()
+        .flat_map(|r| {
+            r.claims["events"]
+                .as_object()
+                .expect("events")
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(uris.len(), 6);
+    for jti in body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["jti"].as_str().expect("jti"))
+    {
+        let (_, view) = s.app.get_json(&format!("/v1/signals/{jti}"), &token).await;
+        for _ in 0..100 {
+            let (_, v) = s.app.get_json(&format!("/v1/signals/{jti}"), &token).await;
+            if v["status"] == "delivered" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(view["status"].is_string());
+    }
+    let logs: Value = s
+        .okta(
+            Method::GET,
+            "/api/v1/logs?filter=eventType%20eq%20%22security.events.provider.receive_event%22",
+        )
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let logs = logs.as_array().expect("array");
+    assert_eq!(logs.len(), 6);
+    assert_eq!(
+        logs[0]["eventType"],
+        "security.events.provider.receive_event"
+    );
+    assert_eq!(logs[0]["actor"]["type"], "SecurityEventProvider");
+    assert_eq!(logs[0]["target"][0]["alternateId"], "jane@example.com");
+    assert!(
+        logs[0]["debugContext"]["debugData"]["partnerRiskReportData"]
+            .as_str()
+            .expect("data")
+            .contains(&s.app.issuer)
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_rejects_what_okta_rejects() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let ring = s.app.state.keys.ring();
+    let now = chrono::Utc::now().timestamp();
+    let event = json!({
+        "subject": {"user": jane()},
+        "event_timestamp": now,
+        "current_level": "high",
+        "previous_level": "low",
+        "reason_admin": {"en": "test"},
+    });
+    let claims = |aud: &str, jti: &str, event: &Value| {
+        json!({
+            "iss": s.app.issuer,
+            "aud": aud,
+            "jti": jti,
+            "iat": now,
+            "events": {"https://schemas.okta.com/secevent/okta/event-type/user-risk-change": event},
+        })
+    };
+    let aud = format!("{}/", s.org_url);
+    let good = ring
+        .sign("secevent+jwt", &claims(&aud, "j-good", &event))
+        .expect("sign");
+    assert_eq!(push(&s, &good).await.0, 202);
+    // The same jti again: accepted and ignored, as Okta does.
+    assert_eq!(push(&s, &good).await.0, 202);
+    assert_eq!(s.sandbox.received().len(), 1);
+    // Without the trailing slash the audience is still the org.
+    let no_slash = ring
+        .sign("secevent+jwt", &claims(&s.org_url, "j-noslash", &event))
+        .expect("sign");
+    assert_eq!(push(&s, &no_slash).await.0, 202);
+
+    // Tampered signature.
+    let mut tampered = good.clone();
+    let last = tampered.pop().expect("char");
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let (status, body) = push(&s, &tampered).await;
+    assert_eq!(
+        (status, body["err"].as_str()),
+        (400, Some("authentication_failed")),
+        "{body}"
+    );
+    // Tampered claims with the original signature.
+    let parts: Vec<&str> = good.split('.').collect();
+    use base64::Engine as _;
+    let forged_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(claims(&aud, "j-forged", &event).to_string());
+    let forged = format!("{}.{}.{}", parts[0], forged_claims, parts[2]);
+    assert_eq!(push(&s, &forged).await.1["err"], "authentication_failed");
+
+    // Wrong audience.
+    let wrong_aud = ring
+        .sign(
+            "secevent+jwt",
+            &claims("https://other.okta.com/", "j-aud", &event),
+        )
+        .expect("sign");
+    let (status, body) = push(&s, &wrong_aud).await;
+    assert_eq!(
+        (status, body["err"].as_str()),
+        (400, Some("invalid_audience")),
+        "{body}"
+    );
+
+    // Unknown kid: a key the transmitter never published.
+    let other = tempdir();
+    let other_dir = ssf_transmitter::keys::KeyDir::open(other.path()).expect("dir");
+    other_dir
+        .ensure_initialized(chrono::Utc::now())
+        .expect("init");
+    let foreign = other_dir
+        .load()
+        .expect("load")
+        .sign("secevent+jwt", &claims(&aud, "j-kid", &event))
+        .expect("sign");
+    let (status, body) = push(&s, &foreign).await;
+    assert_eq!(
+        (status, body["err"].as_str()),
+        (400, Some("invalid_key")),
+        "{body}"
+    );
+
+    // Unknown issuer.
+    let mut c = claims(&aud, "j-iss", &event);
+    c["iss"] = json!("https://somebody-else.example.com");
+    let (_, body) = push(&s, &ring.sign("secevent+jwt", &c).expect("sign")).await;
+    assert_eq!(body["err"], "invalid_issuer");
+
+    // Wrong typ.
+    let (_, body) = push(
+        &s,
+        &ring
+            .sign("JWT", &claims(&aud, "j-typ", &event))
+            .expect("sign"),
+    )
+    .await;
+    assert_eq!(body["err"], "invalid_request");
+
+    // Bad enum and a missing required field, named in Okta's camelCase style.
+    let mut bad = event.clone();
+    bad["current_level"] = json!("severe");
+    let (_, body) = push(
+        &s,
+        &ring
+            .sign("secevent+jwt", &claims(&aud, "j-enum", &bad))
+            .expect("sign"),
+    )
+    .await;
+    assert_eq!(body["err"], "invalid_request");
+    assert!(
+        body["description"].as_str().expect("d").contains(
+            "'events.mediationUserRiskChangeEvent.currentLevel': Not one of the allowed values"
+        ),
+        "{body}"
+    );
+    let mut missing = event.clone();
+    missing
+        .as_object_mut()
+        .expect("obj")
+        .remove("previous_level");
+    let (_, body) = push(
+        &s,
+        &ring
+            .sign("secevent+jwt", &claims(&aud, "j-missing", &missing))
+            .expect("sign"),
+    )
+    .await;
+    assert!(
+        body["description"]
+            .as_str()
+            .expect("d")
+            .contains("previousLevel': The field cannot be left blank"),
+        "{body}"
+    );
+
+    // Unknown event type, missing jti, wrong media type.
+    let mut c = claims(&aud, "j-uri", &event);
+    c["events"] =
+        json!({"https://schemas.openid.net/secevent/caep/event-type/credential-change": event});
+    assert_eq!(
+        push(&s, &ring.sign("secevent+jwt", &c).expect("sign"))
+            .await
+            .1["err"],
+        "invalid_request"
+    );
+    let mut c = claims(&aud, "x", &event);
+    c.as_object_mut().expect("obj").remove("jti");
+    let (_, body) = push(&s, &ring.sign("secevent+jwt", &c).expect("sign")).await;
+    assert!(
+        body["description"].as_str().expect("d").contains("'jti'"),
+        "{body}"
+    );
+    let r = s
+        .app
+        .http
+        .post(format!("{}/security/api/v1/security-events", s.org_url))
+        .header("content-type", "application/json")
+        .body(good.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+
+    // Nothing rejected reached the System Log.
+    let logs: Value = s
+        .okta(Method::GET, "/api/v1/logs")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(logs.as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn providers_api_follows_okta_spec() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    // No token / wrong token: 401 E0000011.
+    let r = s
+        .app
+        .http
+        .get(format!("{}/api/v1/security-events-providers", s.org_url))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["errorCode"],
+        "E0000011"
+    );
+    // Okta's SDKs send "SSWS<token>" with no space; both work.
+    let r = s
+        .app
+        .http
+        .get(format!("{}/api/v1/security-events-providers", s.org_url))
+        .header("authorization", format!("SSWS{}", s.api_token))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let list: Value = r.json().await.expect("json");
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(1),
+        "the transmitter registered itself"
+    );
+    let ours = &list[0];
+    assert_eq!(ours["settings"]["issuer"], s.app.issuer.as_str());
+    assert_eq!(
+        ours["settings"]["jwks_url"],
+        format!("{}/.well-known/jwks.json", s.app.issuer)
+    );
+    assert!(ours["id"].as_str().expect("id").starts_with("sse"));
+
+    // Create with issuer + jwks_url: 200 (not 201), ACTIVE.
+    let r = s
+        .okta(Method::POST, "/api/v1/security-events-providers")
+        .json(&json!({"name": "Other", "type": "okta", "settings": {"issuer": "https://x.example", "jwks_url": "https://x.example/jwks"}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let created: Value = r.json().await.expect("json");
+    assert_eq!(created["status"], "ACTIVE");
+    assert!(created["settings"]["well_known_url"].is_null());
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert!(
+        created["_links"]["deactivate"]["href"]
+            .as_str()
+            .expect("href")
+            .ends_with("/lifecycle/deactivate")
+    );
+
+    // Invalid body: 400 E0000001 with causes.
+    let r = s
+        .okta(Method::POST, "/api/v1/security-events-providers")
+        .json(&json!({"name": "", "type": "okta", "settings": {"issuer": "x"}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e["errorCode"], "E0000001");
+    assert!(
+        e["errorCauses"].as_array().is_some_and(|c| c.len() >= 2),
+        "{e}"
+    );
+
+    // Deactivate / activate / get / replace / delete.
+    let r = s
+        .okta(
+            Method::POST,
+            &format!("/api/v1/security-events-providers/{id}/lifecycle/deactivate"),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], "INACTIVE");
+    let r = s
+        .okta(
+            Method::POST,
+            &format!("/api/v1/security-events-providers/{id}/lifecycle/activate"),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], "ACTIVE");
+    let r = s
+        .okta(Method::PUT, &format!("/api/v1/security-events-providers/{id}"))
+        .json(&json!({"name": "Renamed", "type": "okta", "settings": {"issuer": "https://y.example", "jwks_url": "https://y.example/jwks"}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.json::<Value>().await.expect("json")["name"], "Renamed");
+    let r = s
+        .okta(
+            Method::DELETE,
+            &format!("/api/v1/security-events-providers/{id}"),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let r = s
+        .okta(
+            Method::GET,
+            &format!("/api/v1/security-events-providers/{id}"),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["errorCode"],
+        "E0000007"
+    );
+}
+
+#[tokio::test]
+async fn a_deactivated_provider_gets_its_sets_refused_and_faults_are_retried() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = s
+        .app
+        .client_with("ueba", &[Scope::SignalsWrite, Scope::SignalsRead])
+        .await;
+    // Fault injection: two 503s, then a 429 with a 1 s reset; the SET still arrives once.
+    let r = s
+        .okta(Method::PUT, "/__sandbox/faults")
+        .json(&json!({"fail_next": 2, "rate_limit_next": 1, "rate_limit_reset_secs": 1}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let (_, resp) = s
+        .app
+        .post_json(
+            "/v1/signals/user-risk",
+            &token,
+            &json!({"subject": jane(), "current_level": "high"}),
+        )
+        .await;
+    let jti = resp["jti"].as_str().expect("jti").to_owned();
+    let received = wait_received(&s, 1).await;
+    assert_eq!(received[0].jti, jti);
+    let mut view = Value::Null;
+    for _ in 0..100 {
+        view = s
+            .app
+            .get_json(&format!("/v1/signals/{jti}"), &token)
+            .await
+            .1;
+        if view["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(view["status"], "delivered");
+    assert_eq!(view["attempts"], 4, "503, 503, 429, 202");
+
+    // Deactivate the provider: the next SET fails with Okta's reason, kept on the SET.
+    let id = s.sandbox.providers()[0].id.clone();
+    s.okta(
+        Method::POST,
+        &format!("/api/v1/security-events-providers/{id}/lifecycle/deactivate"),
+    )
+    .send()
+    .await
+    .expect("send");
+    let (_, resp) = s
+        .app
+        .post_json(
+            "/v1/signals/user-risk",
+            &token,
+            &json!({"subject": jane(), "current_level": "low"}),
+        )
+        .await;
+    let jti = resp["jti"].as_str().expect("jti").to_owned();
+    for _ in 0..100 {
+        view = s
+            .app
+            .get_json(&format!("/v1/signals/{jti}"), &token)
+            .await
+            .1;
+        if view["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(view["status"], "failed", "{view}");
+    assert_eq!(view["last_error"]["err"], "invalid_issuer");
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_the_sandbox_verifying() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = s.app.client_with("ueba", &[Scope::SignalsWrite]).await;
+    let send = |level: &'static str| {
+        let s = &s;
+        let token = token.clone();
+        async move {
+            let (status, _) = s
+                .app
+                .post_json(
+                    "/v1/signals/user-risk",
+                    &token,
+                    &json!({"subject": jane(), "current_level": level}),
+                )
+                .await;
+            assert_eq!(status, 202);
+        }
+    };
+    send("low").await;
+    wait_received(&s, 1).await;
+    let (_, next) = s.app.post("/v1/admin/keys", ADMIN_TOKEN).await;
+    let kid = next["kid"].as_str().expect("kid").to_owned();
+    // Like Okta, the sandbox caches the JWKS: give it a moment to be allowed to refetch.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _) = s
+        .app
+        .post(
+            &format!("/v1/admin/keys/{kid}/activate?force=true"),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(status, 200);
+    send("high").await;
+    let received = wait_received(&s, 2).await;
+    let header = jsonwebtoken::decode_header(&received[1].token).expect("header");
+    assert_eq!(
+        header.kid.as_deref(),
+        Some(kid.as_str()),
+        "signed with the new key and accepted"
+    );
+}
