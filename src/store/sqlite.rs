@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row as _, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     ApiClient, Attempt, AuditEntry, DeliveryStatus, IdempotencyRecord, NewAudit, NewClient,
@@ -23,6 +24,190 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/
 #[derive(Clone, Debug)]
 pub(super) struct SqliteStore {
     pool: SqlitePool,
+    writer: mpsc::Sender<(Write, oneshot::Sender<Result<(), StoreError>>)>,
+}
+
+/// A write that goes through the group-commit writer.
+#[derive(Debug)]
+enum Write {
+    Accept {
+        rows: Vec<NewOutbox>,
+        states: Vec<StateUpdate>,
+        idempotency: Option<IdempotencyRecord>,
+    },
+    Attempt {
+        jti: String,
+        attempt: Attempt,
+        now_ms: i64,
+    },
+}
+
+/// Most writes committed in one transaction.
+const GROUP_MAX: usize = 512;
+
+/// Group commit: one task owns the hot writes. It takes every write that is waiting, runs them
+/// in one transaction and answers each caller after the commit, so N concurrent acceptances or
+/// delivery outcomes cost one fsync instead of N. A caller's answer still means "on disk".
+async fn group_writer(
+    pool: SqlitePool,
+    mut rx: mpsc::Receiver<(Write, oneshot::Sender<Result<(), StoreError>>)>,
+) {
+    let mut batch = Vec::with_capacity(GROUP_MAX);
+    while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
+        let (writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
+        match commit_group(&pool, &writes).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Setup(format!("database error: {text}"))));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_group(
+    pool: &SqlitePool,
+    writes: &[Write],
+) -> Result<Vec<Result<(), StoreError>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut outcomes = Vec::with_capacity(writes.len());
+    for w in writes {
+        match w {
+            Write::Accept {
+                rows,
+                states,
+                idempotency,
+            } => {
+                if let Some(i) = idempotency {
+                    let inserted = sqlx::query(
+                        "INSERT INTO idempotency (client, key, request_hash, status, body, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, key) DO NOTHING",
+                    )
+                    .bind(&i.client)
+                    .bind(&i.key)
+                    .bind(&i.request_hash)
+                    .bind(i64::from(i.status))
+                    .bind(&i.body)
+                    .bind(i.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    if inserted.rows_affected() == 0 {
+                        outcomes.push(Err(StoreError::Conflict(
+                            "idempotency key already used".into(),
+                        )));
+                        continue;
+                    }
+                }
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, status, \
+                         attempts, created_at, queued_at, next_attempt_at, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+                    )
+                    .bind(&r.jti)
+                    .bind(&r.stream_id)
+                    .bind(&r.subject_key)
+                    .bind(&r.subject)
+                    .bind(&r.event_type)
+                    .bind(&r.set_jwt)
+                    .bind(&r.client)
+                    .bind(r.now_ms)
+                    .bind(r.now_ms)
+                    .bind(r.now_ms)
+                    .bind(r.now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for st in states {
+                    sqlx::query(
+                        "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
+                         value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
+                    )
+                    .bind(&st.stream_id)
+                    .bind(&st.kind)
+                    .bind(&st.subject_key)
+                    .bind(&st.value)
+                    .bind(&st.jti)
+                    .bind(st.now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                outcomes.push(Ok(()));
+            }
+            Write::Attempt {
+                jti,
+                attempt,
+                now_ms,
+            } => {
+                attempt_query(jti, attempt, *now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                outcomes.push(Ok(()));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+fn attempt_query<'q>(
+    jti: &'q str,
+    attempt: &'q Attempt,
+    now_ms: i64,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    match attempt {
+        Attempt::Delivered { http_status } => sqlx::query(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, updated_at = ?2, \
+             last_http_status = ?3 WHERE jti = ?1",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(i64::from(*http_status)),
+        Attempt::Failed {
+            http_status,
+            err,
+            description,
+            error,
+        } => sqlx::query(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
+             last_err = ?4, last_description = ?5, last_error = ?6 WHERE jti = ?1",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(i64::from(*http_status))
+        .bind(err.as_deref())
+        .bind(description.as_deref())
+        .bind(error.as_str()),
+        Attempt::Retry {
+            http_status,
+            error,
+            next_attempt_at,
+        } => sqlx::query(
+            "UPDATE outbox SET status = 'retrying', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
+             last_err = NULL, last_description = NULL, last_error = ?4, next_attempt_at = ?5 WHERE jti = ?1",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(http_status.map(i64::from))
+        .bind(error.as_str())
+        .bind(*next_attempt_at),
+        Attempt::Dead { http_status, error } => sqlx::query(
+            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
+             last_error = ?4 WHERE jti = ?1",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(http_status.map(i64::from))
+        .bind(error.as_str()),
+    }
 }
 
 impl SqliteStore {
@@ -60,7 +245,9 @@ impl SqliteStore {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        let (writer, rx) = mpsc::channel(4 * GROUP_MAX);
+        tokio::spawn(group_writer(pool.clone(), rx));
+        Ok(Self { pool, writer })
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
@@ -157,69 +344,28 @@ impl SqliteStore {
         Ok(())
     }
 
+    async fn write(&self, w: Write) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send((w, tx))
+            .await
+            .map_err(|_| StoreError::Setup("the database writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Setup("the database writer has stopped".into()))?
+    }
+
     pub(super) async fn accept_signals(
         &self,
         rows: &[NewOutbox],
         states: &[StateUpdate],
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(i) = idempotency {
-            let inserted = sqlx::query(
-                "INSERT INTO idempotency (client, key, request_hash, status, body, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, key) DO NOTHING",
-            )
-            .bind(&i.client)
-            .bind(&i.key)
-            .bind(&i.request_hash)
-            .bind(i64::from(i.status))
-            .bind(&i.body)
-            .bind(i.created_at)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Err(StoreError::Conflict("idempotency key already used".into()));
-            }
-        }
-        for r in rows {
-            sqlx::query(
-                "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, status, \
-                 attempts, created_at, queued_at, next_attempt_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
-            )
-            .bind(&r.jti)
-            .bind(&r.stream_id)
-            .bind(&r.subject_key)
-            .bind(&r.subject)
-            .bind(&r.event_type)
-            .bind(&r.set_jwt)
-            .bind(&r.client)
-            .bind(r.now_ms)
-            .bind(r.now_ms)
-            .bind(r.now_ms)
-            .bind(r.now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for st in states {
-            sqlx::query(
-                "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
-                 value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
-            )
-            .bind(&st.stream_id)
-            .bind(&st.kind)
-            .bind(&st.subject_key)
-            .bind(&st.value)
-            .bind(&st.jti)
-            .bind(st.now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(Write::Accept {
+            rows: rows.to_vec(),
+            states: states.to_vec(),
+            idempotency: idempotency.cloned(),
+        })
+        .await
     }
 
     pub(super) async fn subject_state(
@@ -311,44 +457,12 @@ impl SqliteStore {
         attempt: &Attempt,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let q = match attempt {
-            Attempt::Delivered { http_status } => sqlx::query(
-                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, updated_at = ?2, \
-                 last_http_status = ?3 WHERE jti = ?1",
-            )
-            .bind(jti)
-            .bind(now_ms)
-            .bind(i64::from(*http_status)),
-            Attempt::Failed { http_status, err, description, error } => sqlx::query(
-                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
-                 last_err = ?4, last_description = ?5, last_error = ?6 WHERE jti = ?1",
-            )
-            .bind(jti)
-            .bind(now_ms)
-            .bind(i64::from(*http_status))
-            .bind(err.clone())
-            .bind(description.clone())
-            .bind(error.clone()),
-            Attempt::Retry { http_status, error, next_attempt_at } => sqlx::query(
-                "UPDATE outbox SET status = 'retrying', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
-                 last_err = NULL, last_description = NULL, last_error = ?4, next_attempt_at = ?5 WHERE jti = ?1",
-            )
-            .bind(jti)
-            .bind(now_ms)
-            .bind(http_status.map(i64::from))
-            .bind(error.clone())
-            .bind(*next_attempt_at),
-            Attempt::Dead { http_status, error } => sqlx::query(
-                "UPDATE outbox SET status = 'dead', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
-                 last_error = ?4 WHERE jti = ?1",
-            )
-            .bind(jti)
-            .bind(now_ms)
-            .bind(http_status.map(i64::from))
-            .bind(error.clone()),
-        };
-        q.execute(&self.pool).await?;
-        Ok(())
+        self.write(Write::Attempt {
+            jti: jti.to_owned(),
+            attempt: attempt.clone(),
+            now_ms,
+        })
+        .await
     }
 
     pub(super) async fn outbox_get(&self, jti: &str) -> Result<Option<OutboxRow>, StoreError> {
@@ -477,6 +591,7 @@ fn client_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiClient, StoreError>
 mod tests {
     use super::*;
     use crate::auth::Scope;
+    use crate::store::DeliveryStatus;
 
     async fn mem() -> SqliteStore {
         let s = SqliteStore::connect("sqlite::memory:", None)
@@ -522,6 +637,86 @@ mod tests {
             .await
             .expect("name reusable after revoke");
         assert_eq!(s.list_clients().await.expect("list").len(), 2);
+    }
+
+    fn row(jti: &str, subject: &str) -> NewOutbox {
+        NewOutbox {
+            jti: jti.into(),
+            stream_id: "okta".into(),
+            subject_key: subject.into(),
+            subject: "{}".into(),
+            event_type: "user-risk".into(),
+            set_jwt: "a.b.c".into(),
+            client: "c".into(),
+            now_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn group_commit_keeps_each_write_atomic_and_idempotency_exclusive() {
+        let s = mem().await;
+        let idem = |k: &str| IdempotencyRecord {
+            client: "c".into(),
+            key: k.into(),
+            request_hash: vec![1],
+            status: 202,
+            body: "{}".into(),
+            created_at: 1,
+        };
+        // Many concurrent acceptances; two share an idempotency key: exactly one wins.
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let s = s.clone();
+            let key = if i < 2 {
+                "same".to_owned()
+            } else {
+                format!("k{i}")
+            };
+            tasks.push(tokio::spawn(async move {
+                let r = row(&format!("j{i}"), &format!("s{}", i % 5));
+                s.accept_signals(std::slice::from_ref(&r), &[], Some(&idem(&key)))
+                    .await
+            }));
+        }
+        let mut conflicts = 0;
+        for t in tasks {
+            match t.await.expect("join") {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => conflicts += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(conflicts, 1);
+        let counts = s.status_counts().await.expect("counts");
+        assert_eq!(counts, vec![(DeliveryStatus::Queued, 49)]);
+        // Heads per subject, oldest first; an attempt moves the head on.
+        let due = s.due("okta", 10, 100).await.expect("due");
+        assert_eq!(due.len(), 5);
+        let head = due.first().expect("head").clone();
+        s.record_attempt(&head.jti, &Attempt::Delivered { http_status: 202 }, 2)
+            .await
+            .expect("record");
+        let due = s.due("okta", 10, 100).await.expect("due");
+        assert_eq!(due.len(), 5);
+        assert!(due.iter().all(|r| r.jti != head.jti));
+        let retry = due.first().expect("head").clone();
+        s.record_attempt(
+            &retry.jti,
+            &Attempt::Retry {
+                http_status: Some(503),
+                error: "x".into(),
+                next_attempt_at: 100,
+            },
+            3,
+        )
+        .await
+        .expect("record");
+        let due = s.due("okta", 10, 100).await.expect("due");
+        assert!(
+            due.iter().all(|r| r.subject_key != retry.subject_key),
+            "a retrying head blocks its subject"
+        );
+        assert_eq!(s.next_due_at("okta").await.expect("next"), Some(1));
     }
 
     #[tokio::test]
