@@ -106,6 +106,9 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// Stable client id (`admin-token` for the bootstrap token); names can be reused after a
+    /// revocation, ids cannot.
+    pub id: String,
     /// Client name (`admin-token` for the bootstrap token).
     pub name: String,
     /// Granted scopes.
@@ -153,6 +156,7 @@ impl Authenticator {
             && constant_time_eq(admin, &digest)
         {
             return Ok(Some(Caller {
+                id: BOOTSTRAP_CALLER.to_owned(),
                 name: BOOTSTRAP_CALLER.to_owned(),
                 scopes: Scope::ALL.to_vec(),
             }));
@@ -162,6 +166,7 @@ impl Authenticator {
             .client_by_token_hash(&digest)
             .await?
             .map(|c| Caller {
+                id: c.id,
                 name: c.name,
                 scopes: c.scopes,
             }))

@@ -534,6 +534,10 @@ impl Config {
             ("delivery.max_age_secs", d.max_age_secs),
             ("delivery.backoff_initial_ms", d.backoff_initial_ms),
             ("delivery.backoff_max_secs", d.backoff_max_secs),
+            (
+                "delivery.rate_limit_max_wait_secs",
+                d.rate_limit_max_wait_secs,
+            ),
             ("delivery.poll_interval_ms", d.poll_interval_ms),
         ] {
             if value == 0 {

@@ -80,6 +80,9 @@ enum KeysCommand {
     Retire {
         /// Key id.
         kid: String,
+        /// Retire even though SETs it signed still wait for delivery (they will fail).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -207,6 +210,14 @@ async fn keys(cmd: KeysCommand, config: &Config, clock: Arc<dyn Clock>) -> anyho
     let keys = app::open_keys(config, &clock).await?;
     let dir: KeyDir = keys.dir().clone();
     let now = clock.now();
+    if let KeysCommand::Retire { kid, force: false } = &cmd {
+        let store = app::open_store(config).await?;
+        let pending = store.pending_with_kid(kid).await?;
+        store.close().await;
+        if pending > 0 {
+            anyhow::bail!("{}", ssf_transmitter::keys::pending_message(kid, pending));
+        }
+    }
     let (action, target, result) = match cmd {
         KeysCommand::List => {
             print_keys(&dir.list()?);
@@ -223,7 +234,7 @@ async fn keys(cmd: KeysCommand, config: &Config, clock: Arc<dyn Clock>) -> anyho
             let r = dir.activate(&kid, force, now);
             ("key.activate", Some(kid), r)
         }
-        KeysCommand::Retire { kid } => {
+        KeysCommand::Retire { kid, .. } => {
             let r = dir.retire(&kid, now);
             ("key.retire", Some(kid), r)
         }

@@ -142,6 +142,9 @@ impl Worker {
         let mut tasks: JoinSet<()> = JoinSet::new();
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let mut last_gauges = Instant::now() - Duration::from_secs(60);
+        // Whether to read the outbox this round: on new work, on the timer, or when enough
+        // pushes finished. Not after every single push: each read costs a query.
+        let mut look = true;
         tracing::info!(endpoint = %self.target.endpoint, "delivery worker started");
         loop {
             if *stop.borrow() {
@@ -161,7 +164,8 @@ impl Worker {
                 wait = wait.min(Duration::from_millis(
                     u64::try_from(paused - now_ms).unwrap_or(0),
                 ));
-            } else if in_flight.len() < concurrency {
+            } else if look && in_flight.len() < concurrency {
+                look = false;
                 let limit = u32::try_from(concurrency + in_flight.len()).unwrap_or(u32::MAX);
                 match self.store.due(OKTA_STREAM, now_ms, limit).await {
                     Ok(rows) => {
@@ -184,10 +188,14 @@ impl Worker {
                 }
             }
             tokio::select! {
-                () = self.notify.notified() => {}
-                () = tokio::time::sleep(wait) => {}
+                () = self.notify.notified() => look = true,
+                () = tokio::time::sleep(wait) => look = true,
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     in_flight.remove(&finished_id(&done));
+                    while let Some(more) = tasks.try_join_next_with_id() {
+                        in_flight.remove(&finished_id(&more));
+                    }
+                    look = look || in_flight.len() * 2 <= concurrency;
                 }
                 changed = stop.changed() => {
                     if changed.is_err() {
@@ -289,13 +297,16 @@ impl Worker {
                         i64::try_from(self.config.rate_limit_max_wait_secs.saturating_mul(1000))
                             .unwrap_or(i64::MAX),
                     );
-                    let at = rate_limit_reset(resp.headers(), now_ms).map_or_else(
-                        || retry_at("rate_limited"),
-                        |t| {
+                    // At least a second: a reset in the past (clock skew, or the current
+                    // second) must not turn into a tight loop.
+                    let floor = now_ms.saturating_add(1000);
+                    let at = match rate_limit_reset(resp.headers(), now_ms) {
+                        Some(t) => {
                             self.metrics.set_retry("rate_limited");
-                            t.min(cap)
-                        },
-                    );
+                            t.max(floor).min(cap.max(floor))
+                        }
+                        None => retry_at("rate_limited").max(floor),
+                    };
                     self.paused_until.fetch_max(at, Ordering::Relaxed);
                     Attempt::Retry {
                         http_status: Some(code),

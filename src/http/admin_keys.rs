@@ -55,6 +55,14 @@ pub struct ActivateParams {
     pub force: Option<bool>,
 }
 
+/// Options of retirement.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RetireParams {
+    /// Retire even though SETs it signed are still queued (they will fail verification).
+    pub force: Option<bool>,
+}
+
 impl From<KeyDirError> for ApiError {
     fn from(e: KeyDirError) -> Self {
         match e {
@@ -217,20 +225,32 @@ pub async fn activate_key(
 
 /// Retire a key.
 ///
-/// Unpublishes a `next` or `retiring` key (its file is kept). The active key cannot be retired.
+/// Unpublishes a `next` or `retiring` key (its file is kept). The active key cannot be retired,
+/// nor (unless `force`) a key that signed SETs still waiting for delivery: once unpublished,
+/// Okta could no longer verify them.
 #[utoipa::path(post, path = "/v1/admin/keys/{kid}/retire", tag = "admin",
-    params(("kid" = String, Path, description = "Key id")),
+    params(("kid" = String, Path, description = "Key id"), RetireParams),
     security(("bearer" = ["admin"])),
     responses(
         (status = 200, description = "Retired", body = KeyInfo),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Active or already retired", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Active, already retired, or SETs it signed are still queued", body = Problem, content_type = "application/problem+json"),
         AuthErrors))]
 pub async fn retire_key(
     auth: Auth<AdminScope>,
     State(state): State<AppState>,
     ApiPath(kid): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RetireParams>,
 ) -> Result<ApiJson<KeyInfo>, ApiError> {
+    if !params.force.unwrap_or(false) {
+        let pending = state.store.pending_with_kid(&kid).await?;
+        if pending > 0 {
+            return Err(ApiError::Conflict(crate::keys::pending_message(
+                &kid, pending,
+            )));
+        }
+    }
     let target = kid.clone();
     let info = change(
         &state,

@@ -128,7 +128,7 @@ async fn replay(
     caller: &Caller,
     key: &IdempotencyKey,
 ) -> Result<Option<Response>, ApiError> {
-    match state.store.idempotency(&caller.name, &key.key).await? {
+    match state.store.idempotency(&caller.id, &key.key).await? {
         Some(rec) if rec.request_hash == key.request_hash => {
             Ok(Some(json_response(rec.status, rec.body, true)))
         }
@@ -158,7 +158,7 @@ where
     }
     match state
         .intake
-        .submit(&caller.name, drafts, idem.clone(), &render)
+        .submit(caller, drafts, idem.clone(), &render)
         .await
     {
         Ok(results) => {

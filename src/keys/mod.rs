@@ -25,6 +25,15 @@ use utoipa::ToSchema;
 /// long before it may be activated (unless forced), so no verifier meets an unknown `kid`.
 pub const JWKS_MAX_AGE_SECS: i64 = 300;
 
+/// Why a key with SETs still waiting for delivery is not retired.
+pub fn pending_message(kid: &str, pending: i64) -> String {
+    format!(
+        "{pending} SET(s) signed with key {kid} are still waiting for delivery; once the key is \
+         unpublished the receiver cannot verify them. Retire it after they are delivered (or dead), \
+         or force it"
+    )
+}
+
 /// The only signing algorithm: RS256.
 pub const ALG: &str = "RS256";
 

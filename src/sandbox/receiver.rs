@@ -38,6 +38,8 @@ pub(super) struct CachedJwks {
 
 /// Refetch a JWKS on an unknown `kid` at most this often.
 const REFETCH_AFTER: Duration = Duration::from_secs(1);
+/// A cached JWKS is used at most this long, so retired keys stop verifying.
+const CACHE_FOR: Duration = Duration::from_secs(60);
 
 struct Reject {
     err: &'static str,
@@ -319,9 +321,15 @@ async fn key_for(
             )
         })
     });
+    let expired = state
+        .jwks_cache
+        .lock()
+        .ok()
+        .and_then(|c| c.get(jwks_url).map(|j| j.fetched.elapsed() >= CACHE_FOR))
+        .unwrap_or(true);
     match cached {
-        Some((Some(key), _)) => return Ok(key),
-        Some((None, false)) => {
+        Some((Some(key), _)) if !expired => return Ok(key),
+        Some((None, false)) if !expired => {
             return Err(reject(
                 "invalid_key",
                 format!("No key with kid '{kid}' in the provider's JWKS"),

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Notify};
 use utoipa::ToSchema;
 
+use crate::auth::Caller;
 use crate::clock::Clock;
 use crate::config::{OktaTarget, SignalsConfig};
 use crate::ids::Ids;
@@ -24,7 +25,8 @@ pub use request::{Draft, DraftBody};
 /// The stream id of the Okta receiver.
 pub const OKTA_STREAM: &str = "okta";
 
-const LOCK_STRIPES: usize = 256;
+/// Drafts signed inline; bigger groups are signed on the blocking pool in parallel.
+const PARALLEL_SIGN_MIN: usize = 8;
 
 /// What happened to one accepted signal.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -82,7 +84,7 @@ pub struct Intake {
     config: Arc<SignalsConfig>,
     target: Option<Arc<OktaTarget>>,
     issuer: Arc<str>,
-    locks: Arc<Vec<Mutex<()>>>,
+    locks: SubjectLocks,
     notify: Arc<Notify>,
     metrics: Metrics,
 }
@@ -120,7 +122,7 @@ impl Intake {
             config: Arc::new(config),
             target: target.map(Arc::new),
             issuer,
-            locks: Arc::new((0..LOCK_STRIPES).map(|_| Mutex::new(())).collect()),
+            locks: SubjectLocks::default(),
             notify,
             metrics,
         }
@@ -141,19 +143,12 @@ impl Intake {
         self.target.as_deref().ok_or(IntakeError::NoReceiver)
     }
 
-    fn stripe(key: &str) -> usize {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        (h.finish() as usize) % LOCK_STRIPES
-    }
-
     /// Applies state, signs and stores every valid draft in one transaction, in order. Invalid
     /// drafts (`Err`) pass through as their errors. `render` turns the results into the response
     /// (status, body) kept for the idempotency key, written in the same transaction.
     pub async fn submit<R>(
         &self,
-        client: &str,
+        client: &Caller,
         drafts: Vec<Result<Draft, Vec<crate::http::FieldError>>>,
         idempotency: Option<IdempotencyKey>,
         render: R,
@@ -162,27 +157,24 @@ impl Intake {
         R: FnOnce(&[ItemResult]) -> (u16, String),
     {
         let target = self.require_receiver()?;
-        // Hold the stripes of every subject involved (sorted: no deadlock between batches), so
-        // state reads, decisions and the write happen in acceptance order per subject.
-        let mut stripes: Vec<usize> = drafts
-            .iter()
-            .filter_map(|d| d.as_ref().ok())
-            .map(|d| Self::stripe(&d.order_key()))
-            .collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        let mut guards = Vec::with_capacity(stripes.len());
-        for s in stripes {
-            if let Some(lock) = self.locks.get(s) {
-                guards.push(lock.lock().await);
+        // Hold the lock of every subject involved (its FIFO key and its state key), so state
+        // reads, decisions and the write happen in acceptance order per subject. Keys are exact
+        // (no striping), so unrelated subjects never wait for each other.
+        let mut keys: Vec<String> = Vec::new();
+        for d in drafts.iter().filter_map(|d| d.as_ref().ok()) {
+            keys.push(d.order_key());
+            if let Some((kind, key)) = d.state_slot() {
+                keys.push(format!("state:{kind}:{key}"));
             }
         }
+        let _guards = self.locks.lock_all(keys).await;
 
         let now = self.clock.now();
         let now_ms = now.timestamp_millis();
         let ring = self.keys.ring();
         let mut overlay: HashMap<(String, String), String> = HashMap::new();
         let mut rows = Vec::new();
+        let mut to_sign = Vec::new();
         let mut states = Vec::new();
         let mut results = Vec::with_capacity(drafts.len());
         for draft in drafts {
@@ -233,7 +225,7 @@ impl Intake {
                     .config
                     .default_reason
                     .replace("{event}", draft.event_type.as_str())
-                    .replace("{client}", client);
+                    .replace("{client}", &client.name);
                 event.reason_admin = Some(set::Reason::from([("en".to_owned(), text)]));
             }
             let jti = self.ids.jti();
@@ -245,15 +237,16 @@ impl Intake {
                 &event,
                 target.timestamp_unit,
             );
-            let token = ring.sign(set::SET_TYP, &claims)?;
+            to_sign.push(claims);
             rows.push(NewOutbox {
                 jti: jti.clone(),
                 stream_id: OKTA_STREAM.to_owned(),
                 subject_key: draft.order_key(),
                 subject: draft.subject.to_json().to_string(),
                 event_type: draft.event_type.as_str().to_owned(),
-                set_jwt: token,
-                client: client.to_owned(),
+                set_jwt: String::new(),
+                client: client.name.clone(),
+                kid: ring.active_kid().to_owned(),
                 now_ms,
             });
             if let (Some((kind, key)), Some(value)) = (slot, value) {
@@ -272,10 +265,13 @@ impl Intake {
                 event_type: draft.event_type,
             }));
         }
+        for (row, token) in rows.iter_mut().zip(sign_all(&ring, to_sign).await?) {
+            row.set_jwt = token;
+        }
         let record = idempotency.map(|k| {
             let (status, body) = render(&results);
             IdempotencyRecord {
-                client: client.to_owned(),
+                client: client.id.clone(),
                 key: k.key,
                 request_hash: k.request_hash,
                 status,
@@ -296,7 +292,7 @@ impl Intake {
                 Err(e) => return Err(e.into()),
             }
         }
-        drop(guards);
+        drop(_guards);
         for r in &rows {
             self.metrics.signal_accepted(&r.event_type);
         }
@@ -368,6 +364,94 @@ impl Intake {
                 )
             }
             DraftBody::Fixed(body) => Decision::Send(body.clone(), None),
+        }
+    }
+}
+
+/// Signs claims with the ring's active key: inline for a few, on the blocking pool in parallel
+/// chunks (one per core) for many, so a large batch uses every core.
+async fn sign_all(
+    ring: &Arc<crate::keys::KeyRing>,
+    claims: Vec<Value>,
+) -> Result<Vec<String>, IntakeError> {
+    if claims.len() < PARALLEL_SIGN_MIN {
+        return claims
+            .iter()
+            .map(|c| ring.sign(set::SET_TYP, c).map_err(IntakeError::from))
+            .collect();
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = claims.len().div_ceil(cores);
+    let mut tasks = Vec::new();
+    let mut claims = claims;
+    while !claims.is_empty() {
+        let rest = claims.split_off(chunk.min(claims.len()));
+        let part = std::mem::replace(&mut claims, rest);
+        let ring = ring.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            part.iter()
+                .map(|c| ring.sign(set::SET_TYP, c))
+                .collect::<Result<Vec<_>, _>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        let signed = t.await.map_err(|e| {
+            IntakeError::Store(StoreError::Setup(format!("signing task failed: {e}")))
+        })??;
+        out.extend(signed);
+    }
+    Ok(out)
+}
+
+/// Per-subject async locks, created on demand and dropped when nobody holds or waits for them.
+#[derive(Clone, Default)]
+struct SubjectLocks {
+    map: Arc<std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+}
+
+/// Guards of [`SubjectLocks::lock_all`]; releases and cleans up on drop.
+struct SubjectGuards {
+    locks: SubjectLocks,
+    held: Vec<(String, tokio::sync::OwnedMutexGuard<()>)>,
+}
+
+impl SubjectLocks {
+    /// Locks every key (sorted and deduplicated, so two callers never deadlock).
+    async fn lock_all(&self, mut keys: Vec<String>) -> SubjectGuards {
+        keys.sort_unstable();
+        keys.dedup();
+        let arcs: Vec<(String, Arc<Mutex<()>>)> = match self.map.lock() {
+            Ok(mut map) => keys
+                .into_iter()
+                .map(|k| {
+                    let m = map.entry(k.clone()).or_default().clone();
+                    (k, m)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut held = Vec::with_capacity(arcs.len());
+        for (k, m) in arcs {
+            held.push((k, m.lock_owned().await));
+        }
+        SubjectGuards {
+            locks: self.clone(),
+            held,
+        }
+    }
+}
+
+impl Drop for SubjectGuards {
+    fn drop(&mut self) {
+        let keys: Vec<String> = self.held.drain(..).map(|(k, _guard)| k).collect();
+        if let Ok(mut map) = self.locks.map.lock() {
+            for k in keys {
+                // Only the map holds it now: nobody waits for this subject.
+                if map.get(&k).is_some_and(|m| Arc::strong_count(m) == 1) {
+                    map.remove(&k);
+                }
+            }
         }
     }
 }

@@ -208,13 +208,29 @@ pub struct Draft {
 }
 
 impl Draft {
-    /// Per-subject FIFO key: the user when there is one, else the device.
+    /// Per-subject FIFO key: the device for device events, else the user (falling back to
+    /// whichever the subject has), so events about one device (or one user) stay in order.
     pub fn order_key(&self) -> String {
-        match (&self.subject.user, &self.subject.device) {
-            (Some(u), _) => format!("user={}", u.canonical()),
-            (None, Some(d)) => format!("device={}", d.canonical()),
-            (None, None) => String::new(),
-        }
+        let device_first = matches!(
+            self.event_type,
+            EventType::DeviceRisk | EventType::DeviceCompliance
+        );
+        let user = self
+            .subject
+            .user
+            .as_ref()
+            .map(|u| format!("user={}", u.canonical()));
+        let device = self
+            .subject
+            .device
+            .as_ref()
+            .map(|d| format!("device={}", d.canonical()));
+        let key = if device_first {
+            device.or(user)
+        } else {
+            user.or(device)
+        };
+        key.unwrap_or_default()
     }
 
     /// `(kind, key)` of the per-subject state this signal reads and updates, if any.

@@ -249,6 +249,11 @@ impl Store {
         dispatch!(self, s => s.requeue(jti, now_ms).await)
     }
 
+    /// How many SETs signed by `kid` still wait for delivery.
+    pub async fn pending_with_kid(&self, kid: &str) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.pending_with_kid(kid).await)
+    }
+
     /// How many SETs are in each status.
     pub async fn status_counts(&self) -> Result<Vec<(DeliveryStatus, i64)>, StoreError> {
         dispatch!(self, s => s.status_counts().await)

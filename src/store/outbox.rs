@@ -63,6 +63,8 @@ pub struct NewOutbox {
     pub set_jwt: String,
     /// Sending API client.
     pub client: String,
+    /// `kid` of the signing key.
+    pub kid: String,
     /// Acceptance time, ms.
     pub now_ms: i64,
 }

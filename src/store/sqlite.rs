@@ -106,9 +106,9 @@ async fn commit_group(
                 }
                 for r in rows {
                     sqlx::query(
-                        "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, status, \
-                         attempts, created_at, queued_at, next_attempt_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+                        "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, kid, \
+                         status, attempts, created_at, queued_at, next_attempt_at, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
                     )
                     .bind(&r.jti)
                     .bind(&r.stream_id)
@@ -117,6 +117,7 @@ async fn commit_group(
                     .bind(&r.event_type)
                     .bind(&r.set_jwt)
                     .bind(&r.client)
+                    .bind(&r.kid)
                     .bind(r.now_ms)
                     .bind(r.now_ms)
                     .bind(r.now_ms)
@@ -150,6 +151,14 @@ async fn commit_group(
                 attempt_query(jti, attempt, *now_ms)
                     .execute(&mut *tx)
                     .await?;
+                if matches!(attempt, Attempt::Failed { .. } | Attempt::Dead { .. }) {
+                    // Okta never got this value: forget it as the subject's last state, so the
+                    // next signal is not suppressed as unchanged nor claims it as previous.
+                    sqlx::query("DELETE FROM subject_state WHERE jti = ?")
+                        .bind(jti)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 outcomes.push(Ok(()));
             }
         }
@@ -426,7 +435,7 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox o \
+            "SELECT {OUTBOX_COLUMNS} FROM outbox o INDEXED BY outbox_pending_seq \
              WHERE o.stream_id = ?1 AND o.status IN ('queued', 'retrying') AND o.next_attempt_at <= ?2 \
              AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
                  AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
@@ -495,8 +504,10 @@ impl SqliteStore {
         now_ms: i64,
     ) -> Result<Option<OutboxRow>, StoreError> {
         let updated = sqlx::query(
-            "UPDATE outbox SET status = 'queued', queued_at = ?2, next_attempt_at = ?2, updated_at = ?2 \
-             WHERE jti = ?1 AND status IN ('failed', 'dead')",
+            "UPDATE outbox SET status = 'queued', attempts = 0, queued_at = ?2, next_attempt_at = ?2, updated_at = ?2 \
+             WHERE jti = ?1 AND status IN ('failed', 'dead') \
+             AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.stream_id = outbox.stream_id \
+                 AND n.subject_key = outbox.subject_key AND n.seq > outbox.seq)",
         )
         .bind(jti)
         .bind(now_ms)
@@ -504,12 +515,28 @@ impl SqliteStore {
         .await?;
         let row = self.outbox_get(jti).await?;
         match (&row, updated.rows_affected()) {
+            (Some(r), 0) if matches!(r.status, DeliveryStatus::Failed | DeliveryStatus::Dead) => {
+                Err(StoreError::Conflict(format!(
+                    "a newer SET for this subject exists; re-sending {jti} would put stale state last. \
+                     Send the subject's current state as a new signal instead"
+                )))
+            }
             (Some(r), 0) => Err(StoreError::Conflict(format!(
                 "SET {jti} is {}; only failed or dead SETs can be retried",
                 r.status.as_str()
             ))),
             _ => Ok(row),
         }
+    }
+
+    pub(super) async fn pending_with_kid(&self, kid: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE kid = ? AND status IN ('queued', 'retrying')",
+        )
+        .bind(kid)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
     }
 
     pub(super) async fn status_counts(&self) -> Result<Vec<(DeliveryStatus, i64)>, StoreError> {
@@ -648,6 +675,7 @@ mod tests {
             event_type: "user-risk".into(),
             set_jwt: "a.b.c".into(),
             client: "c".into(),
+            kid: "k".into(),
             now_ms: 1,
         }
     }

@@ -312,6 +312,104 @@ async fn a_400_fails_for_good_with_the_reason_kept_and_can_be_retried_by_hand() 
     assert_eq!(s, 409);
     let (s, _) = app.post("/v1/signals/nope/retry", &token).await;
     assert_eq!(s, 404);
+
+    // A failed SET does not count as the subject's last state: the same level is sent again.
+    receiver.script([Reply::BadRequest {
+        err: "invalid_request",
+        description: "nope",
+    }]);
+    let bob = json!({"format": "email", "email": "bob@example.com"});
+    let (_, first) = app
+        .post_json(
+            "/v1/signals/user-risk",
+            &token,
+            &json!({"subject": bob, "current_level": "high"}),
+        )
+        .await;
+    let first = first["jti"].as_str().expect("jti").to_owned();
+    wait_status(&app, &token, &first, "failed").await;
+    let (s, again) = app
+        .post_json(
+            "/v1/signals/user-risk",
+            &token,
+            &json!({"subject": bob, "current_level": "high"}),
+        )
+        .await;
+    assert_eq!(
+        (s, again["status"].as_str()),
+        (202, Some("queued")),
+        "{again}"
+    );
+    let again = again["jti"].as_str().expect("jti").to_owned();
+    wait_status(&app, &token, &again, "delivered").await;
+    let last = receiver.delivered().pop().expect("delivered");
+    assert_eq!(
+        decode(&last).1["events"][USER_RISK]["previous_level"],
+        "none"
+    );
+    // Re-sending the old failed SET now would put stale state last: refused.
+    let (s, body) = app
+        .post(&format!("/v1/signals/{first}/retry"), &token)
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("newer SET"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_that_signed_queued_sets_is_not_retired_without_force() {
+    let (_dir, receiver, app, token) = setup().await;
+    receiver.set_fail_rate(1.0);
+    let (_, resp) = app
+        .post_json(
+            "/v1/signals/user-risk",
+            &token,
+            &json!({"subject": jane(), "current_level": "high"}),
+        )
+        .await;
+    let jti = resp["jti"].as_str().expect("jti").to_owned();
+    wait_status(&app, &token, &jti, "retrying").await;
+    let old = app.state.keys.ring().active_kid().to_owned();
+    let (_, next) = app
+        .post("/v1/admin/keys", crate::helpers::ADMIN_TOKEN)
+        .await;
+    let new = next["kid"].as_str().expect("kid").to_owned();
+    let (s, _) = app
+        .post(
+            &format!("/v1/admin/keys/{new}/activate?force=true"),
+            crate::helpers::ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, body) = app
+        .post(
+            &format!("/v1/admin/keys/{old}/retire"),
+            crate::helpers::ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("waiting for delivery"),
+        "{body}"
+    );
+    // Once the SET is delivered, the key can go.
+    receiver.set_fail_rate(0.0);
+    wait_status(&app, &token, &jti, "delivered").await;
+    let (s, body) = app
+        .post(
+            &format!("/v1/admin/keys/{old}/retire"),
+            crate::helpers::ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
 }
 
 #[tokio::test]
