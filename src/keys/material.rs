@@ -33,6 +33,9 @@ pub enum KeyMaterialError {
     /// Generation failed in the crypto library.
     #[error("key generation failed")]
     Generation,
+    /// Signing failed in the crypto library.
+    #[error("signing failed")]
+    Signing,
 }
 
 /// One RSA key pair, parsed once: its public JWK members, `kid`, signing key and PKCS#8 PEM.
@@ -42,7 +45,7 @@ pub struct KeyMaterial {
     n: String,
     e: String,
     pkcs8_pem: Zeroizing<String>,
-    encoding: jsonwebtoken::EncodingKey,
+    pair: KeyPair,
 }
 
 impl std::fmt::Debug for KeyMaterial {
@@ -64,7 +67,7 @@ impl KeyMaterial {
             other => return Err(KeyMaterialError::UnsupportedSize(other)),
         };
         let pair = KeyPair::generate(size).map_err(|_| KeyMaterialError::Generation)?;
-        Self::from_pair(&pair)
+        Self::from_pair(pair)
     }
 
     /// Parses a PEM file holding a PKCS#8 or PKCS#1 RSA private key of at least 2048 bits.
@@ -87,10 +90,10 @@ impl KeyMaterial {
                 return Err(KeyMaterialError::Malformed(e.to_string()));
             }
         };
-        Self::from_pair(&pair)
+        Self::from_pair(pair)
     }
 
-    fn from_pair(pair: &KeyPair) -> Result<Self, KeyMaterialError> {
+    fn from_pair(pair: KeyPair) -> Result<Self, KeyMaterialError> {
         let public = pair.public_key();
         let n_bytes = public.modulus().big_endian_without_leading_zero().to_vec();
         let e_bytes = public.exponent().big_endian_without_leading_zero().to_vec();
@@ -105,8 +108,6 @@ impl KeyMaterial {
             "PRIVATE KEY",
             der.as_ref().to_vec(),
         )));
-        let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(pkcs8_pem.as_bytes())
-            .map_err(|e| KeyMaterialError::Malformed(e.to_string()))?;
         let n = URL_SAFE_NO_PAD.encode(&n_bytes);
         let e = URL_SAFE_NO_PAD.encode(&e_bytes);
         let kid = thumbprint(&n, &e);
@@ -116,7 +117,7 @@ impl KeyMaterial {
             n,
             e,
             pkcs8_pem,
-            encoding,
+            pair,
         })
     }
 
@@ -135,9 +136,19 @@ impl KeyMaterial {
         &self.pkcs8_pem
     }
 
-    /// The signing key.
-    pub fn encoding_key(&self) -> &jsonwebtoken::EncodingKey {
-        &self.encoding
+    /// An RS256 signature (RSASSA-PKCS1-v1_5 with SHA-256) over `message`. The key was parsed
+    /// once when loaded; nothing is parsed per signature.
+    pub fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, KeyMaterialError> {
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .map_err(|_| KeyMaterialError::Signing)?;
+        Ok(signature)
     }
 
     /// The public JWK: `kty`, `use`, `alg`, `kid`, `n`, `e` — nothing private.

@@ -193,19 +193,33 @@ impl KeyRing {
 
     /// Signs a JWS compact serialisation with the active key: header `alg` RS256, the active `kid`,
     /// and the given `typ`.
-    pub fn sign<T: Serialize>(
-        &self,
-        typ: &str,
-        claims: &T,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
-        let key = self.active().ok_or_else(|| {
-            jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
-        })?;
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(key.info.kid.clone());
-        header.typ = Some(typ.to_owned());
-        jsonwebtoken::encode(&header, claims, key.material.encoding_key())
+    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, SignError> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let key = self.active().ok_or(SignError::NoActiveKey)?;
+        let header = serde_json::json!({"alg": ALG, "kid": key.info.kid, "typ": typ});
+        let mut out = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
+        let signature = key.material.sign_rs256(out.as_bytes())?;
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        Ok(out)
     }
+}
+
+/// Why a token could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// No key is active.
+    #[error("no active signing key")]
+    NoActiveKey,
+    /// The claims do not serialise.
+    #[error("cannot serialise the token: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The crypto library failed.
+    #[error(transparent)]
+    Crypto(#[from] KeyMaterialError),
 }
 
 /// The keys a running service uses: the directory plus the current [`KeyRing`], reloaded when the

@@ -59,7 +59,7 @@ pub enum IntakeError {
     Store(#[from] StoreError),
     /// Signing failed.
     #[error("signing failed: {0}")]
-    Sign(#[from] jsonwebtoken::errors::Error),
+    Sign(#[from] crate::keys::SignError),
     /// The idempotency key was stored by a concurrent request.
     #[error("idempotency key raced")]
     IdempotencyRace,
