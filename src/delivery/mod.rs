@@ -166,7 +166,9 @@ impl Worker {
                 ));
             } else if look && in_flight.len() < concurrency {
                 look = false;
-                let limit = u32::try_from(concurrency + in_flight.len()).unwrap_or(u32::MAX);
+                // In-flight heads come back first (oldest); `concurrency` rows cover them plus the free
+                // slots without re-reading many SETs that are already on their way.
+                let limit = u32::try_from(concurrency).unwrap_or(u32::MAX);
                 match self.store.due(OKTA_STREAM, now_ms, limit).await {
                     Ok(rows) => {
                         let busy: HashSet<&String> = in_flight.values().collect();
