@@ -7,6 +7,7 @@
 //!
 //! Sandbox-only controls live under `/__sandbox/` (fault injection, received SETs).
 
+mod directory;
 mod faults;
 mod logs;
 mod okta_error;
@@ -38,6 +39,7 @@ pub struct SandboxState {
     org_url: String,
     token_digest: [u8; 32],
     providers: RwLock<Vec<Provider>>,
+    users: RwLock<Vec<directory::User>>,
     logs: Mutex<Vec<logs::LogEvent>>,
     seen_jtis: Mutex<std::collections::HashSet<String>>,
     received: Mutex<Vec<ReceivedSet>>,
@@ -95,6 +97,11 @@ impl Sandbox {
             org_url: format!("http://{addr}"),
             token_digest: crate::auth::token_digest(api_token.expose_secret()),
             providers: RwLock::new(Vec::new()),
+            users: RwLock::new(directory::seed_users(
+                &clock
+                    .now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )),
             logs: Mutex::new(Vec::new()),
             seen_jtis: Mutex::new(Default::default()),
             received: Mutex::new(Vec::new()),
@@ -232,6 +239,32 @@ fn router(state: Arc<SandboxState>) -> Router {
         .route(
             "/api/v1/security-events-providers/{id}/lifecycle/deactivate",
             post(providers::deactivate),
+        )
+        .route("/api/v1/users", get(directory::list_users))
+        .route("/api/v1/users/{id}", get(directory::get_user))
+        .route(
+            "/api/v1/users/{id}/lifecycle/activate",
+            post(directory::activate),
+        )
+        .route(
+            "/api/v1/users/{id}/lifecycle/reactivate",
+            post(directory::reactivate),
+        )
+        .route(
+            "/api/v1/users/{id}/lifecycle/deactivate",
+            post(directory::deactivate),
+        )
+        .route(
+            "/api/v1/users/{id}/lifecycle/suspend",
+            post(directory::suspend),
+        )
+        .route(
+            "/api/v1/users/{id}/lifecycle/unsuspend",
+            post(directory::unsuspend),
+        )
+        .route(
+            "/api/v1/users/{id}/lifecycle/unlock",
+            post(directory::unlock),
         )
         .route("/security/api/v1/security-events", post(receiver::receive))
         .route("/api/v1/logs", get(logs::list))
