@@ -145,7 +145,16 @@ impl Application {
                 None
             }
         };
+        let okta_client = match config.okta.as_ref() {
+            Some(o) => match o.api_token().map_err(anyhow::Error::new)? {
+                Some(token) => Some(OktaClient::with_api_token(&o.org_url, token)?),
+                None => None,
+            },
+            None => None,
+        };
+        let enforcer = crate::enforcement::Enforcer::new(okta_client, store.clone(), clock.clone());
         let state = AppState {
+            enforcer,
             issuer,
             auth: Authenticator::new(store.clone(), admin_token.as_ref()),
             store,

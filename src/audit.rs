@@ -14,10 +14,24 @@ pub async fn record(
     target: Option<&str>,
     outcome: Result<(), &str>,
 ) {
-    let (outcome, detail) = match outcome {
-        Ok(()) => ("ok", None),
-        Err(d) => ("error", Some(d)),
+    let (ok, detail) = match outcome {
+        Ok(()) => (true, None),
+        Err(d) => (false, Some(d)),
     };
+    record_detail(store, at, actor, action, target, ok, detail).await;
+}
+
+/// Records one action with a detail whatever its outcome (e.g. dry run, reason, Okta status).
+pub async fn record_detail(
+    store: &Store,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    ok: bool,
+    detail: Option<&str>,
+) {
+    let outcome = if ok { "ok" } else { "error" };
     let entry = NewAudit {
         at,
         actor,

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod enforcement;
 pub mod http;
 pub mod ids;
 pub mod keys;

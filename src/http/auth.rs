@@ -14,6 +14,16 @@ use crate::auth::{Caller, Scope};
 pub trait RequiredScope: Send + Sync + 'static {
     /// The scope.
     const SCOPE: Scope;
+    /// Another scope that is accepted instead, if any.
+    const OR: Option<Scope> = None;
+}
+
+/// Requires `enforce:read` or `admin` (the audit log).
+#[derive(Debug)]
+pub struct AuditRead;
+impl RequiredScope for AuditRead {
+    const SCOPE: Scope = Scope::EnforceRead;
+    const OR: Option<Scope> = Some(Scope::Admin);
 }
 
 macro_rules! scope_marker {
@@ -85,7 +95,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
             return Err(ApiError::Unauthorized { token_sent: true });
         };
         tracing::Span::current().record("caller", caller.name.as_str());
-        if !caller.has(S::SCOPE) {
+        if !caller.has(S::SCOPE) && !S::OR.is_some_and(|s| caller.has(s)) {
             state.metrics.auth_failure("insufficient_scope");
             return Err(ApiError::Forbidden(S::SCOPE));
         }

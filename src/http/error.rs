@@ -23,6 +23,23 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// An upstream (Okta) outcome to report.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Our status.
+    pub status: StatusCode,
+    /// Problem type slug.
+    pub slug: &'static str,
+    /// What happened.
+    pub detail: String,
+    /// Okta's error.
+    pub okta: Option<OktaErrorView>,
+    /// Ambiguous matches.
+    pub candidates: Option<serde_json::Value>,
+    /// `Retry-After` seconds.
+    pub retry_after: Option<u64>,
+}
+
 /// RFC 9457 problem details.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
@@ -40,6 +57,31 @@ pub struct Problem {
     /// The fields at fault, when the input was invalid.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub errors: Vec<FieldError>,
+    /// Okta's error, when Okta refused the request (`errorCode`, `errorSummary`, `errorCauses`, `errorId`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub okta: Option<OktaErrorView>,
+    /// The users an ambiguous identity matched (nothing was done).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub candidates: Option<serde_json::Value>,
+}
+
+/// Okta's error, passed through.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OktaErrorView {
+    /// HTTP status Okta answered.
+    pub status: u16,
+    /// e.g. `E0000001`.
+    pub error_code: String,
+    /// Okta's summary.
+    pub error_summary: String,
+    /// Okta's causes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub error_causes: Vec<String>,
+    /// Okta's request id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_id: Option<String>,
 }
 
 /// An error a handler returns.
@@ -78,6 +120,9 @@ pub enum ApiError {
     /// A dependency is not ready.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// An upstream (Okta) outcome: any status, Okta's error or candidates attached.
+    #[error("{}", .0.detail)]
+    Upstream(Box<Upstream>),
     /// Something broke on our side; the cause is logged, not sent.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -109,6 +154,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(u) => u.status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +171,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Upstream(u) => u.slug,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -166,10 +213,15 @@ impl ApiError {
                 Some("the request body is larger than the configured limit".into()),
                 Vec::new(),
             ),
+            ApiError::Upstream(u) => (Some(u.detail.clone()), Vec::new()),
             ApiError::Internal(_) => (
                 Some("an internal error occurred; the request id in the X-Request-Id header locates it in the logs".into()),
                 Vec::new(),
             ),
+        };
+        let (okta, candidates) = match self {
+            ApiError::Upstream(u) => (u.okta.clone(), u.candidates.clone()),
+            _ => (None, None),
         };
         Problem {
             kind: format!("{TYPE_PREFIX}{}", self.slug()),
@@ -177,6 +229,8 @@ impl ApiError {
             status: status.as_u16(),
             detail,
             errors,
+            okta,
+            candidates,
         }
     }
 }
@@ -210,6 +264,12 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer")
                 };
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            ApiError::Upstream(u) if u.retry_after.is_some() => {
+                let secs = u.retry_after.unwrap_or(1);
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
             }
             ApiError::Forbidden(scope) => {
                 if let Ok(v) = HeaderValue::from_str(&format!(
@@ -299,6 +359,8 @@ pub async fn ensure_problem_json(resp: Response) -> Response {
         status: status.as_u16(),
         detail: Some(detail.to_owned()),
         errors: Vec::new(),
+        okta: None,
+        candidates: None,
     };
     let mut out = problem_response(status, &problem);
     // Keep headers such as Allow, Retry-After and the request id.

@@ -4,6 +4,7 @@
 pub mod admin_clients;
 pub mod admin_keys;
 pub mod auth;
+pub mod enforce;
 pub mod error;
 pub mod health;
 pub mod openapi;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub intake: crate::signals::Intake,
     /// Wakes the delivery worker.
     pub notify: Arc<tokio::sync::Notify>,
+    /// Enforcement over the Okta Management API.
+    pub enforcer: crate::enforcement::Enforcer,
 }
 
 /// JSON body extractor whose rejections are problem+json: a body that is not JSON → 400; a field
@@ -177,6 +180,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(admin_keys::router())
         .merge(admin_clients::router())
         .merge(signals::router())
+        .merge(enforce::router())
 }
 
 /// The complete router: API routes, Swagger UI, issuer-path metadata route, fallbacks and

@@ -25,6 +25,7 @@ pub const BEARER: &str = "bearer";
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "discovery", description = "Public keys and SSF transmitter metadata"),
         (name = "signals", description = "Risk signals to Okta as Security Event Tokens, and their delivery"),
+        (name = "enforcement", description = "Direct actions and look-ups over the Okta Management API, and the audit log"),
         (name = "admin", description = "Issuer keys and API clients (scope `admin`)"),
     )
 )]

@@ -28,6 +28,92 @@ pub enum OktaApiError {
     /// Okta could not be reached or answered something unreadable.
     #[error("cannot reach Okta: {0}")]
     Transport(String),
+    /// Okta kept answering 429 beyond the time we are willing to wait.
+    #[error("Okta rate limit: retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until Okta's reset.
+        retry_after_secs: u64,
+    },
+}
+
+/// One Okta API call, as sent (also what a dry run shows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct OktaCall {
+    /// HTTP method.
+    pub method: String,
+    /// Path below the org URL, e.g. `/api/v1/users/00u…/lifecycle/suspend`.
+    pub path: String,
+    /// Query parameters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub query: Vec<(String, String)>,
+    /// JSON body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+}
+
+impl OktaCall {
+    /// A call without query or body.
+    pub fn new(method: &str, path: impl Into<String>) -> Self {
+        Self {
+            method: method.to_owned(),
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.query.push((k.to_owned(), v.into()));
+        self
+    }
+
+    fn idempotent(&self) -> bool {
+        matches!(self.method.as_str(), "GET" | "PUT" | "DELETE" | "HEAD")
+    }
+}
+
+/// Okta's answer.
+#[derive(Debug, Clone)]
+pub struct OktaResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The JSON body (`Null` when empty).
+    pub body: Value,
+    /// The `rel="next"` link, when any.
+    pub next: Option<String>,
+}
+
+/// Longest a call waits for Okta's rate-limit reset before giving up with `RateLimited`.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+/// Retries of idempotent calls after 5xx or a timeout.
+const RETRIES: u32 = 2;
+
+fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find(|part| part.contains("rel=\"next\""))
+        .and_then(|part| {
+            let start = part.find('<')? + 1;
+            let end = part.find('>')?;
+            part.get(start..end).map(str::to_owned)
+        })
+}
+
+fn reset_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let reset = headers
+        .get("x-rate-limit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())?;
+    let now = chrono::Utc::now().timestamp();
+    Some(Duration::from_secs(
+        u64::try_from(reset - now).unwrap_or(0).max(1),
+    ))
 }
 
 /// A Security Events Provider as Okta returns it.
@@ -63,6 +149,8 @@ pub struct OktaClient {
     http: reqwest::Client,
     org_url: String,
     api_token: SecretString,
+    /// Not before this instant: Okta said the bucket is empty (`X-Rate-Limit-Remaining: 0`).
+    paced_until: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl std::fmt::Debug for OktaClient {
@@ -87,7 +175,160 @@ impl OktaClient {
             http,
             org_url: org_url.trim_end_matches('/').to_owned(),
             api_token,
+            paced_until: Default::default(),
         })
+    }
+
+    /// The org URL.
+    pub fn org_url(&self) -> &str {
+        &self.org_url
+    }
+
+    /// Sends one call: paces itself when Okta's bucket is empty, waits out a 429 (bounded by
+    /// 30 s), retries idempotent calls on 5xx and timeouts, and parses Okta's error body.
+    pub async fn send(&self, call: &OktaCall) -> Result<OktaResponse, OktaApiError> {
+        let mut url = format!("{}{}", self.org_url, call.path);
+        if !call.query.is_empty() {
+            let q: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(call.query.iter())
+                .finish();
+            url = format!("{url}?{q}");
+        }
+        self.send_url(&call.method, &url, call.body.as_ref(), call.idempotent())
+            .await
+    }
+
+    async fn send_url(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> Result<OktaResponse, OktaApiError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| OktaApiError::Transport(e.to_string()))?;
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0u32;
+        loop {
+            let pause = self
+                .paced_until
+                .lock()
+                .ok()
+                .and_then(|p| *p)
+                .map(|until| until.saturating_duration_since(tokio::time::Instant::now()))
+                .unwrap_or_default();
+            if !pause.is_zero() {
+                if waited + pause > MAX_RATE_LIMIT_WAIT {
+                    return Err(OktaApiError::RateLimited {
+                        retry_after_secs: pause.as_secs().max(1),
+                    });
+                }
+                tokio::time::sleep(pause).await;
+                waited += pause;
+            }
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .header(
+                    "Authorization",
+                    format!("SSWS {}", self.api_token.expose_secret()),
+                )
+                .header("Accept", "application/json");
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) if idempotent && attempt < RETRIES && (e.is_timeout() || e.is_connect()) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(OktaApiError::Transport(e.to_string())),
+            };
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let remaining = headers
+                .get("x-rate-limit-remaining")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if remaining == Some(0)
+                && status != 429
+                && let (Some(wait), Ok(mut p)) = (reset_wait(&headers), self.paced_until.lock())
+            {
+                *p = Some(tokio::time::Instant::now() + wait);
+            }
+            if status == 429 {
+                let wait = reset_wait(&headers).unwrap_or(Duration::from_secs(1));
+                if waited + wait > MAX_RATE_LIMIT_WAIT || attempt >= 3 {
+                    return Err(OktaApiError::RateLimited {
+                        retry_after_secs: wait.as_secs().max(1),
+                    });
+                }
+                attempt += 1;
+                tokio::time::sleep(wait).await;
+                waited += wait;
+                continue;
+            }
+            if status >= 500 && idempotent && attempt < RETRIES {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                continue;
+            }
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| OktaApiError::Transport(e.to_string()))?;
+            let value: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+            };
+            if (200..300).contains(&status) {
+                return Ok(OktaResponse {
+                    status,
+                    body: value,
+                    next: next_link(&headers),
+                });
+            }
+            return Err(OktaApiError::Api {
+                status,
+                error_code: value["errorCode"].as_str().unwrap_or("unknown").to_owned(),
+                error_summary: value["errorSummary"]
+                    .as_str()
+                    .unwrap_or("Okta answered without an error body")
+                    .to_owned(),
+                error_causes: value["errorCauses"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|c| c["errorSummary"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                error_id: value["errorId"].as_str().map(str::to_owned),
+            });
+        }
+    }
+
+    /// GETs every page of a list (following `Link: <…>; rel="next"`), up to `max` items.
+    pub async fn get_all(&self, call: &OktaCall, max: usize) -> Result<Vec<Value>, OktaApiError> {
+        let mut out = Vec::new();
+        let mut page = self.send(call).await?;
+        loop {
+            if let Value::Array(items) = page.body {
+                out.extend(items);
+            }
+            if out.len() >= max {
+                out.truncate(max);
+                return Ok(out);
+            }
+            // Follow the link only to our own org (never let a header redirect credentials).
+            match page.next.filter(|n| n.starts_with(&self.org_url)) {
+                Some(next) => page = self.send_url("GET", &next, None, true).await?,
+                None => return Ok(out),
+            }
+        }
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
@@ -96,48 +337,11 @@ impl OktaClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<T, OktaApiError> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.org_url))
-            .header(
-                "Authorization",
-                format!("SSWS {}", self.api_token.expose_secret()),
-            )
-            .header("Accept", "application/json");
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| OktaApiError::Transport(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| OktaApiError::Transport(e.to_string()))?;
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| OktaApiError::Transport(format!("unexpected answer from Okta: {e}")));
-        }
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Err(OktaApiError::Api {
-            status,
-            error_code: v["errorCode"].as_str().unwrap_or("unknown").to_owned(),
-            error_summary: v["errorSummary"]
-                .as_str()
-                .unwrap_or("no error body")
-                .to_owned(),
-            error_causes: v["errorCauses"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|c| c["errorSummary"].as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            error_id: v["errorId"].as_str().map(str::to_owned),
-        })
+        let mut call = OktaCall::new(method.as_str(), path);
+        call.body = body.cloned();
+        let resp = self.send(&call).await?;
+        serde_json::from_value(resp.body)
+            .map_err(|e| OktaApiError::Transport(format!("unexpected answer from Okta: {e}")))
     }
 
     /// `GET /api/v1/security-events-providers`.

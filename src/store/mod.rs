@@ -80,6 +80,21 @@ pub struct NewAudit<'a> {
     pub detail: Option<&'a str>,
 }
 
+/// Filters of the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Target contains this.
+    pub target_contains: Option<String>,
+    /// Exact action.
+    pub action: Option<String>,
+    /// Exact actor.
+    pub actor: Option<String>,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// At most.
+    pub limit: u32,
+}
+
 /// An audit row as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -257,6 +272,11 @@ impl Store {
     /// How many SETs are in each status.
     pub async fn status_counts(&self) -> Result<Vec<(DeliveryStatus, i64)>, StoreError> {
         dispatch!(self, s => s.status_counts().await)
+    }
+
+    /// Audit rows matching the filter, newest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        dispatch!(self, s => s.audit(filter).await)
     }
 
     /// The newest audit rows, newest first.

@@ -554,6 +554,37 @@ impl SqliteStore {
             .collect()
     }
 
+    pub(super) async fn audit(
+        &self,
+        f: &super::AuditFilter,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, target, outcome, detail FROM audit_log \
+             WHERE (?1 IS NULL OR instr(lower(target), lower(?1)) > 0) AND (?2 IS NULL OR action = ?2) \
+             AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR at >= ?4) ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(f.target_contains.as_deref())
+        .bind(f.action.as_deref())
+        .bind(f.actor.as_deref())
+        .bind(f.since)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
     pub(super) async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, target, outcome, detail FROM audit_log ORDER BY id DESC LIMIT ?",

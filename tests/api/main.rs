@@ -7,6 +7,7 @@ mod auth_walk;
 mod cli;
 mod clients;
 mod discovery;
+mod enforce;
 mod errors;
 mod keys;
 mod openapi;

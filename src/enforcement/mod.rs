@@ -1,0 +1,350 @@
+//! Direct enforcement over the Okta Management API: identity resolution (exactly one user, or a
+//! clear 404/409), lifecycle actions with dry-run, and an audit row for every call — dry runs and
+//! failures included.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::clock::Clock;
+use crate::okta::{OktaApiError, OktaCall, OktaClient};
+use crate::store::Store;
+
+/// A lifecycle action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LifecycleAction {
+    /// ACTIVE → SUSPENDED.
+    Suspend,
+    /// SUSPENDED → ACTIVE.
+    Unsuspend,
+    /// Any → DEPROVISIONED.
+    Deactivate,
+    /// STAGED/DEPROVISIONED → PROVISIONED/ACTIVE.
+    Activate,
+    /// PROVISIONED/RECOVERY → PROVISIONED (new activation).
+    Reactivate,
+    /// LOCKED_OUT → ACTIVE.
+    Unlock,
+}
+
+impl LifecycleAction {
+    /// Okta's lifecycle path segment.
+    pub fn okta_op(self) -> &'static str {
+        match self {
+            LifecycleAction::Suspend => "suspend",
+            LifecycleAction::Unsuspend => "unsuspend",
+            LifecycleAction::Deactivate => "deactivate",
+            LifecycleAction::Activate => "activate",
+            LifecycleAction::Reactivate => "reactivate",
+            LifecycleAction::Unlock => "unlock",
+        }
+    }
+
+    fn takes_send_email(self) -> bool {
+        matches!(
+            self,
+            LifecycleAction::Deactivate | LifecycleAction::Activate | LifecycleAction::Reactivate
+        )
+    }
+}
+
+/// A resolved Okta user, as reported to callers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct UserSummary {
+    /// Okta user id.
+    pub id: String,
+    /// Login.
+    pub login: String,
+    /// Display name (or first + last name).
+    pub display_name: String,
+    /// Okta status.
+    pub status: String,
+}
+
+impl UserSummary {
+    fn from_okta(v: &Value) -> Self {
+        let p = &v["profile"];
+        let display = p["displayName"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                format!(
+                    "{} {}",
+                    p["firstName"].as_str().unwrap_or_default(),
+                    p["lastName"].as_str().unwrap_or_default()
+                )
+                .trim()
+                .to_owned()
+            });
+        Self {
+            id: v["id"].as_str().unwrap_or_default().to_owned(),
+            login: p["login"].as_str().unwrap_or_default().to_owned(),
+            display_name: display,
+            status: v["status"].as_str().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+/// Why an enforcement call did not happen (or failed in Okta).
+#[derive(Debug, thiserror::Error)]
+pub enum EnforceError {
+    /// No Okta credentials.
+    #[error(
+        "no Okta Management API credentials are configured: set [okta] org_url and api_token (SSF_OKTA__API_TOKEN)"
+    )]
+    NotConfigured,
+    /// Nobody matches.
+    #[error("no Okta user matches {input:?} (searched: {searched})")]
+    NotFound {
+        /// What the caller gave.
+        input: String,
+        /// What was searched.
+        searched: String,
+    },
+    /// Several users match; nothing was done.
+    #[error("{input:?} matches {} Okta users; nothing was done. Use the Okta id or the full login", candidates.len())]
+    Ambiguous {
+        /// What the caller gave.
+        input: String,
+        /// The candidates.
+        candidates: Vec<UserSummary>,
+    },
+    /// Okta refused or failed.
+    #[error(transparent)]
+    Okta(#[from] OktaApiError),
+}
+
+/// The outcome of one action.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActionReport {
+    /// The action.
+    pub action: LifecycleAction,
+    /// True when nothing was sent.
+    pub dry_run: bool,
+    /// The user, with the status after the action (or now, for a dry run).
+    pub user: UserSummary,
+    /// The exact Okta request(s) sent, or that would be sent.
+    pub okta_requests: Vec<OktaCall>,
+    /// What Okta answered with a body (e.g. an activation link when no email was sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// The caller's reason, as recorded in the audit log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Options of an action.
+#[derive(Debug, Clone, Default)]
+pub struct ActionOptions {
+    /// Send nothing; return the planned request(s).
+    pub dry_run: bool,
+    /// Okta's `sendEmail` (deactivate, activate, reactivate).
+    pub send_email: Option<bool>,
+    /// Why (recorded).
+    pub reason: Option<String>,
+}
+
+/// The enforcement service.
+#[derive(Clone)]
+pub struct Enforcer {
+    okta: Option<OktaClient>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Enforcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enforcer")
+            .field("okta", &self.okta)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_okta_id(s: &str) -> bool {
+    s.len() == 20 && s.starts_with("00u") && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn quote(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+impl Enforcer {
+    /// With an Okta client, when credentials are configured.
+    pub fn new(okta: Option<OktaClient>, store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self { okta, store, clock }
+    }
+
+    fn client(&self) -> Result<&OktaClient, EnforceError> {
+        self.okta.as_ref().ok_or(EnforceError::NotConfigured)
+    }
+
+    /// Finds exactly one Okta user for an id, a login, an email or a login short name.
+    pub async fn resolve(&self, input: &str) -> Result<(UserSummary, Value), EnforceError> {
+        let okta = self.client()?;
+        let input = input.trim();
+        if is_okta_id(input) {
+            return match okta
+                .send(&OktaCall::new("GET", format!("/api/v1/users/{input}")))
+                .await
+            {
+                Ok(r) => Ok((UserSummary::from_okta(&r.body), r.body)),
+                Err(OktaApiError::Api { status: 404, .. }) => Err(EnforceError::NotFound {
+                    input: input.to_owned(),
+                    searched: "Okta user id".into(),
+                }),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let (search, searched) = if input.contains('@') {
+            let q = quote(input);
+            (
+                format!("profile.login eq \"{q}\" or profile.email eq \"{q}\""),
+                "profile.login and profile.email",
+            )
+        } else {
+            (
+                format!("profile.login sw \"{}@\"", quote(input)),
+                "login short names (profile.login before '@')",
+            )
+        };
+        let found = okta
+            .get_all(
+                &OktaCall::new("GET", "/api/v1/users").query("search", search),
+                50,
+            )
+            .await?;
+        let mut matches: Vec<&Value> = found.iter().collect();
+        if !input.contains('@') {
+            matches.retain(|u| {
+                u["profile"]["login"]
+                    .as_str()
+                    .and_then(|l| l.split('@').next())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(input))
+            });
+        }
+        match matches.as_slice() {
+            [] => Err(EnforceError::NotFound {
+                input: input.to_owned(),
+                searched: searched.to_owned(),
+            }),
+            [one] => Ok((UserSummary::from_okta(one), (*one).clone())),
+            many => Err(EnforceError::Ambiguous {
+                input: input.to_owned(),
+                candidates: many.iter().map(|u| UserSummary::from_okta(u)).collect(),
+            }),
+        }
+    }
+
+    /// Runs (or plans) a lifecycle action and audits it.
+    pub async fn lifecycle(
+        &self,
+        caller: &Caller,
+        input: &str,
+        action: LifecycleAction,
+        opts: ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        let audit_action = format!("user.{}", action.okta_op());
+        let (resolved, result) = match self.resolve(input).await {
+            Ok((user, _)) => (
+                Some(user.clone()),
+                self.lifecycle_inner(user, action, &opts).await,
+            ),
+            Err(e) => (None, Err(e)),
+        };
+        let now = self.clock.now();
+        let (target, detail, outcome) = match &result {
+            Ok(r) => (
+                format!("{} ({})", r.user.id, r.user.login),
+                json!({"dry_run": r.dry_run, "reason": r.reason, "okta_status": if r.dry_run { Value::Null } else { json!(200) }, "new_status": r.user.status}),
+                Ok(()),
+            ),
+            Err(e) => {
+                let (status, code) = match e {
+                    EnforceError::Okta(OktaApiError::Api {
+                        status, error_code, ..
+                    }) => (json!(status), json!(error_code)),
+                    EnforceError::Okta(OktaApiError::RateLimited { .. }) => {
+                        (json!(429), json!("E0000047"))
+                    }
+                    _ => (Value::Null, Value::Null),
+                };
+                (
+                    resolved
+                        .as_ref()
+                        .map_or_else(|| input.to_owned(), |u| format!("{} ({})", u.id, u.login)),
+                    json!({"dry_run": opts.dry_run, "reason": opts.reason, "okta_status": status, "okta_error_code": code, "error": e.to_string()}),
+                    Err(()),
+                )
+            }
+        };
+        let detail = detail.to_string();
+        crate::audit::record_detail(
+            &self.store,
+            now,
+            &caller.name,
+            &audit_action,
+            Some(&target),
+            outcome.is_ok(),
+            Some(&detail),
+        )
+        .await;
+        if result.is_ok() {
+            // Successful rows keep their detail too (dry run, reason, new status).
+            tracing::info!(caller = %caller.name, action = %audit_action, target = %target, detail = %detail, "enforcement");
+        }
+        result
+    }
+
+    async fn lifecycle_inner(
+        &self,
+        user: UserSummary,
+        action: LifecycleAction,
+        opts: &ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        let mut call = OktaCall::new(
+            "POST",
+            format!("/api/v1/users/{}/lifecycle/{}", user.id, action.okta_op()),
+        );
+        if action.takes_send_email()
+            && let Some(send) = opts.send_email
+        {
+            call = call.query("sendEmail", send.to_string());
+        }
+        if opts.dry_run {
+            return Ok(ActionReport {
+                action,
+                dry_run: true,
+                user,
+                okta_requests: vec![call],
+                result: None,
+                reason: opts.reason.clone(),
+            });
+        }
+        let okta = self.client()?;
+        let resp = okta.send(&call).await?;
+        let result = resp
+            .body
+            .as_object()
+            .filter(|o| !o.is_empty())
+            .map(|o| Value::Object(o.clone()));
+        // Report the status Okta holds now.
+        let after = okta
+            .send(&OktaCall::new("GET", format!("/api/v1/users/{}", user.id)))
+            .await
+            .map(|r| UserSummary::from_okta(&r.body))
+            .unwrap_or(user);
+        Ok(ActionReport {
+            action,
+            dry_run: false,
+            user: after,
+            okta_requests: vec![call],
+            result,
+            reason: opts.reason.clone(),
+        })
+    }
+}

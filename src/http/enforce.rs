@@ -1,0 +1,363 @@
+//! `/v1/users/…` enforcement (scope `enforce:write`), user look-up (`enforce:read`) and the audit
+//! log (`enforce:read` or `admin`).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{AuditRead, Auth, EnforceRead, EnforceWrite};
+use super::error::{OktaErrorView, Upstream};
+use super::openapi::AuthErrors;
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Problem};
+use crate::enforcement::{ActionOptions, ActionReport, EnforceError, LifecycleAction, UserSummary};
+use crate::okta::OktaApiError;
+use crate::store::AuditFilter;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(suspend))
+        .routes(routes!(unsuspend))
+        .routes(routes!(deactivate))
+        .routes(routes!(activate))
+        .routes(routes!(reactivate))
+        .routes(routes!(unlock))
+        .routes(routes!(get_user))
+        .routes(routes!(audit))
+}
+
+impl From<EnforceError> for ApiError {
+    fn from(e: EnforceError) -> Self {
+        let upstream = |status, slug, detail: String, okta| {
+            ApiError::Upstream(Box::new(Upstream {
+                status,
+                slug,
+                detail,
+                okta,
+                candidates: None,
+                retry_after: None,
+            }))
+        };
+        match e {
+            EnforceError::NotConfigured => ApiError::Unavailable(e.to_string()),
+            EnforceError::NotFound { .. } => ApiError::NotFound(e.to_string()),
+            EnforceError::Ambiguous { ref candidates, .. } => {
+                ApiError::Upstream(Box::new(Upstream {
+                    status: StatusCode::CONFLICT,
+                    slug: "ambiguous-identity",
+                    detail: e.to_string(),
+                    okta: None,
+                    candidates: serde_json::to_value(candidates).ok(),
+                    retry_after: None,
+                }))
+            }
+            EnforceError::Okta(OktaApiError::RateLimited { retry_after_secs }) => {
+                ApiError::Upstream(Box::new(Upstream {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    slug: "okta-rate-limited",
+                    detail: format!(
+                        "Okta's rate limit is exhausted; retry in {retry_after_secs} s"
+                    ),
+                    okta: None,
+                    candidates: None,
+                    retry_after: Some(retry_after_secs),
+                }))
+            }
+            EnforceError::Okta(OktaApiError::Api {
+                status,
+                error_code,
+                error_summary,
+                error_causes,
+                error_id,
+            }) => {
+                let view = Some(OktaErrorView {
+                    status,
+                    error_code: error_code.clone(),
+                    error_summary: error_summary.clone(),
+                    error_causes,
+                    error_id,
+                });
+                match (status, error_code.as_str()) {
+                    (401, _) | (_, "E0000011") | (_, "E0000006") | (_, "E0000004") => upstream(
+                        StatusCode::BAD_GATEWAY,
+                        "okta-auth-failed",
+                        format!(
+                            "Okta refused this service's credentials ({error_code}: {error_summary}); check [okta] api_token and its admin role"
+                        ),
+                        view,
+                    ),
+                    (404, _) => upstream(
+                        StatusCode::NOT_FOUND,
+                        "not-found",
+                        format!("Okta: {error_summary}"),
+                        view,
+                    ),
+                    (400 | 403 | 409, _) => upstream(
+                        StatusCode::CONFLICT,
+                        "okta-refused",
+                        format!("Okta refused the change ({error_code}: {error_summary})"),
+                        view,
+                    ),
+                    _ => upstream(
+                        StatusCode::BAD_GATEWAY,
+                        "okta-error",
+                        format!("Okta answered {status} ({error_code}: {error_summary})"),
+                        view,
+                    ),
+                }
+            }
+            EnforceError::Okta(OktaApiError::Transport(t)) => upstream(
+                StatusCode::BAD_GATEWAY,
+                "okta-unreachable",
+                format!("cannot reach Okta: {t}"),
+                None,
+            ),
+        }
+    }
+}
+
+/// Options of a lifecycle action.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ActionParams {
+    /// Return the exact Okta request without sending it.
+    pub dry_run: Option<bool>,
+    /// Okta's `sendEmail` (deactivate, activate, reactivate; Okta's defaults otherwise).
+    pub send_email: Option<bool>,
+}
+
+/// Optional body of an action.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    /// Why; recorded in the audit log.
+    pub reason: Option<String>,
+}
+
+fn parse_body(bytes: &Bytes) -> Result<ActionBody, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ActionBody::default());
+    }
+    let body: ActionBody = super::parse_json(bytes)?;
+    if body
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 1000)
+    {
+        return Err(ApiError::field("reason", "must be at most 1000 characters"));
+    }
+    Ok(body)
+}
+
+async fn act(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    user: &str,
+    action: LifecycleAction,
+    params: ActionParams,
+    body: &Bytes,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    let body = parse_body(body)?;
+    let opts = ActionOptions {
+        dry_run: params.dry_run.unwrap_or(false),
+        send_email: params.send_email,
+        reason: body.reason,
+    };
+    Ok(ApiJson(
+        state.enforcer.lifecycle(caller, user, action, opts).await?,
+    ))
+}
+
+macro_rules! lifecycle_route {
+    ($name:ident, $path:literal, $action:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "enforcement",
+            params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), ActionParams),
+            request_body(content = Option<ActionBody>, description = "Optional: the reason, recorded in the audit log"),
+            security(("bearer" = ["enforce:write"])),
+            responses(
+                (status = 200, description = "Done (or planned, with dry_run); the user's status after the action", body = ActionReport),
+                (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+                (status = 409, description = "Several users match (candidates listed), or Okta refused the transition (its errorCode/errorSummary attached)", body = Problem, content_type = "application/problem+json"),
+                (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+                (status = 429, description = "Okta's rate limit is exhausted (Retry-After)", body = Problem, content_type = "application/problem+json"),
+                (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+                (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+                AuthErrors))]
+        pub async fn $name(
+            auth: Auth<EnforceWrite>,
+            State(state): State<AppState>,
+            ApiPath(user): ApiPath<String>,
+            ApiQuery(params): ApiQuery<ActionParams>,
+            body: Bytes,
+        ) -> Result<ApiJson<ActionReport>, ApiError> {
+            act(&state, &auth.caller, &user, $action, params, &body).await
+        }
+    };
+}
+
+lifecycle_route!(
+    suspend,
+    "/v1/users/{user}/suspend",
+    LifecycleAction::Suspend,
+    "Suspend a user (ACTIVE → SUSPENDED)."
+);
+lifecycle_route!(
+    unsuspend,
+    "/v1/users/{user}/unsuspend",
+    LifecycleAction::Unsuspend,
+    "Unsuspend a user (SUSPENDED → ACTIVE)."
+);
+lifecycle_route!(
+    deactivate,
+    "/v1/users/{user}/deactivate",
+    LifecycleAction::Deactivate,
+    "Deactivate a user (→ DEPROVISIONED). Destructive: sessions and app assignments end."
+);
+lifecycle_route!(
+    activate,
+    "/v1/users/{user}/activate",
+    LifecycleAction::Activate,
+    "Activate a STAGED or DEPROVISIONED user; with send_email=false the activation link is returned."
+);
+lifecycle_route!(
+    reactivate,
+    "/v1/users/{user}/reactivate",
+    LifecycleAction::Reactivate,
+    "Reactivate a PROVISIONED or RECOVERY user (new activation link unless emailed)."
+);
+lifecycle_route!(
+    unlock,
+    "/v1/users/{user}/unlock",
+    LifecycleAction::Unlock,
+    "Unlock a LOCKED_OUT user."
+);
+
+/// A user look-up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserLookup {
+    /// The resolved user.
+    pub user: UserSummary,
+    /// Okta's full user object.
+    #[schema(value_type = Object)]
+    pub okta: Value,
+}
+
+/// Look up one user.
+#[utoipa::path(get, path = "/v1/users/{user}", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name")),
+    security(("bearer" = ["enforce:read"])),
+    responses(
+        (status = 200, description = "The user", body = UserLookup),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Several users match (candidates listed)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn get_user(
+    _auth: Auth<EnforceRead>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+) -> Result<ApiJson<UserLookup>, ApiError> {
+    let (user, okta) = state.enforcer.resolve(&user).await?;
+    Ok(ApiJson(UserLookup { user, okta }))
+}
+
+/// Audit filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Rows whose target contains this (an Okta id or login).
+    pub user: Option<String>,
+    /// Exact action, e.g. `user.suspend`, `key.activate`.
+    pub action: Option<String>,
+    /// API client name.
+    pub client: Option<String>,
+    /// RFC 3339: rows at or after this time.
+    pub since: Option<String>,
+    /// At most this many (1–1000, default 100).
+    pub limit: Option<u32>,
+}
+
+/// One audit row.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditRow {
+    /// Sequence number.
+    pub id: i64,
+    /// When.
+    pub at: String,
+    /// Who (API client name, `admin-token`, `cli`).
+    pub client: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `ok` or `error`.
+    pub outcome: String,
+    /// Details (JSON when structured: dry run, reason, Okta status and errorCode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<Value>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "enforcement",
+    params(AuditParams),
+    security(("bearer" = ["enforce:read"]), ("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "Rows", body = Vec<AuditRow>),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad filter", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn audit(
+    _auth: Auth<AuditRead>,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AuditParams>,
+) -> Result<ApiJson<Vec<AuditRow>>, ApiError> {
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|d| d.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    ApiError::field("since", "must be RFC 3339, e.g. 2026-11-25T10:00:00Z")
+                })
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be from 1 to 1000"));
+    }
+    let rows = state
+        .store
+        .audit(&AuditFilter {
+            target_contains: q.user,
+            action: q.action,
+            actor: q.client,
+            since,
+            limit,
+        })
+        .await?;
+    Ok(ApiJson(
+        rows.into_iter()
+            .map(|r| AuditRow {
+                id: r.id,
+                at: r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                client: r.actor,
+                action: r.action,
+                target: r.target,
+                outcome: r.outcome,
+                detail: r
+                    .detail
+                    .map(|d| serde_json::from_str(&d).unwrap_or(Value::String(d))),
+            })
+            .collect(),
+    ))
+}

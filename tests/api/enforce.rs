@@ -1,0 +1,296 @@
+//! Enforcement over the Okta Management API, against the sandbox's directory.
+
+use serde_json::{Value, json};
+use ssf_transmitter::auth::Scope;
+
+use crate::helpers::{Sandboxed, TestApp, assert_problem, config_for, tempdir};
+
+async fn soc(s: &Sandboxed) -> String {
+    s.app
+        .client_with("soar", &[Scope::EnforceWrite, Scope::EnforceRead])
+        .await
+}
+
+async fn okta_status(s: &Sandboxed, login: &str) -> String {
+    let v: Value = s
+        .okta(reqwest::Method::GET, &format!("/api/v1/users/{login}"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    v["status"].as_str().expect("status").to_owned()
+}
+
+#[tokio::test]
+async fn suspend_and_unsuspend_with_okta_state_machine_errors() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let (status, body) = s
+        .app
+        .post_json(
+            "/v1/users/jane.doe@example.com/suspend",
+            &token,
+            &json!({"reason": "EDR: credential theft"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["status"], "SUSPENDED");
+    assert_eq!(body["user"]["login"], "jane.doe@example.com");
+    let id = body["user"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        body["okta_requests"],
+        json!([{"method": "POST", "path": format!("/api/v1/users/{id}/lifecycle/suspend")}])
+    );
+    assert_eq!(body["reason"], "EDR: credential theft");
+    assert_eq!(okta_status(&s, "jane.doe@example.com").await, "SUSPENDED");
+
+    // Suspending a suspended user: Okta's E0000001, passed through as a 409.
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe@example.com/suspend"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 409).await;
+    assert_eq!(p["okta"]["errorCode"], "E0000001", "{p}");
+    assert_eq!(p["okta"]["status"], 400);
+
+    // Unsuspend by the login short name; by Okta id works too.
+    let (status, body) = s.app.post("/v1/users/jane.doe/unsuspend", &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["status"], "ACTIVE");
+    let (status, body) = s
+        .app
+        .post(&format!("/v1/users/{id}/suspend?dry_run=true"), &token)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dry_run"], true);
+    assert_eq!(
+        okta_status(&s, &id).await,
+        "ACTIVE",
+        "a dry run sends nothing"
+    );
+}
+
+#[tokio::test]
+async fn identities_resolve_to_exactly_one_user_or_nothing_is_done() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/nobody@example.com/suspend"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 404).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .expect("d")
+            .contains("nobody@example.com"),
+        "{p}"
+    );
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/alex.kim/suspend"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 409).await;
+    let candidates = p["candidates"].as_array().expect("candidates");
+    assert_eq!(candidates.len(), 2, "{p}");
+    for c in candidates {
+        assert!(
+            c["id"].is_string()
+                && c["login"].is_string()
+                && c["display_name"].is_string()
+                && c["status"] == "ACTIVE"
+        );
+    }
+    assert_eq!(okta_status(&s, "alex.kim@example.com").await, "ACTIVE");
+    assert_eq!(okta_status(&s, "alex.kim@corp.example.com").await, "ACTIVE");
+    let (status, body) = s
+        .app
+        .get_json("/v1/users/alex.kim@corp.example.com", &token)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["okta"]["profile"]["login"],
+        "alex.kim@corp.example.com"
+    );
+}
+
+#[tokio::test]
+async fn other_lifecycle_actions_and_their_okta_errors() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let (status, body) = s
+        .app
+        .post(
+            "/v1/users/staged.user@example.com/activate?send_email=false",
+            &token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["result"]["activationUrl"]
+            .as_str()
+            .is_some_and(|u| u.contains("/tokens/")),
+        "{body}"
+    );
+    assert_eq!(
+        body["okta_requests"][0]["query"],
+        json!([["sendEmail", "false"]])
+    );
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe@example.com/activate"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        assert_problem(resp, 409).await["okta"]["errorCode"],
+        "E0000016"
+    );
+    let (status, body) = s
+        .app
+        .post("/v1/users/locked.out@example.com/unlock", &token)
+        .await;
+    assert_eq!(
+        (status, body["user"]["status"].as_str()),
+        (200, Some("ACTIVE")),
+        "{body}"
+    );
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/john.smith@example.com/unlock"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        assert_problem(resp, 409).await["okta"]["errorCode"],
+        "E0000032"
+    );
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe@example.com/reactivate"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        assert_problem(resp, 409).await["okta"]["errorCode"],
+        "E0000038"
+    );
+    let (status, body) = s
+        .app
+        .post("/v1/users/john.smith@example.com/deactivate", &token)
+        .await;
+    assert_eq!(
+        (status, body["user"]["status"].as_str()),
+        (200, Some("DEPROVISIONED")),
+        "{body}"
+    );
+    // A body that is not the reason object is refused before anything is sent.
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe@example.com/suspend"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"why": "x"}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, 422).await;
+    assert_eq!(okta_status(&s, "jane.doe@example.com").await, "ACTIVE");
+}
+
+#[tokio::test]
+async fn every_call_is_audited_without_secrets() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    s.app
+        .post_json(
+            "/v1/users/jane.doe/suspend?dry_run=true",
+            &token,
+            &json!({"reason": "triage"}),
+        )
+        .await;
+    s.app.post("/v1/users/jane.doe/suspend", &token).await;
+    s.app.post("/v1/users/jane.doe/suspend", &token).await; // fails: already suspended
+    s.app.post("/v1/users/nobody/suspend", &token).await; // fails: unknown
+    let (status, rows) = s
+        .app
+        .get_json("/v1/audit?action=user.suspend", &token)
+        .await;
+    assert_eq!(status, 200, "{rows}");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().all(|r| r["client"] == "soar"));
+    let outcomes: Vec<&str> = rows.iter().filter_map(|r| r["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["error", "error", "ok", "ok"], "newest first");
+    assert_eq!(rows[1]["detail"]["okta_error_code"], "E0000001");
+    assert_eq!(rows[1]["detail"]["okta_status"], 400);
+    assert_eq!(rows[3]["detail"]["dry_run"], true);
+    assert_eq!(rows[3]["detail"]["reason"], "triage");
+    assert!(
+        rows[2]["target"]
+            .as_str()
+            .expect("target")
+            .contains("jane.doe@example.com")
+    );
+    let (_, by_user) = s
+        .app
+        .get_json("/v1/audit?user=jane.doe@example.com", &token)
+        .await;
+    assert_eq!(by_user.as_array().map(Vec::len), Some(3));
+    let everything = serde_json::to_string(&rows).expect("json");
+    assert!(
+        !everything.contains(&s.api_token),
+        "the Okta API token never reaches the audit log"
+    );
+    // An admin-only client may read the audit log too.
+    let admin = s.app.client_with("auditor", &[Scope::Admin]).await;
+    let (status, _) = s.app.get_json("/v1/audit?limit=1", &admin).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn without_okta_credentials_enforcement_refuses_clearly() {
+    let dir = tempdir();
+    let app = TestApp::spawn_with(config_for(dir.path())).await;
+    let token = app.client_with("soar", &[Scope::EnforceWrite]).await;
+    let resp = app
+        .http
+        .post(app.url("/v1/users/jane.doe/suspend"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 503).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .expect("d")
+            .contains("SSF_OKTA__API_TOKEN"),
+        "{p}"
+    );
+}
