@@ -121,8 +121,8 @@ pub enum EnforceError {
 /// The outcome of one action.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActionReport {
-    /// The action.
-    pub action: LifecycleAction,
+    /// The action (`suspend`, `clear-sessions`, `expire-password`, …).
+    pub action: String,
     /// True when nothing was sent.
     pub dry_run: bool,
     /// The user, with the status after the action (or now, for a dry run).
@@ -248,20 +248,155 @@ impl Enforcer {
         action: LifecycleAction,
         opts: ActionOptions,
     ) -> Result<ActionReport, EnforceError> {
-        let audit_action = format!("user.{}", action.okta_op());
+        self.perform(caller, input, action.okta_op(), &opts, |user| {
+            let mut call = OktaCall::new(
+                "POST",
+                format!("/api/v1/users/{}/lifecycle/{}", user.id, action.okta_op()),
+            );
+            if action.takes_send_email()
+                && let Some(send) = opts.send_email
+            {
+                call = call.query("sendEmail", send.to_string());
+            }
+            vec![call]
+        })
+        .await
+    }
+
+    /// `DELETE /api/v1/users/{id}/sessions`, revoking OAuth tokens unless told not to.
+    pub async fn clear_sessions(
+        &self,
+        caller: &Caller,
+        input: &str,
+        oauth_tokens: bool,
+        forget_devices: Option<bool>,
+        opts: ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        self.perform(caller, input, "clear-sessions", &opts, |user| {
+            let mut call = OktaCall::new("DELETE", format!("/api/v1/users/{}/sessions", user.id))
+                .query("oauthTokens", oauth_tokens.to_string());
+            if let Some(f) = forget_devices {
+                call = call.query("forgetDevices", f.to_string());
+            }
+            vec![call]
+        })
+        .await
+    }
+
+    /// Expires the password: with a temporary password (returned once), or plainly, and then
+    /// clears sessions when asked.
+    pub async fn expire_password(
+        &self,
+        caller: &Caller,
+        input: &str,
+        temp_password: bool,
+        revoke_sessions: bool,
+        opts: ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        self.perform(caller, input, "expire-password", &opts, |user| {
+            if temp_password {
+                vec![
+                    OktaCall::new(
+                        "POST",
+                        format!(
+                            "/api/v1/users/{}/lifecycle/expire_password_with_temp_password",
+                            user.id
+                        ),
+                    )
+                    .query("revokeSessions", revoke_sessions.to_string()),
+                ]
+            } else {
+                let mut calls = vec![OktaCall::new(
+                    "POST",
+                    format!("/api/v1/users/{}/lifecycle/expire_password", user.id),
+                )];
+                if revoke_sessions {
+                    calls.push(OktaCall::new(
+                        "DELETE",
+                        format!("/api/v1/users/{}/sessions", user.id),
+                    ));
+                }
+                calls
+            }
+        })
+        .await
+    }
+
+    /// Starts a password reset: Okta emails the user, or (send_email=false) the reset URL is
+    /// returned.
+    pub async fn reset_password(
+        &self,
+        caller: &Caller,
+        input: &str,
+        send_email: bool,
+        revoke_sessions: bool,
+        opts: ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        self.perform(caller, input, "reset-password", &opts, |user| {
+            vec![
+                OktaCall::new(
+                    "POST",
+                    format!("/api/v1/users/{}/lifecycle/reset_password", user.id),
+                )
+                .query("sendEmail", send_email.to_string())
+                .query("revokeSessions", revoke_sessions.to_string()),
+            ]
+        })
+        .await
+    }
+
+    /// Resets every enrolled factor.
+    pub async fn reset_factors(
+        &self,
+        caller: &Caller,
+        input: &str,
+        opts: ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        self.perform(caller, input, "reset-factors", &opts, |user| {
+            vec![OktaCall::new(
+                "POST",
+                format!("/api/v1/users/{}/lifecycle/reset_factors", user.id),
+            )]
+        })
+        .await
+    }
+
+    /// Resolves the user, plans the Okta calls, runs them (unless dry run), reports the user's
+    /// status afterwards, and audits — dry runs and failures included. Secrets Okta returns
+    /// (temporary passwords, links) go to the caller only, never to the audit log or logs.
+    async fn perform<F>(
+        &self,
+        caller: &Caller,
+        input: &str,
+        action: &str,
+        opts: &ActionOptions,
+        plan: F,
+    ) -> Result<ActionReport, EnforceError>
+    where
+        F: FnOnce(&UserSummary) -> Vec<OktaCall>,
+    {
+        let audit_action = format!("user.{action}");
         let (resolved, result) = match self.resolve(input).await {
-            Ok((user, _)) => (
-                Some(user.clone()),
-                self.lifecycle_inner(user, action, &opts).await,
-            ),
+            Ok((user, _)) => {
+                let calls = plan(&user);
+                (
+                    Some(user.clone()),
+                    self.execute(user, action, calls, opts).await,
+                )
+            }
             Err(e) => (None, Err(e)),
         };
         let now = self.clock.now();
-        let (target, detail, outcome) = match &result {
+        let (target, detail, ok) = match &result {
             Ok(r) => (
                 format!("{} ({})", r.user.id, r.user.login),
-                json!({"dry_run": r.dry_run, "reason": r.reason, "okta_status": if r.dry_run { Value::Null } else { json!(200) }, "new_status": r.user.status}),
-                Ok(()),
+                json!({
+                    "dry_run": r.dry_run,
+                    "reason": r.reason,
+                    "okta_status": if r.dry_run { Value::Null } else { json!(200) },
+                    "new_status": r.user.status,
+                }),
+                true,
             ),
             Err(e) => {
                 let (status, code) = match e {
@@ -277,8 +412,14 @@ impl Enforcer {
                     resolved
                         .as_ref()
                         .map_or_else(|| input.to_owned(), |u| format!("{} ({})", u.id, u.login)),
-                    json!({"dry_run": opts.dry_run, "reason": opts.reason, "okta_status": status, "okta_error_code": code, "error": e.to_string()}),
-                    Err(()),
+                    json!({
+                        "dry_run": opts.dry_run,
+                        "reason": opts.reason,
+                        "okta_status": status,
+                        "okta_error_code": code,
+                        "error": e.to_string(),
+                    }),
+                    false,
                 )
             }
         };
@@ -289,60 +430,54 @@ impl Enforcer {
             &caller.name,
             &audit_action,
             Some(&target),
-            outcome.is_ok(),
+            ok,
             Some(&detail),
         )
         .await;
-        if result.is_ok() {
-            // Successful rows keep their detail too (dry run, reason, new status).
-            tracing::info!(caller = %caller.name, action = %audit_action, target = %target, detail = %detail, "enforcement");
-        }
+        tracing::info!(caller = %caller.name, action = %audit_action, target = %target, ok, detail = %detail, "enforcement");
         result
     }
 
-    async fn lifecycle_inner(
+    async fn execute(
         &self,
         user: UserSummary,
-        action: LifecycleAction,
+        action: &str,
+        calls: Vec<OktaCall>,
         opts: &ActionOptions,
     ) -> Result<ActionReport, EnforceError> {
-        let mut call = OktaCall::new(
-            "POST",
-            format!("/api/v1/users/{}/lifecycle/{}", user.id, action.okta_op()),
-        );
-        if action.takes_send_email()
-            && let Some(send) = opts.send_email
-        {
-            call = call.query("sendEmail", send.to_string());
-        }
         if opts.dry_run {
             return Ok(ActionReport {
-                action,
+                action: action.to_owned(),
                 dry_run: true,
                 user,
-                okta_requests: vec![call],
+                okta_requests: calls,
                 result: None,
                 reason: opts.reason.clone(),
             });
         }
         let okta = self.client()?;
-        let resp = okta.send(&call).await?;
-        let result = resp
-            .body
-            .as_object()
-            .filter(|o| !o.is_empty())
-            .map(|o| Value::Object(o.clone()));
-        // Report the status Okta holds now.
+        let mut result: Option<Value> = None;
+        for call in &calls {
+            let resp = okta.send(call).await?;
+            // Lifecycle calls answer an empty body, a token/link/password object, or the user.
+            if let Some(o) = resp
+                .body
+                .as_object()
+                .filter(|o| !o.is_empty() && !o.contains_key("profile"))
+            {
+                result = Some(Value::Object(o.clone()));
+            }
+        }
         let after = okta
             .send(&OktaCall::new("GET", format!("/api/v1/users/{}", user.id)))
             .await
             .map(|r| UserSummary::from_okta(&r.body))
             .unwrap_or(user);
         Ok(ActionReport {
-            action,
+            action: action.to_owned(),
             dry_run: false,
             user: after,
-            okta_requests: vec![call],
+            okta_requests: calls,
             result,
             reason: opts.reason.clone(),
         })

@@ -26,6 +26,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(activate))
         .routes(routes!(reactivate))
         .routes(routes!(unlock))
+        .routes(routes!(clear_sessions))
+        .routes(routes!(expire_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(reset_factors))
         .routes(routes!(get_user))
         .routes(routes!(audit))
 }
@@ -236,6 +240,188 @@ lifecycle_route!(
     LifecycleAction::Unlock,
     "Unlock a LOCKED_OUT user."
 );
+
+/// Options of clearing sessions.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SessionParams {
+    /// Also revoke OAuth/OIDC access and refresh tokens (default **true**: containment).
+    pub oauth_tokens: Option<bool>,
+    /// Forget remembered devices (Okta's default when absent).
+    pub forget_devices: Option<bool>,
+    /// Return the exact Okta request without sending it.
+    pub dry_run: Option<bool>,
+}
+
+/// Options of password actions.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordParams {
+    /// expire-password: set a temporary password and return it (once).
+    pub temp_password: Option<bool>,
+    /// reset-password: let Okta email the user (default true); false returns the reset URL.
+    pub send_email: Option<bool>,
+    /// Also end the user's sessions.
+    pub revoke_sessions: Option<bool>,
+    /// Return the exact Okta request(s) without sending them.
+    pub dry_run: Option<bool>,
+}
+
+/// Options of reset-factors.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunParams {
+    /// Return the exact Okta request without sending it.
+    pub dry_run: Option<bool>,
+}
+
+fn opts(dry_run: Option<bool>, body: &Bytes) -> Result<ActionOptions, ApiError> {
+    Ok(ActionOptions {
+        dry_run: dry_run.unwrap_or(false),
+        send_email: None,
+        reason: parse_body(body)?.reason,
+    })
+}
+
+/// Clear a user's sessions (and, by default, OAuth tokens).
+#[utoipa::path(delete, path = "/v1/users/{user}/sessions", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), SessionParams),
+    request_body(content = Option<ActionBody>, description = "Optional: the reason"),
+    security(("bearer" = ["enforce:write"])),
+    responses(
+        (status = 200, description = "Sessions cleared (or planned)", body = ActionReport),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn clear_sessions(
+    auth: Auth<EnforceWrite>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(p): ApiQuery<SessionParams>,
+    body: Bytes,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    let o = opts(p.dry_run, &body)?;
+    Ok(ApiJson(
+        state
+            .enforcer
+            .clear_sessions(
+                &auth.caller,
+                &user,
+                p.oauth_tokens.unwrap_or(true),
+                p.forget_devices,
+                o,
+            )
+            .await?,
+    ))
+}
+
+/// Expire a user's password.
+///
+/// With `temp_password=true` Okta sets a temporary password, returned once in `result`;
+/// `revoke_sessions=true` also ends the user's sessions.
+#[utoipa::path(post, path = "/v1/users/{user}/expire-password", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), PasswordParams),
+    request_body(content = Option<ActionBody>, description = "Optional: the reason"),
+    security(("bearer" = ["enforce:write"])),
+    responses(
+        (status = 200, description = "Expired (or planned)", body = ActionReport),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn expire_password(
+    auth: Auth<EnforceWrite>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(p): ApiQuery<PasswordParams>,
+    body: Bytes,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    let o = opts(p.dry_run, &body)?;
+    Ok(ApiJson(
+        state
+            .enforcer
+            .expire_password(
+                &auth.caller,
+                &user,
+                p.temp_password.unwrap_or(false),
+                p.revoke_sessions.unwrap_or(false),
+                o,
+            )
+            .await?,
+    ))
+}
+
+/// Start a password reset.
+///
+/// Okta emails the user unless `send_email=false`, in which case the reset URL is returned.
+#[utoipa::path(post, path = "/v1/users/{user}/reset-password", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), PasswordParams),
+    request_body(content = Option<ActionBody>, description = "Optional: the reason"),
+    security(("bearer" = ["enforce:write"])),
+    responses(
+        (status = 200, description = "Reset started (or planned)", body = ActionReport),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn reset_password(
+    auth: Auth<EnforceWrite>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(p): ApiQuery<PasswordParams>,
+    body: Bytes,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    let o = opts(p.dry_run, &body)?;
+    Ok(ApiJson(
+        state
+            .enforcer
+            .reset_password(
+                &auth.caller,
+                &user,
+                p.send_email.unwrap_or(true),
+                p.revoke_sessions.unwrap_or(false),
+                o,
+            )
+            .await?,
+    ))
+}
+
+/// Reset every enrolled MFA factor of a user.
+#[utoipa::path(post, path = "/v1/users/{user}/reset-factors", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), DryRunParams),
+    request_body(content = Option<ActionBody>, description = "Optional: the reason"),
+    security(("bearer" = ["enforce:write"])),
+    responses(
+        (status = 200, description = "Factors reset (or planned)", body = ActionReport),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn reset_factors(
+    auth: Auth<EnforceWrite>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(p): ApiQuery<DryRunParams>,
+    body: Bytes,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    let o = opts(p.dry_run, &body)?;
+    Ok(ApiJson(
+        state.enforcer.reset_factors(&auth.caller, &user, o).await?,
+    ))
+}
 
 /// A user look-up.
 #[derive(Debug, Serialize, ToSchema)]

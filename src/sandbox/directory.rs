@@ -445,6 +445,148 @@ lifecycle_route!(suspend, Op::Suspend);
 lifecycle_route!(unsuspend, Op::Unsuspend);
 lifecycle_route!(unlock, Op::Unlock);
 
+fn user_op<T>(
+    state: &SandboxState,
+    id: &str,
+    f: impl FnOnce(&mut User) -> Result<T, OktaError>,
+) -> Result<T, OktaError> {
+    let now = state
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut users = state.users.write().map_err(|_| not_found_user(id))?;
+    let i = find_index(&users, id).ok_or_else(|| not_found_user(id))?;
+    let user = users.get_mut(i).ok_or_else(|| not_found_user(id))?;
+    let out = f(user)?;
+    user.last_updated = now;
+    Ok(out)
+}
+
+fn set_status(user: &mut User, status: &str, now: &str) {
+    user.status = status.to_owned();
+    user.status_changed = Some(now.to_owned());
+}
+
+fn password_allowed(user: &User) -> Result<(), OktaError> {
+    match user.status.as_str() {
+        "ACTIVE" | "PASSWORD_EXPIRED" | "RECOVERY" | "LOCKED_OUT" => Ok(()),
+        _ => Err(not_allowed(
+            "E0000038",
+            "This operation is not allowed in the user's current status.",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SessionsQuery {
+    oauth_tokens: Option<bool>,
+    forget_devices: Option<bool>,
+}
+
+/// `DELETE /api/v1/users/{id}/sessions` → 204.
+pub(super) async fn clear_sessions(
+    _auth: Ssws,
+    state: St,
+    Path(id): Path<String>,
+    Query(q): Query<SessionsQuery>,
+) -> Result<StatusCode, OktaError> {
+    user_op(&state, &id, |_| Ok(()))?;
+    tracing::debug!(user = %id, oauth_tokens = ?q.oauth_tokens, forget_devices = ?q.forget_devices, "sandbox sessions cleared");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST …/lifecycle/expire_password` → 200 with the user (PASSWORD_EXPIRED).
+pub(super) async fn expire_password(
+    _auth: Ssws,
+    state: St,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OktaError> {
+    let now = state
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let org = state.org_url.clone();
+    user_op(&state, &id, |u| {
+        password_allowed(u)?;
+        set_status(u, "PASSWORD_EXPIRED", &now);
+        Ok(Json(u.to_json(&org)))
+    })
+}
+
+/// `POST …/lifecycle/expire_password_with_temp_password` → 200 `{"tempPassword": …}`.
+pub(super) async fn expire_password_temp(
+    _auth: Ssws,
+    state: St,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OktaError> {
+    let now = state
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    user_op(&state, &id, |u| {
+        password_allowed(u)?;
+        set_status(u, "PASSWORD_EXPIRED", &now);
+        let temp: String = uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .chars()
+            .take(10)
+            .collect();
+        Ok(Json(json!({"tempPassword": temp})))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ResetQuery {
+    send_email: Option<bool>,
+}
+
+/// `POST …/lifecycle/reset_password?sendEmail=` → 200 (`resetPasswordUrl` when not emailed).
+pub(super) async fn reset_password(
+    _auth: Ssws,
+    state: St,
+    Path(id): Path<String>,
+    Query(q): Query<ResetQuery>,
+) -> Result<Json<Value>, OktaError> {
+    let Some(send_email) = q.send_email else {
+        return Err(OktaError {
+            status: StatusCode::BAD_REQUEST,
+            code: "E0000028",
+            summary: "The request is missing a required parameter.".into(),
+            causes: vec!["sendEmail".into()],
+        });
+    };
+    let now = state
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let org = state.org_url.clone();
+    user_op(&state, &id, |u| {
+        password_allowed(u)?;
+        set_status(u, "RECOVERY", &now);
+        if send_email {
+            Ok(Json(json!({})))
+        } else {
+            let t = uuid::Uuid::new_v4().simple().to_string();
+            Ok(Json(
+                json!({"resetPasswordUrl": format!("{org}/reset_password/{t}")}),
+            ))
+        }
+    })
+}
+
+/// `POST …/lifecycle/reset_factors` → 200, empty.
+pub(super) async fn reset_factors(
+    _auth: Ssws,
+    state: St,
+    Path(id): Path<String>,
+) -> Result<StatusCode, OktaError> {
+    user_op(&state, &id, |_| Ok(()))?;
+    Ok(StatusCode::OK)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

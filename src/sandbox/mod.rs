@@ -266,6 +266,26 @@ fn router(state: Arc<SandboxState>) -> Router {
             "/api/v1/users/{id}/lifecycle/unlock",
             post(directory::unlock),
         )
+        .route(
+            "/api/v1/users/{id}/sessions",
+            axum::routing::delete(directory::clear_sessions),
+        )
+        .route(
+            "/api/v1/users/{id}/lifecycle/expire_password",
+            post(directory::expire_password),
+        )
+        .route(
+            "/api/v1/users/{id}/lifecycle/expire_password_with_temp_password",
+            post(directory::expire_password_temp),
+        )
+        .route(
+            "/api/v1/users/{id}/lifecycle/reset_password",
+            post(directory::reset_password),
+        )
+        .route(
+            "/api/v1/users/{id}/lifecycle/reset_factors",
+            post(directory::reset_factors),
+        )
         .route("/security/api/v1/security-events", post(receiver::receive))
         .route("/api/v1/logs", get(logs::list))
         .route(

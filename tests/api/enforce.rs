@@ -294,3 +294,131 @@ async fn without_okta_credentials_enforcement_refuses_clearly() {
         "{p}"
     );
 }
+
+#[tokio::test]
+async fn sessions_and_credentials_send_okta_exact_calls() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let jane_id = s.app.get_json("/v1/users/jane.doe", &token).await.1["user"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // Clear sessions: OAuth tokens revoked by default.
+    let resp = s
+        .app
+        .http
+        .delete(s.app.url("/v1/users/jane.doe/sessions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(
+        body["okta_requests"],
+        json!([{"method": "DELETE", "path": format!("/api/v1/users/{jane_id}/sessions"), "query": [["oauthTokens", "true"]]}])
+    );
+    let resp = s
+        .app
+        .http
+        .delete(s.app.url(
+            "/v1/users/jane.doe/sessions?oauth_tokens=false&forget_devices=false&dry_run=true",
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(
+        body["okta_requests"][0]["query"],
+        json!([["oauthTokens", "false"], ["forgetDevices", "false"]])
+    );
+
+    // Expire password with a temporary one: returned once, never audited.
+    let (status, body) = s
+        .app
+        .post(
+            "/v1/users/jane.doe/expire-password?temp_password=true&revoke_sessions=true",
+            &token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["okta_requests"][0]["path"],
+        format!("/api/v1/users/{jane_id}/lifecycle/expire_password_with_temp_password")
+    );
+    assert_eq!(
+        body["okta_requests"][0]["query"],
+        json!([["revokeSessions", "true"]])
+    );
+    let temp = body["result"]["tempPassword"]
+        .as_str()
+        .expect("temp password")
+        .to_owned();
+    assert_eq!(body["user"]["status"], "PASSWORD_EXPIRED");
+    // Without a temporary password, revoke_sessions becomes a second call.
+    let (_, body) = s
+        .app
+        .post(
+            "/v1/users/john.smith/expire-password?revoke_sessions=true&dry_run=true",
+            &token,
+        )
+        .await;
+    let calls = body["okta_requests"].as_array().expect("calls");
+    assert_eq!(calls.len(), 2);
+    assert!(
+        calls[0]["path"]
+            .as_str()
+            .expect("p")
+            .ends_with("/lifecycle/expire_password")
+    );
+    assert_eq!(calls[1]["method"], "DELETE");
+
+    // Reset password without email: the URL comes back; user in RECOVERY.
+    let (status, body) = s
+        .app
+        .post(
+            "/v1/users/john.smith/reset-password?send_email=false",
+            &token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["result"]["resetPasswordUrl"].is_string(), "{body}");
+    assert_eq!(
+        body["okta_requests"][0]["query"],
+        json!([["sendEmail", "false"], ["revokeSessions", "false"]])
+    );
+    assert_eq!(body["user"]["status"], "RECOVERY");
+    let (status, body) = s
+        .app
+        .post("/v1/users/alex.kim@example.com/reset-factors", &token)
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Password operations on a deprovisioned user: Okta refuses.
+    let resp = s
+        .app
+        .http
+        .post(
+            s.app
+                .url("/v1/users/former.employee@example.com/reset-password"),
+        )
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        assert_problem(resp, 409).await["okta"]["errorCode"],
+        "E0000038"
+    );
+
+    let (_, rows) = s.app.get_json("/v1/audit?limit=100", &token).await;
+    let text = rows.to_string();
+    assert!(
+        !text.contains(&temp),
+        "the temporary password is not in the audit log"
+    );
+    assert!(!text.contains("resetPasswordUrl"));
+    assert!(text.contains("user.expire-password") && text.contains("user.clear-sessions"));
+}
