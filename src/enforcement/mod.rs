@@ -345,6 +345,114 @@ impl Enforcer {
         .await
     }
 
+    /// Finds exactly one group by id (`00g…`) or exact name.
+    pub async fn resolve_group(&self, input: &str) -> Result<Value, EnforceError> {
+        let okta = self.client()?;
+        let input = input.trim();
+        let is_id = input.len() == 20
+            && input.starts_with("00g")
+            && input.chars().all(|c| c.is_ascii_alphanumeric());
+        if is_id {
+            return match okta
+                .send(&OktaCall::new("GET", format!("/api/v1/groups/{input}")))
+                .await
+            {
+                Ok(r) => Ok(r.body),
+                Err(OktaApiError::Api { status: 404, .. }) => Err(EnforceError::NotFound {
+                    input: input.to_owned(),
+                    searched: "Okta group id".into(),
+                }),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let found = okta
+            .get_all(
+                &OktaCall::new("GET", "/api/v1/groups")
+                    .query("search", format!("profile.name eq \"{}\"", quote(input))),
+                50,
+            )
+            .await?;
+        let exact: Vec<Value> = found
+            .into_iter()
+            .filter(|g| g["profile"]["name"].as_str() == Some(input))
+            .collect();
+        match exact.len() {
+            0 => Err(EnforceError::NotFound {
+                input: input.to_owned(),
+                searched: "group names (exact)".into(),
+            }),
+            1 => Ok(exact.into_iter().next().unwrap_or(Value::Null)),
+            _ => Err(EnforceError::Ambiguous {
+                input: input.to_owned(),
+                candidates: exact
+                    .iter()
+                    .map(|g| UserSummary {
+                        id: g["id"].as_str().unwrap_or_default().to_owned(),
+                        login: String::new(),
+                        display_name: g["profile"]["name"].as_str().unwrap_or_default().to_owned(),
+                        status: g["type"].as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    /// Adds the user to, or removes them from, a group (`PUT`/`DELETE
+    /// /api/v1/groups/{groupId}/users/{userId}`).
+    pub async fn membership(
+        &self,
+        caller: &Caller,
+        group: &str,
+        input: &str,
+        add: bool,
+        opts: ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        let action = if add { "group-add" } else { "group-remove" };
+        let g = match self.resolve_group(group).await {
+            Ok(g) => g,
+            Err(e) => {
+                let detail = json!({"dry_run": opts.dry_run, "reason": opts.reason, "group": group, "error": e.to_string()})
+                    .to_string();
+                crate::audit::record_detail(
+                    &self.store,
+                    self.clock.now(),
+                    &caller.name,
+                    &format!("user.{action}"),
+                    Some(input),
+                    false,
+                    Some(&detail),
+                )
+                .await;
+                return Err(e);
+            }
+        };
+        let gid = g["id"].as_str().unwrap_or_default().to_owned();
+        let method = if add { "PUT" } else { "DELETE" };
+        self.perform(caller, input, action, &opts, |user| {
+            vec![OktaCall::new(
+                method,
+                format!("/api/v1/groups/{gid}/users/{}", user.id),
+            )]
+        })
+        .await
+    }
+
+    /// A user's groups.
+    pub async fn user_groups(
+        &self,
+        input: &str,
+    ) -> Result<(UserSummary, Vec<Value>), EnforceError> {
+        let (user, _) = self.resolve(input).await?;
+        let groups = self
+            .client()?
+            .get_all(
+                &OktaCall::new("GET", format!("/api/v1/users/{}/groups", user.id)),
+                10_000,
+            )
+            .await?;
+        Ok((user, groups))
+    }
+
     /// Resets every enrolled factor.
     pub async fn reset_factors(
         &self,

@@ -31,6 +31,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reset_password))
         .routes(routes!(reset_factors))
         .routes(routes!(get_user))
+        .routes(routes!(user_groups))
+        .routes(routes!(get_group))
+        .routes(routes!(add_member, remove_member))
         .routes(routes!(audit))
 }
 
@@ -86,7 +89,7 @@ impl From<EnforceError> for ApiError {
                     error_id,
                 });
                 match (status, error_code.as_str()) {
-                    (401, _) | (_, "E0000011") | (_, "E0000006") | (_, "E0000004") => upstream(
+                    (401, _) | (_, "E0000011") | (_, "E0000004") => upstream(
                         StatusCode::BAD_GATEWAY,
                         "okta-auth-failed",
                         format!(
@@ -452,6 +455,119 @@ pub async fn get_user(
 ) -> Result<ApiJson<UserLookup>, ApiError> {
     let (user, okta) = state.enforcer.resolve(&user).await?;
     Ok(ApiJson(UserLookup { user, okta }))
+}
+
+/// A user's groups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserGroups {
+    /// The resolved user.
+    pub user: UserSummary,
+    /// Okta group objects.
+    #[schema(value_type = Vec<Object>)]
+    pub groups: Vec<Value>,
+}
+
+/// The groups a user belongs to.
+#[utoipa::path(get, path = "/v1/users/{user}/groups", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name")),
+    security(("bearer" = ["enforce:read"])),
+    responses(
+        (status = 200, description = "Groups", body = UserGroups),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Several users match", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn user_groups(
+    _auth: Auth<EnforceRead>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+) -> Result<ApiJson<UserGroups>, ApiError> {
+    let (user, groups) = state.enforcer.user_groups(&user).await?;
+    Ok(ApiJson(UserGroups { user, groups }))
+}
+
+/// Look up one group.
+#[utoipa::path(get, path = "/v1/groups/{group}", tag = "enforcement",
+    params(("group" = String, Path, description = "Okta group id or exact group name")),
+    security(("bearer" = ["enforce:read"])),
+    responses(
+        (status = 200, description = "Okta's group object", body = Object),
+        (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Several groups have this name", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn get_group(
+    _auth: Auth<EnforceRead>,
+    State(state): State<AppState>,
+    ApiPath(group): ApiPath<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    Ok(ApiJson(state.enforcer.resolve_group(&group).await?))
+}
+
+/// Add a user to a group (e.g. a restricted-access quarantine group).
+#[utoipa::path(put, path = "/v1/groups/{group}/members/{user}", tag = "enforcement",
+    params(("group" = String, Path, description = "Okta group id or exact group name"),
+        ("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), DryRunParams),
+    request_body(content = Option<ActionBody>, description = "Optional: the reason"),
+    security(("bearer" = ["enforce:write"])),
+    responses(
+        (status = 200, description = "Added (or planned)", body = ActionReport),
+        (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ambiguous identity, or Okta refused (e.g. an APP_GROUP's membership is managed by its source)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn add_member(
+    auth: Auth<EnforceWrite>,
+    State(state): State<AppState>,
+    ApiPath((group, user)): ApiPath<(String, String)>,
+    ApiQuery(p): ApiQuery<DryRunParams>,
+    body: Bytes,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    let o = opts(p.dry_run, &body)?;
+    Ok(ApiJson(
+        state
+            .enforcer
+            .membership(&auth.caller, &group, &user, true, o)
+            .await?,
+    ))
+}
+
+/// Remove a user from a group.
+#[utoipa::path(delete, path = "/v1/groups/{group}/members/{user}", tag = "enforcement",
+    params(("group" = String, Path, description = "Okta group id or exact group name"),
+        ("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), DryRunParams),
+    request_body(content = Option<ActionBody>, description = "Optional: the reason"),
+    security(("bearer" = ["enforce:write"])),
+    responses(
+        (status = 200, description = "Removed (or planned)", body = ActionReport),
+        (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn remove_member(
+    auth: Auth<EnforceWrite>,
+    State(state): State<AppState>,
+    ApiPath((group, user)): ApiPath<(String, String)>,
+    ApiQuery(p): ApiQuery<DryRunParams>,
+    body: Bytes,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    let o = opts(p.dry_run, &body)?;
+    Ok(ApiJson(
+        state
+            .enforcer
+            .membership(&auth.caller, &group, &user, false, o)
+            .await?,
+    ))
 }
 
 /// Audit filters.

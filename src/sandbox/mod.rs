@@ -9,6 +9,7 @@
 
 mod directory;
 mod faults;
+mod groups;
 mod logs;
 mod okta_error;
 mod providers;
@@ -40,6 +41,7 @@ pub struct SandboxState {
     token_digest: [u8; 32],
     providers: RwLock<Vec<Provider>>,
     users: RwLock<Vec<directory::User>>,
+    groups: RwLock<Vec<groups::Group>>,
     logs: Mutex<Vec<logs::LogEvent>>,
     seen_jtis: Mutex<std::collections::HashSet<String>>,
     received: Mutex<Vec<ReceivedSet>>,
@@ -97,6 +99,7 @@ impl Sandbox {
             org_url: format!("http://{addr}"),
             token_digest: crate::auth::token_digest(api_token.expose_secret()),
             providers: RwLock::new(Vec::new()),
+            groups: RwLock::new(groups::seed_groups()),
             users: RwLock::new(directory::seed_users(
                 &clock
                     .now()
@@ -285,6 +288,13 @@ fn router(state: Arc<SandboxState>) -> Router {
         .route(
             "/api/v1/users/{id}/lifecycle/reset_factors",
             post(directory::reset_factors),
+        )
+        .route("/api/v1/users/{id}/groups", get(groups::user_groups))
+        .route("/api/v1/groups", get(groups::list_groups))
+        .route("/api/v1/groups/{id}", get(groups::get_group))
+        .route(
+            "/api/v1/groups/{gid}/users/{uid}",
+            axum::routing::put(groups::add_member).delete(groups::remove_member),
         )
         .route("/security/api/v1/security-events", post(receiver::receive))
         .route("/api/v1/logs", get(logs::list))

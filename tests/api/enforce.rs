@@ -422,3 +422,80 @@ async fn sessions_and_credentials_send_okta_exact_calls() {
     assert!(!text.contains("resetPasswordUrl"));
     assert!(text.contains("user.expire-password") && text.contains("user.clear-sessions"));
 }
+
+#[tokio::test]
+async fn group_membership_for_quarantine() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let (status, g) = s
+        .app
+        .get_json("/v1/groups/Restricted%20Users", &token)
+        .await;
+    assert_eq!(status, 200, "{g}");
+    let gid = g["id"].as_str().expect("id").to_owned();
+    let resp = s
+        .app
+        .http
+        .put(s.app.url("/v1/groups/Restricted%20Users/members/jane.doe"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    let uid = body["user"]["id"].as_str().expect("uid").to_owned();
+    assert_eq!(
+        body["okta_requests"],
+        json!([{"method": "PUT", "path": format!("/api/v1/groups/{gid}/users/{uid}")}])
+    );
+    let (_, groups) = s.app.get_json("/v1/users/jane.doe/groups", &token).await;
+    let names: Vec<&str> = groups["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(|g| g["profile"]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"Restricted Users"), "{names:?}");
+    let resp = s
+        .app
+        .http
+        .delete(s.app.url(&format!("/v1/groups/{gid}/members/jane.doe")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let (_, groups) = s.app.get_json("/v1/users/jane.doe/groups", &token).await;
+    assert!(!groups.to_string().contains("Restricted Users"));
+    // Unknown group: 404; a group mastered elsewhere: Okta refuses (403 E0000006 → 409).
+    let resp = s
+        .app
+        .http
+        .put(s.app.url("/v1/groups/Nope/members/jane.doe"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, 404).await;
+    let resp = s
+        .app
+        .http
+        .put(
+            s.app
+                .url("/v1/groups/AD%20Domain%20Users/members/john.smith"),
+        )
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        assert_problem(resp, 409).await["okta"]["errorCode"],
+        "E0000006"
+    );
+    let (_, rows) = s
+        .app
+        .get_json("/v1/audit?action=user.group-add", &token)
+        .await;
+    assert_eq!(rows.as_array().map(Vec::len), Some(3), "{rows}");
+}
