@@ -47,6 +47,9 @@ enum Command {
     Clients(ClientsCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Work with the Okta org in [okta].
+    #[command(subcommand)]
+    Okta(OktaCommand),
     /// Print the OpenAPI document of the HTTP API.
     #[command(hide = true)]
     Openapi,
@@ -84,6 +87,13 @@ enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum OktaCommand {
+    /// Create or update this transmitter as an active Security Events Provider in the org
+    /// (registered by its well-known URL, issuer + /.well-known/ssf-configuration).
+    Register,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +189,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys(cmd, &config, clock).await,
         Command::Clients(cmd) => clients(cmd, &config, clock).await,
         Command::Openapi => Ok(()),
+        Command::Okta(OktaCommand::Register) => {
+            let issuer = match config.issuer_url().map_err(anyhow::Error::new)? {
+                Some(u) => ssf_transmitter::config::issuer_string(&u),
+                None => format!("http://{}", config.listen),
+            };
+            let p = app::register_with_okta(&config, &issuer).await?;
+            println!(
+                "provider {} ({}) is {}: issuer {}, JWKS {}",
+                p.id,
+                p.name,
+                p.status,
+                p.settings.issuer.as_deref().unwrap_or("-"),
+                p.settings.jwks_url.as_deref().unwrap_or("-")
+            );
+            Ok(())
+        }
     }
 }
 

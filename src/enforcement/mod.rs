@@ -453,6 +453,15 @@ impl Enforcer {
         Ok((user, groups))
     }
 
+    /// Checks Okta is reachable and accepts our credentials (`GET /api/v1/users?limit=1`).
+    pub async fn ping(&self) -> Result<(String, u128), EnforceError> {
+        let okta = self.client()?;
+        let started = std::time::Instant::now();
+        okta.send(&OktaCall::new("GET", "/api/v1/users").query("limit", "1"))
+            .await?;
+        Ok((okta.org_url().to_owned(), started.elapsed().as_millis()))
+    }
+
     /// Resets every enrolled factor.
     pub async fn reset_factors(
         &self,

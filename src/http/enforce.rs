@@ -31,6 +31,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reset_password))
         .routes(routes!(reset_factors))
         .routes(routes!(get_user))
+        .routes(routes!(okta_status))
         .routes(routes!(user_groups))
         .routes(routes!(get_group))
         .routes(routes!(add_member, remove_member))
@@ -455,6 +456,41 @@ pub async fn get_user(
 ) -> Result<ApiJson<UserLookup>, ApiError> {
     let (user, okta) = state.enforcer.resolve(&user).await?;
     Ok(ApiJson(UserLookup { user, okta }))
+}
+
+/// Okta connectivity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OktaStatus {
+    /// `ok`.
+    pub status: String,
+    /// The org.
+    pub org_url: String,
+    /// `api_token` (SSWS).
+    pub auth_mode: String,
+    /// Round trip of the check, milliseconds.
+    pub latency_ms: u64,
+}
+
+/// Check Okta: reachable, and our credentials accepted.
+#[utoipa::path(get, path = "/v1/okta/status", tag = "enforcement",
+    security(("bearer" = ["enforce:read"])),
+    responses(
+        (status = 200, description = "Okta answered and accepted our credentials", body = OktaStatus),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials (cause named, no secrets)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn okta_status(
+    _auth: Auth<EnforceRead>,
+    State(state): State<AppState>,
+) -> Result<ApiJson<OktaStatus>, ApiError> {
+    let (org_url, ms) = state.enforcer.ping().await?;
+    Ok(ApiJson(OktaStatus {
+        status: "ok".into(),
+        org_url,
+        auth_mode: "api_token".into(),
+        latency_ms: u64::try_from(ms).unwrap_or(u64::MAX),
+    }))
 }
 
 /// A user's groups.

@@ -499,3 +499,67 @@ async fn group_membership_for_quarantine() {
         .await;
     assert_eq!(rows.as_array().map(Vec::len), Some(3), "{rows}");
 }
+
+#[tokio::test]
+async fn okta_status_pings_and_names_credential_failures() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let (status, body) = s.app.get_json("/v1/okta/status", &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["auth_mode"], "api_token");
+    assert_eq!(body["org_url"], s.org_url.as_str());
+
+    // A wrong API token: 502 naming Okta's E0000011, never the token.
+    let other = tempdir();
+    let mut config = crate::helpers::config_for(other.path());
+    let mut okta = ssf_transmitter::config::OktaConfig::for_org(&s.org_url);
+    okta.api_token = Some("00-not-the-right-token".to_owned().into());
+    config.okta = Some(okta);
+    let app = TestApp::spawn_with(config).await;
+    let t = app.client_with("soar", &[Scope::EnforceRead]).await;
+    let resp = app
+        .http
+        .get(app.url("/v1/okta/status"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 502).await;
+    assert_eq!(p["okta"]["errorCode"], "E0000011");
+    assert!(!p.to_string().contains("00-not-the-right-token"));
+}
+
+#[tokio::test]
+async fn okta_register_cli_creates_or_reuses_the_provider() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let before = s.sandbox.providers();
+    assert_eq!(before.len(), 1);
+    let work = tempdir();
+    let mut cmd = crate::cli::bin(work.path());
+    cmd.env("SSF_OKTA__ORG_URL", &s.org_url)
+        .env("SSF_OKTA__API_TOKEN", &s.api_token)
+        .env("SSF_ISSUER", &s.app.issuer)
+        .args(["okta", "register"]);
+    // Off the test's runtime thread: the sandbox and the app must keep serving meanwhile.
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&before[0].id) && text.contains("ACTIVE"),
+        "{text}"
+    );
+    assert_eq!(
+        s.sandbox.providers().len(),
+        1,
+        "the existing provider was updated, not duplicated"
+    );
+}
