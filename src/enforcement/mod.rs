@@ -453,6 +453,62 @@ impl Enforcer {
         Ok((user, groups))
     }
 
+    /// A user's admin role assignments.
+    pub async fn user_roles(&self, input: &str) -> Result<(UserSummary, Vec<Value>), EnforceError> {
+        let (user, _) = self.resolve(input).await?;
+        let roles = self
+            .client()?
+            .get_all(
+                &OktaCall::new("GET", format!("/api/v1/users/{}/roles", user.id)),
+                1000,
+            )
+            .await?;
+        Ok((user, roles))
+    }
+
+    /// Assigns a standard admin role (`POST /api/v1/users/{id}/roles {"type": …}`).
+    pub async fn assign_role(
+        &self,
+        caller: &Caller,
+        input: &str,
+        role_type: &str,
+        opts: ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        let role_type = role_type.to_owned();
+        self.perform(caller, input, "assign-role", &opts, |user| {
+            let mut call = OktaCall::new("POST", format!("/api/v1/users/{}/roles", user.id));
+            call.body = Some(json!({"type": role_type}));
+            vec![call]
+        })
+        .await
+    }
+
+    /// Removes a role, given its assignment id or its type (resolved to the assignment).
+    pub async fn unassign_role(
+        &self,
+        caller: &Caller,
+        input: &str,
+        role: &str,
+        opts: ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        let assignment = match self.user_roles(input).await {
+            Ok((_, roles)) => roles
+                .iter()
+                .find(|r| r["id"].as_str() == Some(role) || r["type"].as_str() == Some(role))
+                .and_then(|r| r["id"].as_str().map(str::to_owned)),
+            Err(_) => None,
+        };
+        // An unknown role is still resolved and audited by perform(); Okta then answers 404.
+        let ra = assignment.unwrap_or_else(|| role.to_owned());
+        self.perform(caller, input, "unassign-role", &opts, |user| {
+            vec![OktaCall::new(
+                "DELETE",
+                format!("/api/v1/users/{}/roles/{ra}", user.id),
+            )]
+        })
+        .await
+    }
+
     /// Checks Okta is reachable and accepts our credentials (`GET /api/v1/users?limit=1`).
     pub async fn ping(&self) -> Result<(String, u128), EnforceError> {
         let okta = self.client()?;

@@ -33,6 +33,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user))
         .routes(routes!(okta_status))
         .routes(routes!(user_groups))
+        .routes(routes!(user_roles, assign_role))
+        .routes(routes!(unassign_role))
         .routes(routes!(get_group))
         .routes(routes!(add_member, remove_member))
         .routes(routes!(audit))
@@ -456,6 +458,110 @@ pub async fn get_user(
 ) -> Result<ApiJson<UserLookup>, ApiError> {
     let (user, okta) = state.enforcer.resolve(&user).await?;
     Ok(ApiJson(UserLookup { user, okta }))
+}
+
+/// A user's admin roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserRoles {
+    /// The resolved user.
+    pub user: UserSummary,
+    /// Okta role assignments (`id`, `type`, `label`, `status`, …).
+    #[schema(value_type = Vec<Object>)]
+    pub roles: Vec<Value>,
+}
+
+/// The admin roles assigned to a user.
+#[utoipa::path(get, path = "/v1/users/{user}/roles", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name")),
+    security(("bearer" = ["enforce:read"])),
+    responses(
+        (status = 200, description = "Role assignments", body = UserRoles),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Several users match", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn user_roles(
+    _auth: Auth<EnforceRead>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+) -> Result<ApiJson<UserRoles>, ApiError> {
+    let (user, roles) = state.enforcer.user_roles(&user).await?;
+    Ok(ApiJson(UserRoles { user, roles }))
+}
+
+/// Options of a role assignment.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RoleParams {
+    /// Standard role type, e.g. `READ_ONLY_ADMIN`, `HELP_DESK_ADMIN`, `SUPER_ADMIN`.
+    #[serde(rename = "type")]
+    pub role_type: String,
+    /// Return the exact Okta request without sending it.
+    pub dry_run: Option<bool>,
+}
+
+/// Assign an admin role to a user.
+#[utoipa::path(post, path = "/v1/users/{user}/roles", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), RoleParams),
+    request_body(content = Option<ActionBody>, description = "Optional: the reason"),
+    security(("bearer" = ["enforce:write"])),
+    responses(
+        (status = 200, description = "Assigned (or planned); the assignment is in `result`", body = ActionReport),
+        (status = 400, description = "Missing type", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already assigned (Okta E0000090), invalid type, or ambiguous identity", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn assign_role(
+    auth: Auth<EnforceWrite>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(p): ApiQuery<RoleParams>,
+    body: Bytes,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    let o = opts(p.dry_run, &body)?;
+    Ok(ApiJson(
+        state
+            .enforcer
+            .assign_role(&auth.caller, &user, &p.role_type, o)
+            .await?,
+    ))
+}
+
+/// Remove an admin role from a user (by assignment id or role type).
+#[utoipa::path(delete, path = "/v1/users/{user}/roles/{role}", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"),
+        ("role" = String, Path, description = "Role assignment id, or a role type resolved to the assignment"), DryRunParams),
+    request_body(content = Option<ActionBody>, description = "Optional: the reason"),
+    security(("bearer" = ["enforce:write"])),
+    responses(
+        (status = 200, description = "Removed (or planned)", body = ActionReport),
+        (status = 404, description = "No such user or assignment", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn unassign_role(
+    auth: Auth<EnforceWrite>,
+    State(state): State<AppState>,
+    ApiPath((user, role)): ApiPath<(String, String)>,
+    ApiQuery(p): ApiQuery<DryRunParams>,
+    body: Bytes,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    let o = opts(p.dry_run, &body)?;
+    Ok(ApiJson(
+        state
+            .enforcer
+            .unassign_role(&auth.caller, &user, &role, o)
+            .await?,
+    ))
 }
 
 /// Okta connectivity.

@@ -14,6 +14,7 @@ mod logs;
 mod okta_error;
 mod providers;
 mod receiver;
+mod roles;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -42,6 +43,7 @@ pub struct SandboxState {
     providers: RwLock<Vec<Provider>>,
     users: RwLock<Vec<directory::User>>,
     groups: RwLock<Vec<groups::Group>>,
+    roles: RwLock<Vec<roles::Assignment>>,
     logs: Mutex<Vec<logs::LogEvent>>,
     seen_jtis: Mutex<std::collections::HashSet<String>>,
     received: Mutex<Vec<ReceivedSet>>,
@@ -100,6 +102,11 @@ impl Sandbox {
             token_digest: crate::auth::token_digest(api_token.expose_secret()),
             providers: RwLock::new(Vec::new()),
             groups: RwLock::new(groups::seed_groups()),
+            roles: RwLock::new(roles::seed_roles(
+                &clock
+                    .now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )),
             users: RwLock::new(directory::seed_users(
                 &clock
                     .now()
@@ -290,6 +297,14 @@ fn router(state: Arc<SandboxState>) -> Router {
             post(directory::reset_factors),
         )
         .route("/api/v1/users/{id}/groups", get(groups::user_groups))
+        .route(
+            "/api/v1/users/{id}/roles",
+            get(roles::list).post(roles::assign),
+        )
+        .route(
+            "/api/v1/users/{id}/roles/{ra}",
+            axum::routing::delete(roles::unassign),
+        )
         .route("/api/v1/groups", get(groups::list_groups))
         .route("/api/v1/groups/{id}", get(groups::get_group))
         .route(

@@ -563,3 +563,71 @@ async fn okta_register_cli_creates_or_reuses_the_provider() {
         "the existing provider was updated, not duplicated"
     );
 }
+
+#[tokio::test]
+async fn admin_roles_are_listed_assigned_and_removed_by_type() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let (_, roles) = s.app.get_json("/v1/users/john.smith/roles", &token).await;
+    assert_eq!(roles["roles"][0]["type"], "HELP_DESK_ADMIN", "{roles}");
+    let (status, body) = s
+        .app
+        .post("/v1/users/jane.doe/roles?type=READ_ONLY_ADMIN", &token)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let uid = body["user"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        body["okta_requests"],
+        json!([{"method": "POST", "path": format!("/api/v1/users/{uid}/roles"), "body": {"type": "READ_ONLY_ADMIN"}}])
+    );
+    assert_eq!(body["result"]["type"], "READ_ONLY_ADMIN");
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe/roles?type=READ_ONLY_ADMIN"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        assert_problem(resp, 409).await["okta"]["errorCode"],
+        "E0000090"
+    );
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe/roles"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, 400).await;
+    // Removing by role type resolves the assignment id.
+    let ra = body["result"]["id"].as_str().expect("ra").to_owned();
+    let resp = s
+        .app
+        .http
+        .delete(s.app.url("/v1/users/jane.doe/roles/READ_ONLY_ADMIN"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(
+        body["okta_requests"][0]["path"],
+        format!("/api/v1/users/{uid}/roles/{ra}")
+    );
+    let (_, roles) = s.app.get_json("/v1/users/jane.doe/roles", &token).await;
+    assert_eq!(roles["roles"], json!([]));
+    let resp = s
+        .app
+        .http
+        .delete(s.app.url("/v1/users/jane.doe/roles/SUPER_ADMIN"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, 404).await;
+}
