@@ -453,6 +453,23 @@ impl Enforcer {
         Ok((user, groups))
     }
 
+    /// Changes profile attributes with Okta's partial update (`POST /api/v1/users/{id}`), never a
+    /// full replace.
+    pub async fn update_profile(
+        &self,
+        caller: &Caller,
+        input: &str,
+        attributes: serde_json::Map<String, Value>,
+        opts: ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        self.perform(caller, input, "update-profile", &opts, |user| {
+            let mut call = OktaCall::new("POST", format!("/api/v1/users/{}", user.id));
+            call.body = Some(json!({"profile": attributes}));
+            vec![call]
+        })
+        .await
+    }
+
     /// A user's admin role assignments.
     pub async fn user_roles(&self, input: &str) -> Result<(UserSummary, Vec<Value>), EnforceError> {
         let (user, _) = self.resolve(input).await?;

@@ -32,6 +32,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reset_factors))
         .routes(routes!(get_user))
         .routes(routes!(okta_status))
+        .routes(routes!(update_profile))
         .routes(routes!(user_groups))
         .routes(routes!(user_roles, assign_role))
         .routes(routes!(unassign_role))
@@ -458,6 +459,66 @@ pub async fn get_user(
 ) -> Result<ApiJson<UserLookup>, ApiError> {
     let (user, okta) = state.enforcer.resolve(&user).await?;
     Ok(ApiJson(UserLookup { user, okta }))
+}
+
+/// Options of a profile update.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileParams {
+    /// Why; recorded in the audit log.
+    pub reason: Option<String>,
+    /// Return the exact Okta request without sending it.
+    pub dry_run: Option<bool>,
+}
+
+/// Change profile attributes (e.g. a risk attribute such as `{"uebaHealth": 75}`).
+///
+/// The body is the attribute map; Okta's partial update is used, so other attributes are kept.
+#[utoipa::path(patch, path = "/v1/users/{user}/profile", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), ProfileParams),
+    request_body(content = Object, description = "Profile attributes to change", example = json!({"uebaHealth": 75})),
+    security(("bearer" = ["enforce:write"])),
+    responses(
+        (status = 200, description = "Updated (or planned)", body = ActionReport),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ambiguous identity, or Okta refused (e.g. unknown attribute)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a non-empty attribute map", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn update_profile(
+    auth: Auth<EnforceWrite>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ProfileParams>,
+    ApiJson(attributes): ApiJson<serde_json::Map<String, Value>>,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    if attributes.is_empty() {
+        return Err(ApiError::field(
+            "body",
+            "give at least one profile attribute to change",
+        ));
+    }
+    if let Some((k, _)) = attributes.iter().find(|(_, v)| v.is_object()) {
+        return Err(ApiError::field(
+            k.clone(),
+            "profile attributes are strings, numbers, booleans, arrays or null",
+        ));
+    }
+    let o = ActionOptions {
+        dry_run: p.dry_run.unwrap_or(false),
+        send_email: None,
+        reason: p.reason,
+    };
+    Ok(ApiJson(
+        state
+            .enforcer
+            .update_profile(&auth.caller, &user, attributes, o)
+            .await?,
+    ))
 }
 
 /// A user's admin roles.

@@ -587,6 +587,34 @@ pub(super) async fn reset_factors(
     Ok(StatusCode::OK)
 }
 
+/// `POST /api/v1/users/{id}`: partial update; `profile` attributes are merged.
+pub(super) async fn update_user(
+    _auth: Ssws,
+    state: St,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, OktaError> {
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| OktaError::malformed(&e.to_string()))?;
+    let Some(profile) = v.get("profile").and_then(Value::as_object).cloned() else {
+        return Err(OktaError::validation(vec![
+            "profile: The field cannot be left blank".into(),
+        ]));
+    };
+    if profile.get("login").is_some_and(|l| !l.is_string()) {
+        return Err(OktaError::validation(vec![
+            "login: must be a string".into(),
+        ]));
+    }
+    let org = state.org_url.clone();
+    user_op(&state, &id, |u| {
+        for (k, val) in profile {
+            u.profile.insert(k, val);
+        }
+        Ok(Json(u.to_json(&org)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

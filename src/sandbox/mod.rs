@@ -251,7 +251,10 @@ fn router(state: Arc<SandboxState>) -> Router {
             post(providers::deactivate),
         )
         .route("/api/v1/users", get(directory::list_users))
-        .route("/api/v1/users/{id}", get(directory::get_user))
+        .route(
+            "/api/v1/users/{id}",
+            get(directory::get_user).post(directory::update_user),
+        )
         .route(
             "/api/v1/users/{id}/lifecycle/activate",
             post(directory::activate),

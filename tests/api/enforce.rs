@@ -631,3 +631,44 @@ async fn admin_roles_are_listed_assigned_and_removed_by_type() {
         .expect("send");
     assert_problem(resp, 404).await;
 }
+
+#[tokio::test]
+async fn profile_attributes_use_okta_partial_update() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let resp = s
+        .app
+        .http
+        .patch(s.app.url("/v1/users/jane.doe/profile?reason=UEBA%20score"))
+        .bearer_auth(&token)
+        .json(&json!({"uebaHealth": 75}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    let uid = body["user"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        body["okta_requests"],
+        json!([{"method": "POST", "path": format!("/api/v1/users/{uid}"), "body": {"profile": {"uebaHealth": 75}}}])
+    );
+    let (_, user) = s.app.get_json("/v1/users/jane.doe", &token).await;
+    assert_eq!(user["okta"]["profile"]["uebaHealth"], 75);
+    assert_eq!(
+        user["okta"]["profile"]["firstName"], "Jane",
+        "other attributes kept"
+    );
+    for bad in [json!({}), json!({"nested": {"a": 1}})] {
+        let resp = s
+            .app
+            .http
+            .patch(s.app.url("/v1/users/jane.doe/profile"))
+            .bearer_auth(&token)
+            .json(&bad)
+            .send()
+            .await
+            .expect("send");
+        assert_problem(resp, 422).await;
+    }
+}
