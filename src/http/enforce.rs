@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::auth::{AuditRead, Auth, EnforceRead, EnforceWrite};
 use super::error::{OktaErrorView, Upstream};
-use super::openapi::AuthErrors;
+use super::openapi::{AuthErrors, OktaErrors};
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Problem};
 use crate::enforcement::{ActionOptions, ActionReport, EnforceError, LifecycleAction, UserSummary};
 use crate::okta::OktaApiError;
@@ -195,10 +195,7 @@ macro_rules! lifecycle_route {
                 (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
                 (status = 409, description = "Several users match (candidates listed), or Okta refused the transition (its errorCode/errorSummary attached)", body = Problem, content_type = "application/problem+json"),
                 (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-                (status = 429, description = "Okta's rate limit is exhausted (Retry-After)", body = Problem, content_type = "application/problem+json"),
-                (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-                (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-                AuthErrors))]
+                OktaErrors, AuthErrors))]
         pub async fn $name(
             auth: Auth<EnforceWrite>,
             State(state): State<AppState>,
@@ -300,10 +297,7 @@ fn opts(dry_run: Option<bool>, body: &Bytes) -> Result<ActionOptions, ApiError> 
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn clear_sessions(
     auth: Auth<EnforceWrite>,
     State(state): State<AppState>,
@@ -339,10 +333,7 @@ pub async fn clear_sessions(
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn expire_password(
     auth: Auth<EnforceWrite>,
     State(state): State<AppState>,
@@ -377,10 +368,7 @@ pub async fn expire_password(
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn reset_password(
     auth: Auth<EnforceWrite>,
     State(state): State<AppState>,
@@ -413,10 +401,7 @@ pub async fn reset_password(
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn reset_factors(
     auth: Auth<EnforceWrite>,
     State(state): State<AppState>,
@@ -448,10 +433,7 @@ pub struct UserLookup {
         (status = 200, description = "The user", body = UserLookup),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Several users match (candidates listed)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn get_user(
     _auth: Auth<EnforceRead>,
     State(state): State<AppState>,
@@ -485,10 +467,7 @@ pub struct ProfileParams {
         (status = 409, description = "Ambiguous identity, or Okta refused (e.g. unknown attribute)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a non-empty attribute map", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn update_profile(
     auth: Auth<EnforceWrite>,
     State(state): State<AppState>,
@@ -539,10 +518,7 @@ pub struct UserRoles {
         (status = 200, description = "Role assignments", body = UserRoles),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Several users match", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn user_roles(
     _auth: Auth<EnforceRead>,
     State(state): State<AppState>,
@@ -574,10 +550,7 @@ pub struct RoleParams {
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already assigned (Okta E0000090), invalid type, or ambiguous identity", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn assign_role(
     auth: Auth<EnforceWrite>,
     State(state): State<AppState>,
@@ -605,10 +578,7 @@ pub async fn assign_role(
         (status = 404, description = "No such user or assignment", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn unassign_role(
     auth: Auth<EnforceWrite>,
     State(state): State<AppState>,
@@ -643,10 +613,7 @@ pub struct OktaStatus {
     security(("bearer" = ["enforce:read"])),
     responses(
         (status = 200, description = "Okta answered and accepted our credentials", body = OktaStatus),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials (cause named, no secrets)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn okta_status(
     _auth: Auth<EnforceRead>,
     State(state): State<AppState>,
@@ -678,10 +645,7 @@ pub struct UserGroups {
         (status = 200, description = "Groups", body = UserGroups),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Several users match", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn user_groups(
     _auth: Auth<EnforceRead>,
     State(state): State<AppState>,
@@ -699,10 +663,7 @@ pub async fn user_groups(
         (status = 200, description = "Okta's group object", body = Object),
         (status = 404, description = "No such group", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Several groups have this name", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn get_group(
     _auth: Auth<EnforceRead>,
     State(state): State<AppState>,
@@ -722,10 +683,7 @@ pub async fn get_group(
         (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Ambiguous identity, or Okta refused (e.g. an APP_GROUP's membership is managed by its source)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn add_member(
     auth: Auth<EnforceWrite>,
     State(state): State<AppState>,
@@ -753,10 +711,7 @@ pub async fn add_member(
         (status = 404, description = "No such user or group", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Ambiguous identity, or Okta refused", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Okta's rate limit is exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Okta unreachable or refused our credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Okta credentials configured", body = Problem, content_type = "application/problem+json"),
-        AuthErrors))]
+        OktaErrors, AuthErrors))]
 pub async fn remove_member(
     auth: Auth<EnforceWrite>,
     State(state): State<AppState>,

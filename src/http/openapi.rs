@@ -85,3 +85,17 @@ pub enum BodyErrors {
     #[response(status = 422, content_type = "application/problem+json")]
     Invalid(Problem),
 }
+
+/// Errors of routes that call Okta.
+#[derive(IntoResponses)]
+pub enum OktaErrors {
+    /// Okta's rate limit is exhausted after waiting up to 30 s (`Retry-After` says when to retry).
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// Okta is unreachable, failed, or refused this service's credentials (cause named, no secrets).
+    #[response(status = 502, content_type = "application/problem+json")]
+    BadGateway(Problem),
+    /// No Okta credentials are configured (`[okta] api_token`).
+    #[response(status = 503, content_type = "application/problem+json")]
+    NotConfigured(Problem),
+}

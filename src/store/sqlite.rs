@@ -586,25 +586,11 @@ impl SqliteStore {
     }
 
     pub(super) async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, action, target, outcome, detail FROM audit_log ORDER BY id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    target: r.try_get("target")?,
-                    outcome: r.try_get("outcome")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        self.audit(&super::AuditFilter {
+            limit,
+            ..Default::default()
+        })
+        .await
     }
 }
 
