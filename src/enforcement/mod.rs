@@ -470,6 +470,19 @@ impl Enforcer {
         .await
     }
 
+    /// Passes a list query through to Okta (`GET /api/v1/users` or `/api/v1/groups`), following
+    /// `Link` pages up to `limit` items.
+    pub async fn list(
+        &self,
+        path: &str,
+        query: Vec<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<Value>, EnforceError> {
+        let mut call = OktaCall::new("GET", path);
+        call.query = query;
+        Ok(self.client()?.get_all(&call, limit).await?)
+    }
+
     /// A user's admin role assignments.
     pub async fn user_roles(&self, input: &str) -> Result<(UserSummary, Vec<Value>), EnforceError> {
         let (user, _) = self.resolve(input).await?;

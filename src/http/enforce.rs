@@ -33,6 +33,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user))
         .routes(routes!(okta_status))
         .routes(routes!(update_profile))
+        .routes(routes!(list_users))
+        .routes(routes!(list_groups))
         .routes(routes!(user_groups))
         .routes(routes!(user_roles, assign_role))
         .routes(routes!(unassign_role))
@@ -497,6 +499,100 @@ pub async fn update_profile(
             .enforcer
             .update_profile(&auth.caller, &user, attributes, o)
             .await?,
+    ))
+}
+
+/// User list options (Okta's).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UserListParams {
+    /// Starts-with match on first name, last name or email (omits DEPROVISIONED users).
+    pub q: Option<String>,
+    /// Okta filter expression, e.g. `status eq "SUSPENDED"`.
+    pub filter: Option<String>,
+    /// Okta search expression, e.g. `profile.department eq "Finance"`.
+    pub search: Option<String>,
+    /// Most users to return (1–1000, default 200); pages are followed.
+    pub limit: Option<usize>,
+    /// Okta's opaque cursor.
+    pub after: Option<String>,
+}
+
+fn list_query(pairs: &[(&str, &Option<String>)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).to_owned(), v.clone())))
+        .collect()
+}
+
+fn list_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let l = limit.unwrap_or(200);
+    if !(1..=1000).contains(&l) {
+        return Err(ApiError::field("limit", "must be from 1 to 1000"));
+    }
+    Ok(l)
+}
+
+/// List or search users.
+#[utoipa::path(get, path = "/v1/users", tag = "enforcement",
+    params(UserListParams),
+    security(("bearer" = ["enforce:read"])),
+    responses(
+        (status = 200, description = "Okta user objects", body = Vec<Object>),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Okta refused the query (e.g. E0000031 invalid search, E0000033 search with filter)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit", body = Problem, content_type = "application/problem+json"),
+        OktaErrors, AuthErrors))]
+pub async fn list_users(
+    _auth: Auth<EnforceRead>,
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<UserListParams>,
+) -> Result<ApiJson<Vec<Value>>, ApiError> {
+    let limit = list_limit(p.limit)?;
+    let mut query = list_query(&[
+        ("q", &p.q),
+        ("filter", &p.filter),
+        ("search", &p.search),
+        ("after", &p.after),
+    ]);
+    query.push(("limit".into(), limit.min(200).to_string()));
+    Ok(ApiJson(
+        state.enforcer.list("/api/v1/users", query, limit).await?,
+    ))
+}
+
+/// Group list options (Okta's).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GroupListParams {
+    /// Starts-with match on the group name.
+    pub q: Option<String>,
+    /// Okta search expression, e.g. `type eq "OKTA_GROUP"`.
+    pub search: Option<String>,
+    /// Most groups to return (1–1000, default 200).
+    pub limit: Option<usize>,
+}
+
+/// List or search groups.
+#[utoipa::path(get, path = "/v1/groups", tag = "enforcement",
+    params(GroupListParams),
+    security(("bearer" = ["enforce:read"])),
+    responses(
+        (status = 200, description = "Okta group objects", body = Vec<Object>),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Okta refused the query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit", body = Problem, content_type = "application/problem+json"),
+        OktaErrors, AuthErrors))]
+pub async fn list_groups(
+    _auth: Auth<EnforceRead>,
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<GroupListParams>,
+) -> Result<ApiJson<Vec<Value>>, ApiError> {
+    let limit = list_limit(p.limit)?;
+    let mut query = list_query(&[("q", &p.q), ("search", &p.search)]);
+    query.push(("limit".into(), limit.min(200).to_string()));
+    Ok(ApiJson(
+        state.enforcer.list("/api/v1/groups", query, limit).await?,
     ))
 }
 

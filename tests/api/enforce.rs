@@ -672,3 +672,57 @@ async fn profile_attributes_use_okta_partial_update() {
         assert_problem(resp, 422).await;
     }
 }
+
+#[tokio::test]
+async fn lists_pass_okta_queries_and_the_client_follows_link_pages() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let (status, users) = s
+        .app
+        .get_json("/v1/users?filter=status%20eq%20%22SUSPENDED%22", &token)
+        .await;
+    assert_eq!(status, 200, "{users}");
+    let logins: Vec<&str> = users
+        .as_array()
+        .expect("arr")
+        .iter()
+        .filter_map(|u| u["profile"]["login"].as_str())
+        .collect();
+    assert_eq!(logins, ["suspended.user@example.com"]);
+    let (_, groups) = s.app.get_json("/v1/groups?q=Restr", &token).await;
+    assert_eq!(groups[0]["profile"]["name"], "Restricted Users");
+    let resp = s
+        .app
+        .http
+        .get(s.app.url("/v1/users?search=a&filter=b"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        assert_problem(resp, 409).await["okta"]["errorCode"],
+        "E0000033"
+    );
+
+    // Two users per page: the client follows rel="next" to the end.
+    let client =
+        ssf_transmitter::okta::OktaClient::with_api_token(&s.org_url, s.api_token.clone().into())
+            .expect("client");
+    let all = client
+        .get_all(
+            &ssf_transmitter::okta::OktaCall::new("GET", "/api/v1/users").query("limit", "2"),
+            100,
+        )
+        .await
+        .expect("pages");
+    assert_eq!(all.len(), 10, "every user but the deprovisioned one");
+    let capped = client
+        .get_all(
+            &ssf_transmitter::okta::OktaCall::new("GET", "/api/v1/users").query("limit", "2"),
+            5,
+        )
+        .await
+        .expect("pages");
+    assert_eq!(capped.len(), 5);
+}
