@@ -146,13 +146,15 @@ impl Application {
             }
         };
         let okta_client = match config.okta.as_ref() {
-            Some(o) => match o.api_token().map_err(anyhow::Error::new)? {
-                Some(token) => Some(OktaClient::with_api_token(&o.org_url, token)?),
-                None => None,
-            },
+            Some(o) => okta_client(o, clock.clone())?,
             None => None,
         };
-        let enforcer = crate::enforcement::Enforcer::new(okta_client, store.clone(), clock.clone());
+        let enforcer = crate::enforcement::Enforcer::new(
+            okta_client,
+            store.clone(),
+            clock.clone(),
+            config.enforcement.clone(),
+        );
         let state = AppState {
             enforcer,
             issuer,
@@ -299,6 +301,36 @@ pub async fn attach_sandbox(config: &mut Config, clock: Arc<dyn Clock>) -> anyho
     Ok(sandbox)
 }
 
+/// The Management API client of `[okta]`: the OAuth service app when `[okta.oauth]` is set, else
+/// the API token; `None` without credentials.
+pub fn okta_client(
+    okta: &crate::config::OktaConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<OktaClient>> {
+    if let Some(o) = &okta.oauth {
+        let pem = o.private_key().map_err(anyhow::Error::new)?;
+        let key =
+            crate::okta::oauth::AssertionKey::from_pem(secrecy::ExposeSecret::expose_secret(&pem))
+                .map_err(|m| anyhow::anyhow!("okta.oauth.private_key {m}"))?;
+        let settings = crate::okta::oauth::OAuthSettings {
+            client_id: o.client_id.clone(),
+            key,
+            key_id: o.key_id.clone(),
+            scopes: o.scopes.clone(),
+            dpop: o.dpop,
+        };
+        return Ok(Some(OktaClient::with_oauth(
+            &okta.org_url,
+            settings,
+            clock,
+        )?));
+    }
+    Ok(match okta.api_token().map_err(anyhow::Error::new)? {
+        Some(token) => Some(OktaClient::with_api_token(&okta.org_url, token)?),
+        None => None,
+    })
+}
+
 /// Registers this transmitter (by its well-known URL) as an active Security Events Provider in
 /// the org of `[okta]`, which needs an API token.
 pub async fn register_with_okta(
@@ -309,11 +341,9 @@ pub async fn register_with_okta(
         .okta
         .as_ref()
         .context("no [okta] org configured (SSF_OKTA__ORG_URL)")?;
-    let token = okta
-        .api_token()
-        .map_err(anyhow::Error::new)?
-        .context("no Okta API token configured (SSF_OKTA__API_TOKEN)")?;
-    let client = OktaClient::with_api_token(&okta.org_url, token)?;
+    let client = okta_client(okta, Arc::new(crate::clock::SystemClock))?.context(
+        "no Okta Management API credentials configured (SSF_OKTA__API_TOKEN or [okta.oauth])",
+    )?;
     let provider = client
         .register_transmitter("ssf-transmitter", issuer, &well_known_url(issuer))
         .await?;

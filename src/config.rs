@@ -66,6 +66,8 @@ pub struct Config {
     pub signals: SignalsConfig,
     /// The local Okta sandbox (`[sandbox]`).
     pub sandbox: SandboxConfig,
+    /// Direct enforcement (`[enforcement]`): password policy and identity mapping.
+    pub enforcement: EnforcementConfig,
 }
 
 /// `[okta]`: the org whose Shared Signals receiver gets our SETs.
@@ -89,6 +91,185 @@ pub struct OktaConfig {
     /// File holding the API token. `SSF_OKTA__API_TOKEN_FILE`.
     #[serde(default)]
     pub api_token_file: Option<PathBuf>,
+    /// OAuth 2.0 service app (`[okta.oauth]`), used instead of the API token when set.
+    #[serde(default)]
+    pub oauth: Option<OktaOAuthConfig>,
+}
+
+/// `[okta.oauth]`: an Okta API service app using client credentials with a `private_key_jwt`
+/// client assertion, and DPoP-bound access tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaOAuthConfig {
+    /// The service app's client id (`0oa…`). `SSF_OKTA__OAUTH__CLIENT_ID`.
+    pub client_id: String,
+    /// PEM private key (PKCS#8 RSA or EC P-256; RSA PKCS#1 also accepted) registered with the
+    /// app. `SSF_OKTA__OAUTH__PRIVATE_KEY`.
+    #[serde(default)]
+    pub private_key: Option<SecretString>,
+    /// File holding the PEM private key. `SSF_OKTA__OAUTH__PRIVATE_KEY_FILE`.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// `kid` of the key as registered in Okta (sent in the assertion header).
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// Scopes to request (granted to the app in Okta), e.g. `okta.users.manage`.
+    #[serde(default = "default_oauth_scopes")]
+    pub scopes: Vec<String>,
+    /// Prove possession with DPoP (Okta's default for API service apps). Default true.
+    #[serde(default = "default_true")]
+    pub dpop: bool,
+}
+
+fn default_oauth_scopes() -> Vec<String> {
+    [
+        "okta.users.read",
+        "okta.users.manage",
+        "okta.groups.read",
+        "okta.groups.manage",
+        "okta.roles.read",
+        "okta.roles.manage",
+        "okta.idps.read",
+        "okta.securityEventsProviders.read",
+        "okta.securityEventsProviders.manage",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+impl OktaOAuthConfig {
+    /// The private key PEM, read from `private_key_file` when that is set.
+    pub fn private_key(&self) -> Result<SecretString, ConfigError> {
+        match (&self.private_key, &self.private_key_file) {
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                "okta.oauth.private_key_file",
+                "both private_key and private_key_file are set; keep one",
+            )),
+            (Some(k), None) => Ok(k.clone()),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(SecretString::from)
+                .map_err(|e| {
+                    ConfigError::new(
+                        "okta.oauth.private_key_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                }),
+            (None, None) => Err(ConfigError::new(
+                "okta.oauth.private_key",
+                "the service app's private key is missing: set private_key_file (SSF_OKTA__OAUTH__PRIVATE_KEY_FILE) or private_key",
+            )),
+        }
+    }
+}
+
+/// `[enforcement]`: direct enforcement settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnforcementConfig {
+    /// Generated passwords (`[enforcement.password]`).
+    pub password: PasswordPolicy,
+    /// How `DOMAIN\sam` and UPNs map to Okta users (`[enforcement.identity]`).
+    pub identity: IdentityRules,
+}
+
+impl EnforcementConfig {
+    fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let p = &self.password;
+        if !(8..=256).contains(&p.length) {
+            errors.push(ConfigError::new(
+                "enforcement.password.length",
+                "must be between 8 and 256",
+            ));
+        }
+        if p.min_lowercase + p.min_uppercase + p.min_digits + p.min_symbols > p.length {
+            errors.push(ConfigError::new(
+                "enforcement.password.length",
+                "is shorter than min_lowercase + min_uppercase + min_digits + min_symbols",
+            ));
+        }
+        if p.symbols.chars().any(|c| !c.is_ascii_punctuation()) {
+            errors.push(ConfigError::new(
+                "enforcement.password.symbols",
+                "may hold only ASCII punctuation (no letters, digits or spaces)",
+            ));
+        }
+        if p.min_symbols > 0 && p.symbols.is_empty() {
+            errors.push(ConfigError::new(
+                "enforcement.password.symbols",
+                "is empty while min_symbols > 0",
+            ));
+        }
+        let id = &self.identity;
+        if let Some(a) = &id.sam_attribute
+            && (a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            errors.push(ConfigError::new(
+                "enforcement.identity.sam_attribute",
+                "must be an Okta profile attribute name (letters, digits, _), e.g. samAccountName",
+            ));
+        }
+        for (key, map) in [
+            ("enforcement.identity.netbios_domains", &id.netbios_domains),
+            ("enforcement.identity.upn_suffixes", &id.upn_suffixes),
+        ] {
+            for (from, to) in map {
+                if from.trim().is_empty() || to.trim().is_empty() || to.contains(['@', '\\', ' ']) {
+                    errors.push(ConfigError::new(
+                        key,
+                        format!("{from:?} = {to:?}: both sides must be non-empty and the target a bare domain such as example.com"),
+                    ));
+                }
+            }
+        }
+        errors
+    }
+}
+
+/// `[enforcement.password]`: the complexity of generated passwords.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordPolicy {
+    /// Length of a generated password (8–256). Default 20.
+    pub length: usize,
+    /// At least this many lowercase letters. Default 1.
+    pub min_lowercase: usize,
+    /// At least this many uppercase letters. Default 1.
+    pub min_uppercase: usize,
+    /// At least this many digits. Default 1.
+    pub min_digits: usize,
+    /// At least this many symbols. Default 1.
+    pub min_symbols: usize,
+    /// The symbols a password may contain.
+    pub symbols: String,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            length: 20,
+            min_lowercase: 1,
+            min_uppercase: 1,
+            min_digits: 1,
+            min_symbols: 1,
+            symbols: "!#$%&()*+,-.:;<=>?@[]^_{}~".into(),
+        }
+    }
+}
+
+/// `[enforcement.identity]`: rules that map Windows-style identities to Okta users.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityRules {
+    /// NetBIOS domain → login domain: with `CORP = "example.com"`, `CORP\jdoe` is
+    /// `jdoe@example.com`. Case-insensitive.
+    pub netbios_domains: std::collections::BTreeMap<String, String>,
+    /// UPN suffix → login domain: with `"corp.local" = "example.com"`, `jdoe@corp.local` is
+    /// `jdoe@example.com`. Case-insensitive.
+    pub upn_suffixes: std::collections::BTreeMap<String, String>,
+    /// Profile attribute holding the sAMAccountName (e.g. `samAccountName`): `DOMAIN\sam` whose
+    /// domain has no rule is matched against it.
+    pub sam_attribute: Option<String>,
 }
 
 impl OktaConfig {
@@ -101,6 +282,7 @@ impl OktaConfig {
             event_timestamp_unit: crate::set::TimestampUnit::Seconds,
             api_token: None,
             api_token_file: None,
+            oauth: None,
         }
     }
 
@@ -356,6 +538,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             signals: SignalsConfig::default(),
             sandbox: SandboxConfig::default(),
+            enforcement: EnforcementConfig::default(),
         }
     }
 }
@@ -525,7 +708,35 @@ impl Config {
             if let Err(e) = okta.api_token() {
                 errors.push(e);
             }
+            if let Some(o) = &okta.oauth {
+                if okta.api_token.is_some() || okta.api_token_file.is_some() {
+                    errors.push(ConfigError::new(
+                        "okta.oauth",
+                        "both an API token and [okta.oauth] are set; keep one auth mode",
+                    ));
+                }
+                if let Err(e) = o.private_key().and_then(|k| {
+                    crate::okta::oauth::AssertionKey::from_pem(k.expose_secret())
+                        .map(|_| ())
+                        .map_err(|m| ConfigError::new("okta.oauth.private_key", m))
+                }) {
+                    errors.push(e);
+                }
+                if o.client_id.trim().is_empty() {
+                    errors.push(ConfigError::new(
+                        "okta.oauth.client_id",
+                        "must be the service app's client id (0oa…)",
+                    ));
+                }
+                if o.scopes.is_empty() {
+                    errors.push(ConfigError::new(
+                        "okta.oauth.scopes",
+                        "list the Okta scopes granted to the app, e.g. [\"okta.users.manage\"]",
+                    ));
+                }
+            }
         }
+        errors.extend(self.enforcement.validate());
         let d = &self.delivery;
         for (key, value) in [
             ("delivery.concurrency", d.concurrency as u64),

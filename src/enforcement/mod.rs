@@ -2,8 +2,11 @@
 //! clear 404/409), lifecycle actions with dry-run, and an audit row for every call — dry runs and
 //! failures included.
 
+pub mod password;
+
 use std::sync::Arc;
 
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -113,6 +116,9 @@ pub enum EnforceError {
         /// The candidates.
         candidates: Vec<UserSummary>,
     },
+    /// A password could not be generated as asked.
+    #[error("cannot generate the password: {0}")]
+    Password(String),
     /// Okta refused or failed.
     #[error(transparent)]
     Okta(#[from] OktaApiError),
@@ -138,6 +144,32 @@ pub struct ActionReport {
     pub reason: Option<String>,
 }
 
+/// What a connectivity check found.
+#[derive(Debug, Clone)]
+pub struct Ping {
+    /// The org.
+    pub org_url: String,
+    /// Round trip.
+    pub latency_ms: u128,
+    /// `api_token` or `oauth`.
+    pub auth_mode: &'static str,
+    /// OAuth details.
+    pub oauth: Option<crate::okta::oauth::OAuthStatus>,
+}
+
+/// What `set_password` sets.
+#[derive(Debug, Default)]
+pub struct PasswordRequest {
+    /// The caller's password; `None` → generated.
+    pub password: Option<SecretString>,
+    /// Random characters appended to the caller's password.
+    pub append_random: usize,
+    /// Length of a generated password (default: the policy's).
+    pub length: Option<usize>,
+    /// Also end sessions and revoke OAuth tokens.
+    pub revoke_sessions: bool,
+}
+
 /// Options of an action.
 #[derive(Debug, Clone, Default)]
 pub struct ActionOptions {
@@ -155,6 +187,7 @@ pub struct Enforcer {
     okta: Option<OktaClient>,
     store: Store,
     clock: Arc<dyn Clock>,
+    config: Arc<crate::config::EnforcementConfig>,
 }
 
 impl std::fmt::Debug for Enforcer {
@@ -175,8 +208,18 @@ fn quote(s: &str) -> String {
 
 impl Enforcer {
     /// With an Okta client, when credentials are configured.
-    pub fn new(okta: Option<OktaClient>, store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self { okta, store, clock }
+    pub fn new(
+        okta: Option<OktaClient>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: crate::config::EnforcementConfig,
+    ) -> Self {
+        Self {
+            okta,
+            store,
+            clock,
+            config: Arc::new(config),
+        }
     }
 
     fn client(&self) -> Result<&OktaClient, EnforceError> {
@@ -343,6 +386,67 @@ impl Enforcer {
             ]
         })
         .await
+    }
+
+    /// Sets a password chosen by the caller, the caller's password plus random characters, or
+    /// a generated one (`POST /api/v1/users/{id}` with `credentials.password.value`, Okta's
+    /// admin set-password). A password we made is returned once in `result.password`; the value
+    /// never reaches the audit log, the logs or a dry run's request listing.
+    pub async fn set_password(
+        &self,
+        caller: &Caller,
+        input: &str,
+        request: PasswordRequest,
+        opts: ActionOptions,
+    ) -> Result<ActionReport, EnforceError> {
+        let policy = &self.config.password;
+        let (value, made_here) = match request.password {
+            Some(given) => {
+                if request.append_random == 0 {
+                    (given, false)
+                } else {
+                    let suffix = password::random_suffix(policy, request.append_random)
+                        .map_err(EnforceError::Password)?;
+                    (
+                        SecretString::from(format!("{}{suffix}", given.expose_secret())),
+                        true,
+                    )
+                }
+            }
+            None => (
+                password::generate(policy, request.length.unwrap_or(policy.length))
+                    .map_err(EnforceError::Password)?,
+                true,
+            ),
+        };
+        let revoke = request.revoke_sessions;
+        let secret = value.clone();
+        let mut report = self
+            .perform(caller, input, "set-password", &opts, move |user| {
+                let mut calls = vec![
+                    OktaCall::new("POST", format!("/api/v1/users/{}", user.id)).body_with_secret(
+                        json!({"credentials": {"password": {"value": ""}}}),
+                        "/credentials/password/value",
+                        secret,
+                    ),
+                ];
+                if revoke {
+                    calls.push(
+                        OktaCall::new("DELETE", format!("/api/v1/users/{}/sessions", user.id))
+                            .query("oauthTokens", "true"),
+                    );
+                }
+                calls
+            })
+            .await?;
+        if !report.dry_run {
+            report.result = Some(if made_here {
+                json!({"password_set": true, "password": value.expose_secret()})
+            } else {
+                json!({"password_set": true})
+            });
+        }
+        Ok(report)
     }
 
     /// Finds exactly one group by id (`00g…`) or exact name.
@@ -540,12 +644,17 @@ impl Enforcer {
     }
 
     /// Checks Okta is reachable and accepts our credentials (`GET /api/v1/users?limit=1`).
-    pub async fn ping(&self) -> Result<(String, u128), EnforceError> {
+    pub async fn ping(&self) -> Result<Ping, EnforceError> {
         let okta = self.client()?;
         let started = std::time::Instant::now();
         okta.send(&OktaCall::new("GET", "/api/v1/users").query("limit", "1"))
             .await?;
-        Ok((okta.org_url().to_owned(), started.elapsed().as_millis()))
+        Ok(Ping {
+            org_url: okta.org_url().to_owned(),
+            latency_ms: started.elapsed().as_millis(),
+            auth_mode: okta.auth_mode(),
+            oauth: okta.oauth_status().await,
+        })
     }
 
     /// Resets every enrolled factor.

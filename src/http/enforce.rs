@@ -30,6 +30,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(expire_password))
         .routes(routes!(reset_password))
         .routes(routes!(reset_factors))
+        .routes(routes!(set_password))
         .routes(routes!(get_user))
         .routes(routes!(okta_status))
         .routes(routes!(update_profile))
@@ -57,6 +58,7 @@ impl From<EnforceError> for ApiError {
         };
         match e {
             EnforceError::NotConfigured => ApiError::Unavailable(e.to_string()),
+            EnforceError::Password(m) => ApiError::field("length", m),
             EnforceError::NotFound { .. } => ApiError::NotFound(e.to_string()),
             EnforceError::Ambiguous { ref candidates, .. } => {
                 ApiError::Upstream(Box::new(Upstream {
@@ -99,7 +101,7 @@ impl From<EnforceError> for ApiError {
                         StatusCode::BAD_GATEWAY,
                         "okta-auth-failed",
                         format!(
-                            "Okta refused this service's credentials ({error_code}: {error_summary}); check [okta] api_token and its admin role"
+                            "Okta refused this service's credentials ({error_code}: {error_summary}); check [okta] api_token or [okta.oauth], and the admin role of the token's owner or the service app"
                         ),
                         view,
                     ),
@@ -123,6 +125,14 @@ impl From<EnforceError> for ApiError {
                     ),
                 }
             }
+            EnforceError::Okta(OktaApiError::OAuth { error, description }) => upstream(
+                StatusCode::BAD_GATEWAY,
+                "okta-auth-failed",
+                format!(
+                    "Okta's authorization server refused this service's OAuth app ({error}: {description}); check [okta.oauth] client_id, key, key_id and the scopes granted to the app"
+                ),
+                None,
+            ),
             EnforceError::Okta(OktaApiError::Transport(t)) => upstream(
                 StatusCode::BAD_GATEWAY,
                 "okta-unreachable",
@@ -389,6 +399,112 @@ pub async fn reset_password(
                 p.revoke_sessions.unwrap_or(false),
                 o,
             )
+            .await?,
+    ))
+}
+
+/// Options of setting a password.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SetPasswordParams {
+    /// Also end the user's sessions and revoke their OAuth tokens.
+    pub revoke_sessions: Option<bool>,
+    /// Return the exact Okta request(s) without sending them (the password shown as
+    /// `[redacted]`).
+    pub dry_run: Option<bool>,
+}
+
+/// What password to set.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPasswordBody {
+    /// The password to set. Absent: one is generated from the configured policy
+    /// (`[enforcement.password]`) and returned once.
+    #[schema(value_type = Option<String>, format = Password, write_only)]
+    pub password: Option<secrecy::SecretString>,
+    /// Append this many random characters (0–64) to `password`; the result is returned once.
+    pub append_random: Option<usize>,
+    /// Length of a generated password (8–256; default from the policy).
+    pub length: Option<usize>,
+    /// Why; recorded in the audit log.
+    pub reason: Option<String>,
+}
+
+/// Set a user's password: the given one, the given one plus random characters, or a generated
+/// one.
+///
+/// Uses Okta's admin set-password (`POST /api/v1/users/{id}` with
+/// `credentials.password.value`), subject to the org's password policy (Okta answers 400
+/// `E0000001` when the password breaks it → 409 here). A password made here is returned once in
+/// `result.password`; no password appears in the audit log, the logs, or a dry run.
+#[utoipa::path(post, path = "/v1/users/{user}/password", tag = "enforcement",
+    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), SetPasswordParams),
+    request_body(content = Option<SetPasswordBody>, description = "Optional: the password, and the reason"),
+    security(("bearer" = ["enforce:write"])),
+    responses(
+        (status = 200, description = "Password set (or planned); a generated password is in result.password", body = ActionReport),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ambiguous identity, or Okta refused (e.g. the password policy)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body (length, append_random, empty password)", body = Problem, content_type = "application/problem+json"),
+        OktaErrors, AuthErrors))]
+pub async fn set_password(
+    auth: Auth<EnforceWrite>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(p): ApiQuery<SetPasswordParams>,
+    body: Bytes,
+) -> Result<ApiJson<ActionReport>, ApiError> {
+    use secrecy::ExposeSecret as _;
+    let b: SetPasswordBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SetPasswordBody::default()
+    } else {
+        super::parse_json(&body)?
+    };
+    if let Some(pw) = &b.password {
+        let n = pw.expose_secret().chars().count();
+        if n == 0 || n > 256 {
+            return Err(ApiError::field("password", "must be 1 to 256 characters"));
+        }
+    }
+    let append = b.append_random.unwrap_or(0);
+    if append > 64 {
+        return Err(ApiError::field("append_random", "must be at most 64"));
+    }
+    if append > 0 && b.password.is_none() {
+        return Err(ApiError::field(
+            "append_random",
+            "needs a password to append to; leave both out to generate one",
+        ));
+    }
+    if let Some(len) = b.length {
+        if b.password.is_some() {
+            return Err(ApiError::field(
+                "length",
+                "applies only to generated passwords",
+            ));
+        }
+        if !(8..=256).contains(&len) {
+            return Err(ApiError::field("length", "must be between 8 and 256"));
+        }
+    }
+    if b.reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
+        return Err(ApiError::field("reason", "must be at most 1000 characters"));
+    }
+    let request = crate::enforcement::PasswordRequest {
+        password: b.password,
+        append_random: append,
+        length: b.length,
+        revoke_sessions: p.revoke_sessions.unwrap_or(false),
+    };
+    let opts = ActionOptions {
+        dry_run: p.dry_run.unwrap_or(false),
+        send_email: None,
+        reason: b.reason,
+    };
+    Ok(ApiJson(
+        state
+            .enforcer
+            .set_password(&auth.caller, &user, request, opts)
             .await?,
     ))
 }
@@ -698,10 +814,13 @@ pub struct OktaStatus {
     pub status: String,
     /// The org.
     pub org_url: String,
-    /// `api_token` (SSWS).
+    /// `api_token` (SSWS) or `oauth` (service app).
     pub auth_mode: String,
     /// Round trip of the check, milliseconds.
     pub latency_ms: u64,
+    /// For `oauth`: the app, DPoP, and the scopes Okta granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<crate::okta::oauth::OAuthStatus>,
 }
 
 /// Check Okta: reachable, and our credentials accepted.
@@ -714,12 +833,13 @@ pub async fn okta_status(
     _auth: Auth<EnforceRead>,
     State(state): State<AppState>,
 ) -> Result<ApiJson<OktaStatus>, ApiError> {
-    let (org_url, ms) = state.enforcer.ping().await?;
+    let ping = state.enforcer.ping().await?;
     Ok(ApiJson(OktaStatus {
         status: "ok".into(),
-        org_url,
-        auth_mode: "api_token".into(),
-        latency_ms: u64::try_from(ms).unwrap_or(u64::MAX),
+        org_url: ping.org_url,
+        auth_mode: ping.auth_mode.into(),
+        latency_ms: u64::try_from(ping.latency_ms).unwrap_or(u64::MAX),
+        oauth: ping.oauth,
     }))
 }
 

@@ -1,6 +1,8 @@
-//! A typed client for the Okta Management API. This slice covers the Security Events Providers
-//! API (registering this transmitter as an SSF provider) with SSWS API-token auth; enforcement
-//! calls and OAuth join it later.
+//! A typed client for the Okta Management API: SSWS API-token or OAuth service-app auth (see
+//! [`oauth`]), rate-limit pacing, bounded 429 waits, retries of idempotent calls, `Link`
+//! pagination and Okta's error bodies.
+
+pub mod oauth;
 
 use std::time::Duration;
 
@@ -28,6 +30,14 @@ pub enum OktaApiError {
     /// Okta could not be reached or answered something unreadable.
     #[error("cannot reach Okta: {0}")]
     Transport(String),
+    /// Okta's authorization server refused the service app (OAuth `error`, e.g. `invalid_client`).
+    #[error("Okta refused the OAuth service app: {error}: {description}")]
+    OAuth {
+        /// OAuth `error`.
+        error: String,
+        /// `error_description`.
+        description: String,
+    },
     /// Okta kept answering 429 beyond the time we are willing to wait.
     #[error("Okta rate limit: retry in {retry_after_secs} s")]
     RateLimited {
@@ -36,8 +46,12 @@ pub enum OktaApiError {
     },
 }
 
-/// One Okta API call, as sent (also what a dry run shows).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+/// What a secret in a call's body is shown as (dry runs, reports, audit).
+pub const REDACTED: &str = "[redacted]";
+
+/// One Okta API call, as sent (also what a dry run shows). A secret in the body (a password) is
+/// shown as `[redacted]` and only put in place when the call is sent.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OktaCall {
     /// HTTP method.
     pub method: String,
@@ -51,9 +65,50 @@ pub struct OktaCall {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub body: Option<Value>,
+    /// The secret and the JSON pointer where it goes in `body`.
+    #[serde(skip)]
+    secret: Option<(String, SecretString)>,
 }
 
+impl PartialEq for OktaCall {
+    fn eq(&self, other: &Self) -> bool {
+        self.method == other.method
+            && self.path == other.path
+            && self.query == other.query
+            && self.body == other.body
+    }
+}
+
+impl Eq for OktaCall {}
+
 impl OktaCall {
+    /// Sets the body, with `secret` at JSON `pointer` (which must exist in `body`; it is shown
+    /// as `[redacted]`).
+    pub fn body_with_secret(
+        mut self,
+        mut body: Value,
+        pointer: &str,
+        secret: SecretString,
+    ) -> Self {
+        if let Some(slot) = body.pointer_mut(pointer) {
+            *slot = Value::String(REDACTED.to_owned());
+        }
+        self.body = Some(body);
+        self.secret = Some((pointer.to_owned(), secret));
+        self
+    }
+
+    /// The body as sent (secret in place).
+    fn wire_body(&self) -> Option<Value> {
+        let mut body = self.body.clone()?;
+        if let Some((pointer, secret)) = &self.secret
+            && let Some(slot) = body.pointer_mut(pointer)
+        {
+            *slot = Value::String(secret.expose_secret().to_owned());
+        }
+        Some(body)
+    }
+
     /// A call without query or body.
     pub fn new(method: &str, path: impl Into<String>) -> Self {
         Self {
@@ -61,6 +116,7 @@ impl OktaCall {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            secret: None,
         }
     }
 
@@ -143,12 +199,19 @@ pub struct ProviderSettings {
     pub well_known_url: Option<String>,
 }
 
+/// How the client authenticates.
+#[derive(Clone)]
+enum Credentials {
+    ApiToken(SecretString),
+    OAuth(std::sync::Arc<oauth::OAuthSession>),
+}
+
 /// The Okta Management API client.
 #[derive(Clone)]
 pub struct OktaClient {
     http: reqwest::Client,
     org_url: String,
-    api_token: SecretString,
+    credentials: Credentials,
     /// Not before this instant: Okta said the bucket is empty (`X-Rate-Limit-Remaining: 0`).
     paced_until: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
@@ -164,6 +227,21 @@ impl std::fmt::Debug for OktaClient {
 impl OktaClient {
     /// A client authenticating with an SSWS API token.
     pub fn with_api_token(org_url: &str, api_token: SecretString) -> Result<Self, OktaApiError> {
+        Self::build(org_url, Credentials::ApiToken(api_token))
+    }
+
+    /// A client authenticating as an OAuth service app (client credentials, private_key_jwt,
+    /// DPoP unless disabled).
+    pub fn with_oauth(
+        org_url: &str,
+        settings: oauth::OAuthSettings,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Result<Self, OktaApiError> {
+        let session = oauth::OAuthSession::new(org_url, settings, clock)?;
+        Self::build(org_url, Credentials::OAuth(std::sync::Arc::new(session)))
+    }
+
+    fn build(org_url: &str, credentials: Credentials) -> Result<Self, OktaApiError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("ssf-transmitter/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
@@ -174,9 +252,25 @@ impl OktaClient {
         Ok(Self {
             http,
             org_url: org_url.trim_end_matches('/').to_owned(),
-            api_token,
+            credentials,
             paced_until: Default::default(),
         })
+    }
+
+    /// `api_token` or `oauth`.
+    pub fn auth_mode(&self) -> &'static str {
+        match self.credentials {
+            Credentials::ApiToken(_) => "api_token",
+            Credentials::OAuth(_) => "oauth",
+        }
+    }
+
+    /// For OAuth: the service app, and the scopes Okta granted in the current token.
+    pub async fn oauth_status(&self) -> Option<oauth::OAuthStatus> {
+        match &self.credentials {
+            Credentials::ApiToken(_) => None,
+            Credentials::OAuth(s) => Some(s.status().await),
+        }
     }
 
     /// The org URL.
@@ -194,8 +288,13 @@ impl OktaClient {
                 .finish();
             url = format!("{url}?{q}");
         }
-        self.send_url(&call.method, &url, call.body.as_ref(), call.idempotent())
-            .await
+        self.send_url(
+            &call.method,
+            &url,
+            call.wire_body().as_ref(),
+            call.idempotent(),
+        )
+        .await
     }
 
     async fn send_url(
@@ -209,6 +308,7 @@ impl OktaClient {
             .map_err(|e| OktaApiError::Transport(e.to_string()))?;
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
+        let mut auth_retries = 0u32;
         loop {
             let pause = self
                 .paced_until
@@ -229,11 +329,19 @@ impl OktaClient {
             let mut req = self
                 .http
                 .request(method.clone(), url)
-                .header(
-                    "Authorization",
-                    format!("SSWS {}", self.api_token.expose_secret()),
-                )
                 .header("Accept", "application/json");
+            match &self.credentials {
+                Credentials::ApiToken(t) => {
+                    req = req.header("Authorization", format!("SSWS {}", t.expose_secret()));
+                }
+                Credentials::OAuth(session) => {
+                    let a = session.authorize(&self.http, method.as_str(), url).await?;
+                    req = req.header("Authorization", a.authorization);
+                    if let Some(p) = a.dpop {
+                        req = req.header("DPoP", p);
+                    }
+                }
+            }
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -257,6 +365,25 @@ impl OktaClient {
                 && let (Some(wait), Ok(mut p)) = (reset_wait(&headers), self.paced_until.lock())
             {
                 *p = Some(tokio::time::Instant::now() + wait);
+            }
+            if status == 401
+                && auth_retries < 2
+                && let Credentials::OAuth(session) = &self.credentials
+            {
+                // A DPoP nonce challenge from the resource server, or an expired/revoked token:
+                // take the nonce, or fetch a new token, and send again (nothing was done).
+                auth_retries += 1;
+                let challenge = headers
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                match headers.get("dpop-nonce").and_then(|v| v.to_str().ok()) {
+                    Some(n) if challenge.contains("use_dpop_nonce") => {
+                        session.set_resource_nonce(n.to_owned());
+                    }
+                    _ => session.invalidate().await,
+                }
+                continue;
             }
             if status == 429 {
                 let wait = reset_wait(&headers).unwrap_or(Duration::from_secs(1));

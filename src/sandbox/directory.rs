@@ -26,6 +26,10 @@ pub struct User {
     pub status_changed: Option<String>,
     /// Last update.
     pub last_updated: String,
+    /// SHA-256 of the password, when one is set.
+    pub password_digest: Option<[u8; 32]>,
+    /// When the password was last set.
+    pub password_changed: Option<String>,
 }
 
 impl User {
@@ -45,10 +49,14 @@ impl User {
             "statusChanged": self.status_changed,
             "lastLogin": Value::Null,
             "lastUpdated": self.last_updated,
-            "passwordChanged": Value::Null,
+            "passwordChanged": self.password_changed,
             "type": {"id": "oty1sandbox0000000000"},
             "profile": self.profile,
-            "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
+            "credentials": if self.password_digest.is_some() {
+                json!({"password": {}, "provider": {"type": "OKTA", "name": "OKTA"}})
+            } else {
+                json!({"provider": {"type": "OKTA", "name": "OKTA"}})
+            },
             "_links": {"self": {"href": format!("{org_url}/api/v1/users/{}", self.id)}},
         })
     }
@@ -104,6 +112,8 @@ pub fn seed_users(now: &str) -> Vec<User> {
                 created: now.to_owned(),
                 status_changed: Some(now.to_owned()),
                 last_updated: now.to_owned(),
+                password_digest: None,
+                password_changed: None,
             }
         })
         .collect()
@@ -587,7 +597,22 @@ pub(super) async fn reset_factors(
     Ok(StatusCode::OK)
 }
 
-/// `POST /api/v1/users/{id}`: partial update; `profile` attributes are merged.
+/// The sandbox's password policy, Okta's default: at least 8 characters, a lowercase letter, an
+/// uppercase letter, a number, and no part of the username.
+fn password_meets_policy(user: &User, password: &str) -> bool {
+    let username = user.login().split('@').next().unwrap_or_default();
+    password.chars().count() >= 8
+        && password.chars().any(|c| c.is_ascii_lowercase())
+        && password.chars().any(|c| c.is_ascii_uppercase())
+        && password.chars().any(|c| c.is_ascii_digit())
+        && !username
+            .split(['.', '_', '-'])
+            .filter(|p| p.len() >= 3)
+            .any(|p| password.to_lowercase().contains(&p.to_lowercase()))
+}
+
+/// `POST /api/v1/users/{id}`: partial update; `profile` attributes are merged, and
+/// `credentials.password.value` sets the password (admin set, checked against the policy).
 pub(super) async fn update_user(
     _auth: Ssws,
     state: St,
@@ -596,23 +621,97 @@ pub(super) async fn update_user(
 ) -> Result<Json<Value>, OktaError> {
     let v: Value =
         serde_json::from_slice(&body).map_err(|e| OktaError::malformed(&e.to_string()))?;
-    let Some(profile) = v.get("profile").and_then(Value::as_object).cloned() else {
+    let profile = v.get("profile").and_then(Value::as_object).cloned();
+    let password = match v.pointer("/credentials/password") {
+        None => None,
+        Some(p) => match p.get("value").and_then(Value::as_str) {
+            Some(value) => Some(value.to_owned()),
+            None => {
+                return Err(OktaError::validation(vec![
+                    "password: The field cannot be left blank".into(),
+                ]));
+            }
+        },
+    };
+    if profile.is_none() && password.is_none() {
         return Err(OktaError::validation(vec![
             "profile: The field cannot be left blank".into(),
         ]));
-    };
-    if profile.get("login").is_some_and(|l| !l.is_string()) {
+    }
+    if profile
+        .as_ref()
+        .and_then(|p| p.get("login"))
+        .is_some_and(|l| !l.is_string())
+    {
         return Err(OktaError::validation(vec![
             "login: must be a string".into(),
         ]));
     }
     let org = state.org_url.clone();
+    let now = state
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     user_op(&state, &id, |u| {
-        for (k, val) in profile {
+        if let Some(pw) = &password {
+            if !password_meets_policy(u, pw) {
+                return Err(OktaError::validation(vec![
+                    "password: Password requirements were not met. Password requirements: at least 8 characters, a lowercase letter, an uppercase letter, a number, no parts of your username.".into(),
+                ]));
+            }
+            u.password_digest = Some(crate::auth::token_digest(pw));
+            u.password_changed = Some(now.clone());
+        }
+        for (k, val) in profile.unwrap_or_default() {
             u.profile.insert(k, val);
         }
         Ok(Json(u.to_json(&org)))
     })
+}
+
+/// `POST /api/v1/authn` (Okta's classic primary authentication): proves a password works.
+pub(super) async fn authn(state: St, body: axum::body::Bytes) -> Result<Json<Value>, OktaError> {
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| OktaError::malformed(&e.to_string()))?;
+    let (Some(username), Some(password)) = (v["username"].as_str(), v["password"].as_str()) else {
+        return Err(OktaError::validation(vec![
+            "username and password: The field cannot be left blank".into(),
+        ]));
+    };
+    let failed = || OktaError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "E0000004",
+        summary: "Authentication failed".into(),
+        causes: Vec::new(),
+    };
+    let users = state.users.read().map_err(|_| failed())?;
+    let user = users
+        .iter()
+        .find(|u| u.login().eq_ignore_ascii_case(username))
+        .ok_or_else(failed)?;
+    if user.password_digest != Some(crate::auth::token_digest(password)) {
+        return Err(failed());
+    }
+    let status = match user.status.as_str() {
+        "ACTIVE" => "SUCCESS",
+        "PASSWORD_EXPIRED" => "PASSWORD_EXPIRED",
+        "LOCKED_OUT" => "LOCKED_OUT",
+        _ => return Err(failed()),
+    };
+    let mut out = json!({
+        "status": status,
+        "expiresAt": (state.clock.now() + chrono::Duration::minutes(5))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "_embedded": {"user": {"id": user.id, "profile": {
+            "login": user.login(),
+            "firstName": user.profile.get("firstName"),
+            "lastName": user.profile.get("lastName"),
+        }}},
+    });
+    if status == "SUCCESS" {
+        out["sessionToken"] = json!(uuid::Uuid::new_v4().simple().to_string());
+    }
+    Ok(Json(out))
 }
 
 #[cfg(test)]

@@ -314,6 +314,7 @@ fn router(state: Arc<SandboxState>) -> Router {
             "/api/v1/groups/{gid}/users/{uid}",
             axum::routing::put(groups::add_member).delete(groups::remove_member),
         )
+        .route("/api/v1/authn", post(directory::authn))
         .route("/security/api/v1/security-events", post(receiver::receive))
         .route("/api/v1/logs", get(logs::list))
         .route(

@@ -726,3 +726,162 @@ async fn lists_pass_okta_queries_and_the_client_follows_link_pages() {
         .expect("pages");
     assert_eq!(capped.len(), 5);
 }
+
+async fn authn(s: &Sandboxed, login: &str, password: &str) -> (u16, Value) {
+    let resp = s
+        .app
+        .http
+        .post(format!("{}/api/v1/authn", s.org_url))
+        .json(&json!({"username": login, "password": password}))
+        .send()
+        .await
+        .expect("authn");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn passwords_are_set_or_generated_and_never_recorded() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+
+    // A dry run shows the exact call with the value redacted, and sets nothing.
+    let (status, body) = s
+        .app
+        .post_json(
+            "/v1/users/john.smith/password?dry_run=true",
+            &token,
+            &json!({"password": "Given-Secret-42x", "reason": "IR-7"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["user"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        body["okta_requests"],
+        json!([{"method": "POST", "path": format!("/api/v1/users/{id}"),
+                "body": {"credentials": {"password": {"value": "[redacted]"}}}}])
+    );
+    assert!(body.get("result").is_none(), "{body}");
+    assert_eq!(
+        authn(&s, "john.smith@example.com", "Given-Secret-42x")
+            .await
+            .0,
+        401
+    );
+
+    // A given password is set (Okta's admin set-password) and not echoed.
+    let (status, body) = s
+        .app
+        .post_json(
+            "/v1/users/john.smith/password",
+            &token,
+            &json!({"password": "Given-Secret-42x"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"], json!({"password_set": true}));
+    assert!(!body.to_string().contains("Given-Secret-42x"));
+    let (status, session) = authn(&s, "john.smith@example.com", "Given-Secret-42x").await;
+    assert_eq!((status, session["status"].as_str()), (200, Some("SUCCESS")));
+
+    // Generated, with the configured policy (default: 20 characters, every class), returned once.
+    let (status, body) = s
+        .app
+        .post_json(
+            "/v1/users/john.smith/password?revoke_sessions=true",
+            &token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let generated = body["result"]["password"]
+        .as_str()
+        .expect("password")
+        .to_owned();
+    assert_eq!(generated.chars().count(), 20);
+    assert!(generated.chars().any(|c| c.is_ascii_lowercase()));
+    assert!(generated.chars().any(|c| c.is_ascii_uppercase()));
+    assert!(generated.chars().any(|c| c.is_ascii_digit()));
+    assert!(generated.chars().any(|c| c.is_ascii_punctuation()));
+    assert_eq!(
+        body["okta_requests"][1],
+        json!({"method": "DELETE", "path": format!("/api/v1/users/{id}/sessions"),
+               "query": [["oauthTokens", "true"]]})
+    );
+    assert_eq!(authn(&s, "john.smith@example.com", &generated).await.0, 200);
+    assert_eq!(
+        authn(&s, "john.smith@example.com", "Given-Secret-42x")
+            .await
+            .0,
+        401,
+        "the old password no longer works"
+    );
+
+    // The caller's password plus random characters.
+    let (status, body) = s
+        .app
+        .post_json(
+            "/v1/users/john.smith/password",
+            &token,
+            &json!({"password": "Base-Pass-7", "append_random": 6}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let appended = body["result"]["password"]
+        .as_str()
+        .expect("password")
+        .to_owned();
+    assert!(appended.starts_with("Base-Pass-7") && appended.chars().count() == 17);
+    assert_eq!(authn(&s, "john.smith@example.com", &appended).await.0, 200);
+
+    // Okta's password policy refuses a weak password: 409 with E0000001.
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/john.smith/password"))
+        .bearer_auth(&token)
+        .json(&json!({"password": "weakpass"}))
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 409).await;
+    assert_eq!(p["okta"]["errorCode"], "E0000001", "{p}");
+    assert!(!p.to_string().contains("weakpass"), "{p}");
+
+    // Bad input names the field.
+    for (body, field) in [
+        (json!({"length": 4}), "length"),
+        (json!({"append_random": 3}), "append_random"),
+        (json!({"password": ""}), "password"),
+        (json!({"password": "Abc-12345", "length": 12}), "length"),
+    ] {
+        let resp = s
+            .app
+            .http
+            .post(s.app.url("/v1/users/john.smith/password"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        let p = assert_problem(resp, 422).await;
+        assert_eq!(p["errors"][0]["field"], field, "{p}");
+    }
+
+    // No password, generated or given, reaches the audit log.
+    let (_, rows) = s
+        .app
+        .get_json("/v1/audit?action=user.set-password", &token)
+        .await;
+    assert_eq!(rows.as_array().map(Vec::len), Some(5), "{rows}");
+    let everything = rows.to_string();
+    for secret in [
+        "Given-Secret-42x",
+        generated.as_str(),
+        appended.as_str(),
+        "weakpass",
+    ] {
+        assert!(!everything.contains(secret), "{secret} in the audit log");
+    }
+}
