@@ -36,6 +36,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_profile))
         .routes(routes!(list_users))
         .routes(routes!(list_groups))
+        .routes(routes!(list_identity_providers))
         .routes(routes!(user_groups))
         .routes(routes!(user_roles, assign_role))
         .routes(routes!(unassign_role))
@@ -709,6 +710,54 @@ pub async fn list_groups(
     query.push(("limit".into(), limit.min(200).to_string()));
     Ok(ApiJson(
         state.enforcer.list("/api/v1/groups", query, limit).await?,
+    ))
+}
+
+/// Identity provider list options (Okta's).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct IdpListParams {
+    /// Starts-with match on the IdP name.
+    pub q: Option<String>,
+    /// IdP type, e.g. `SAML2`, `OIDC`, `GOOGLE`, `MICROSOFT`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    /// Most IdPs to return (1–1000; pages of up to 200 are followed, Okta's default page is 20).
+    pub limit: Option<usize>,
+}
+
+/// List identity providers (`GET /api/v1/idps`).
+#[utoipa::path(get, path = "/v1/identity-providers", tag = "enforcement",
+    params(IdpListParams),
+    security(("bearer" = ["enforce:read"])),
+    responses(
+        (status = 200, description = "Okta identity provider objects", body = Vec<Object>),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Okta refused the query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or type", body = Problem, content_type = "application/problem+json"),
+        OktaErrors, AuthErrors))]
+pub async fn list_identity_providers(
+    _auth: Auth<EnforceRead>,
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<IdpListParams>,
+) -> Result<ApiJson<Vec<Value>>, ApiError> {
+    let limit = list_limit(p.limit)?;
+    if let Some(k) = &p.kind
+        && (k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+    {
+        return Err(ApiError::field(
+            "type",
+            "must be an Okta IdP type such as SAML2, OIDC, GOOGLE or MICROSOFT",
+        ));
+    }
+    let mut query = list_query(&[("q", &p.q), ("type", &p.kind)]);
+    query.push(("limit".into(), limit.min(200).to_string()));
+    Ok(ApiJson(
+        state.enforcer.list("/api/v1/idps", query, limit).await?,
     ))
 }
 

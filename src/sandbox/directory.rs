@@ -323,7 +323,7 @@ pub(super) async fn list_users(
     Ok(resp)
 }
 
-fn push_link(headers: &mut HeaderMap, value: &str) {
+pub(super) fn push_link(headers: &mut HeaderMap, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.append("link", v);
     }

@@ -10,6 +10,7 @@
 mod directory;
 mod faults;
 mod groups;
+mod idps;
 mod logs;
 mod okta_error;
 mod providers;
@@ -44,6 +45,7 @@ pub struct SandboxState {
     users: RwLock<Vec<directory::User>>,
     groups: RwLock<Vec<groups::Group>>,
     roles: RwLock<Vec<roles::Assignment>>,
+    idps: RwLock<Vec<idps::Idp>>,
     logs: Mutex<Vec<logs::LogEvent>>,
     seen_jtis: Mutex<std::collections::HashSet<String>>,
     received: Mutex<Vec<ReceivedSet>>,
@@ -112,6 +114,7 @@ impl Sandbox {
                     .now()
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             )),
+            idps: RwLock::new(idps::seed_idps()),
             logs: Mutex::new(Vec::new()),
             seen_jtis: Mutex::new(Default::default()),
             received: Mutex::new(Vec::new()),
@@ -315,6 +318,8 @@ fn router(state: Arc<SandboxState>) -> Router {
             axum::routing::put(groups::add_member).delete(groups::remove_member),
         )
         .route("/api/v1/authn", post(directory::authn))
+        .route("/api/v1/idps", get(idps::list))
+        .route("/api/v1/idps/{id}", get(idps::get_one))
         .route("/security/api/v1/security-events", post(receiver::receive))
         .route("/api/v1/logs", get(logs::list))
         .route(

@@ -885,3 +885,53 @@ async fn passwords_are_set_or_generated_and_never_recorded() {
         assert!(!everything.contains(secret), "{secret} in the audit log");
     }
 }
+
+#[tokio::test]
+async fn identity_providers_are_listed_with_okta_filters() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let (status, all) = s.app.get_json("/v1/identity-providers", &token).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all.as_array().map(Vec::len), Some(5), "{all}");
+    assert!(all[0]["id"].as_str().is_some_and(|i| i.starts_with("0oa")));
+    assert_eq!(all[0]["protocol"]["type"], "SAML2");
+
+    let (_, saml) = s
+        .app
+        .get_json("/v1/identity-providers?type=SAML2", &token)
+        .await;
+    let names: Vec<&str> = saml
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Corp ADFS", "Legacy SAML (retired)"]);
+
+    let (_, q) = s.app.get_json("/v1/identity-providers?q=goo", &token).await;
+    assert_eq!(q[0]["name"], "Google Workspace");
+    assert_eq!(q.as_array().map(Vec::len), Some(1));
+
+    let (_, two) = s
+        .app
+        .get_json("/v1/identity-providers?limit=2", &token)
+        .await;
+    assert_eq!(two.as_array().map(Vec::len), Some(2));
+
+    let resp = s
+        .app
+        .http
+        .get(s.app.url("/v1/identity-providers?type=saml%20or"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 422).await;
+    assert_eq!(p["errors"][0]["field"], "type");
+
+    // A look-up client without enforce:read is refused.
+    let signals = s.app.client_with("ueba", &[Scope::SignalsWrite]).await;
+    let (status, _) = s.app.get_json("/v1/identity-providers", &signals).await;
+    assert_eq!(status, 403);
+}
