@@ -243,16 +243,73 @@ impl Enforcer {
                 Err(e) => Err(e.into()),
             };
         }
-        let (search, searched) = if input.contains('@') {
-            let q = quote(input);
-            (
-                format!("profile.login eq \"{q}\" or profile.email eq \"{q}\""),
-                "profile.login and profile.email",
-            )
+        let rules = &self.config.identity;
+        let by_login = |logins: &[&str]| {
+            logins
+                .iter()
+                .map(|l| {
+                    let q = quote(l);
+                    format!("profile.login eq \"{q}\" or profile.email eq \"{q}\"")
+                })
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        let mut short_name = false;
+        let (search, searched) = if let Some((domain, sam)) = input.split_once('\\') {
+            if domain.is_empty() || sam.is_empty() || sam.contains(['\\', '@']) {
+                return Err(EnforceError::NotFound {
+                    input: input.to_owned(),
+                    searched: "nothing: DOMAIN\\sam needs both parts".into(),
+                });
+            }
+            let mapped = rules
+                .netbios_domains
+                .iter()
+                .find(|(d, _)| d.eq_ignore_ascii_case(domain))
+                .map(|(_, to)| format!("{sam}@{to}"));
+            match (mapped, &rules.sam_attribute) {
+                (Some(login), _) => (
+                    by_login(&[&login]),
+                    format!(
+                        "profile.login and profile.email = {login} (netbios_domains rule for {domain})"
+                    ),
+                ),
+                (None, Some(attr)) => (
+                    format!("profile.{attr} eq \"{}\"", quote(sam)),
+                    format!("profile.{attr} = {sam} (no netbios_domains rule for {domain})"),
+                ),
+                (None, None) => {
+                    return Err(EnforceError::NotFound {
+                        input: input.to_owned(),
+                        searched: format!(
+                            "nothing: no rule maps the domain {domain}; set [enforcement.identity] netbios_domains or sam_attribute"
+                        ),
+                    });
+                }
+            }
+        } else if let Some((local, suffix)) = input.rsplit_once('@') {
+            let mapped = rules
+                .upn_suffixes
+                .iter()
+                .find(|(from, _)| from.eq_ignore_ascii_case(suffix))
+                .map(|(_, to)| format!("{local}@{to}"));
+            match mapped {
+                Some(login) => (
+                    by_login(&[input, &login]),
+                    format!(
+                        "profile.login and profile.email = {input} or {login} (upn_suffixes rule)"
+                    ),
+                ),
+                None => (
+                    by_login(&[input]),
+                    "profile.login and profile.email".to_owned(),
+                ),
+            }
         } else {
+            short_name = true;
             (
                 format!("profile.login sw \"{}@\"", quote(input)),
-                "login short names (profile.login before '@')",
+                "login short names (profile.login before '@')".to_owned(),
             )
         };
         let found = okta
@@ -262,7 +319,7 @@ impl Enforcer {
             )
             .await?;
         let mut matches: Vec<&Value> = found.iter().collect();
-        if !input.contains('@') {
+        if short_name {
             matches.retain(|u| {
                 u["profile"]["login"]
                     .as_str()
@@ -273,7 +330,7 @@ impl Enforcer {
         match matches.as_slice() {
             [] => Err(EnforceError::NotFound {
                 input: input.to_owned(),
-                searched: searched.to_owned(),
+                searched,
             }),
             [one] => Ok((UserSummary::from_okta(one), (*one).clone())),
             many => Err(EnforceError::Ambiguous {

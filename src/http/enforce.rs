@@ -200,7 +200,7 @@ macro_rules! lifecycle_route {
     ($name:ident, $path:literal, $action:expr, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "enforcement",
-            params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), ActionParams),
+            params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), ActionParams),
             request_body(content = Option<ActionBody>, description = "Optional: the reason, recorded in the audit log"),
             security(("bearer" = ["enforce:write"])),
             responses(
@@ -302,7 +302,7 @@ fn opts(dry_run: Option<bool>, body: &Bytes) -> Result<ActionOptions, ApiError> 
 
 /// Clear a user's sessions (and, by default, OAuth tokens).
 #[utoipa::path(delete, path = "/v1/users/{user}/sessions", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), SessionParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), SessionParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -338,7 +338,7 @@ pub async fn clear_sessions(
 /// With `temp_password=true` Okta sets a temporary password, returned once in `result`;
 /// `revoke_sessions=true` also ends the user's sessions.
 #[utoipa::path(post, path = "/v1/users/{user}/expire-password", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), PasswordParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), PasswordParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -373,7 +373,7 @@ pub async fn expire_password(
 ///
 /// Okta emails the user unless `send_email=false`, in which case the reset URL is returned.
 #[utoipa::path(post, path = "/v1/users/{user}/reset-password", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), PasswordParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), PasswordParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -439,7 +439,7 @@ pub struct SetPasswordBody {
 /// `E0000001` when the password breaks it → 409 here). A password made here is returned once in
 /// `result.password`; no password appears in the audit log, the logs, or a dry run.
 #[utoipa::path(post, path = "/v1/users/{user}/password", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), SetPasswordParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), SetPasswordParams),
     request_body(content = Option<SetPasswordBody>, description = "Optional: the password, and the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -512,7 +512,7 @@ pub async fn set_password(
 
 /// Reset every enrolled MFA factor of a user.
 #[utoipa::path(post, path = "/v1/users/{user}/reset-factors", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), DryRunParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), DryRunParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -546,7 +546,7 @@ pub struct UserLookup {
 
 /// Look up one user.
 #[utoipa::path(get, path = "/v1/users/{user}", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name")),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]")),
     security(("bearer" = ["enforce:read"])),
     responses(
         (status = 200, description = "The user", body = UserLookup),
@@ -576,7 +576,7 @@ pub struct ProfileParams {
 ///
 /// The body is the attribute map; Okta's partial update is used, so other attributes are kept.
 #[utoipa::path(patch, path = "/v1/users/{user}/profile", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), ProfileParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), ProfileParams),
     request_body(content = Object, description = "Profile attributes to change", example = json!({"uebaHealth": 75})),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -773,7 +773,7 @@ pub struct UserRoles {
 
 /// The admin roles assigned to a user.
 #[utoipa::path(get, path = "/v1/users/{user}/roles", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name")),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]")),
     security(("bearer" = ["enforce:read"])),
     responses(
         (status = 200, description = "Role assignments", body = UserRoles),
@@ -802,7 +802,7 @@ pub struct RoleParams {
 
 /// Assign an admin role to a user.
 #[utoipa::path(post, path = "/v1/users/{user}/roles", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), RoleParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), RoleParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -830,7 +830,7 @@ pub async fn assign_role(
 
 /// Remove an admin role from a user (by assignment id or role type).
 #[utoipa::path(delete, path = "/v1/users/{user}/roles/{role}", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"),
         ("role" = String, Path, description = "Role assignment id, or a role type resolved to the assignment"), DryRunParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
@@ -904,7 +904,7 @@ pub struct UserGroups {
 
 /// The groups a user belongs to.
 #[utoipa::path(get, path = "/v1/users/{user}/groups", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name")),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]")),
     security(("bearer" = ["enforce:read"])),
     responses(
         (status = 200, description = "Groups", body = UserGroups),
@@ -940,7 +940,7 @@ pub async fn get_group(
 /// Add a user to a group (e.g. a restricted-access quarantine group).
 #[utoipa::path(put, path = "/v1/groups/{group}/members/{user}", tag = "enforcement",
     params(("group" = String, Path, description = "Okta group id or exact group name"),
-        ("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), DryRunParams),
+        ("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), DryRunParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -968,7 +968,7 @@ pub async fn add_member(
 /// Remove a user from a group.
 #[utoipa::path(delete, path = "/v1/groups/{group}/members/{user}", tag = "enforcement",
     params(("group" = String, Path, description = "Okta group id or exact group name"),
-        ("user" = String, Path, description = "Okta id, login, email, or an unambiguous login short name"), DryRunParams),
+        ("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), DryRunParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(

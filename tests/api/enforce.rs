@@ -935,3 +935,96 @@ async fn identity_providers_are_listed_with_okta_filters() {
     let (status, _) = s.app.get_json("/v1/identity-providers", &signals).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn windows_identities_map_by_configured_rules() {
+    let dir = tempdir();
+    let s = Sandboxed::start_with(dir.path(), |c| {
+        let id = &mut c.enforcement.identity;
+        id.netbios_domains
+            .insert("CORP".into(), "example.com".into());
+        id.upn_suffixes
+            .insert("corp.local".into(), "example.com".into());
+        id.sam_attribute = Some("samAccountName".into());
+    })
+    .await;
+    let token = soc(&s).await;
+    let login_of = |v: &Value| v["user"]["login"].as_str().unwrap_or_default().to_owned();
+
+    // CORP\jane.doe → jane.doe@example.com (NetBIOS rule; the domain is case-insensitive).
+    let (status, body) = s
+        .app
+        .post("/v1/users/corp%5Cjane.doe/suspend?dry_run=true", &token)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(login_of(&body), "jane.doe@example.com");
+
+    // A UPN with a mapped suffix.
+    let (status, body) = s
+        .app
+        .get_json("/v1/users/john.smith@CORP.LOCAL", &token)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["login"], "john.smith@example.com");
+
+    // An unmapped domain falls back to the sAMAccountName attribute.
+    let (status, body) = s
+        .app
+        .post("/v1/users/EMEA%5Cjohnsmith/suspend?dry_run=true", &token)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(login_of(&body), "john.smith@example.com");
+
+    // Two users share the sAMAccountName alexkim: 409 with both candidates, nothing done.
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/EMEA%5Calexkim/suspend"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 409).await;
+    assert_eq!(p["candidates"].as_array().map(Vec::len), Some(2), "{p}");
+    assert_eq!(okta_status(&s, "alex.kim@example.com").await, "ACTIVE");
+
+    // Nobody: 404 naming what was searched.
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/CORP%5Cnobody/suspend"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 404).await;
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("nobody@example.com") && detail.contains("netbios_domains"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn windows_identities_without_rules_are_not_guessed() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/CORP%5Cjane.doe/suspend"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 404).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no rule maps the domain CORP"),
+        "{p}"
+    );
+    assert_eq!(okta_status(&s, "jane.doe@example.com").await, "ACTIVE");
+}

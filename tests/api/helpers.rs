@@ -248,6 +248,11 @@ impl Drop for Sandboxed {
 
 impl Sandboxed {
     pub async fn start(dir: &Path) -> Sandboxed {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// Like `start`, with `tweak` applied to the app's config before it starts.
+    pub async fn start_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Sandboxed {
         use secrecy::ExposeSecret as _;
         let mut config = config_for(dir);
         config.sandbox.listen = "127.0.0.1:0".parse().expect("addr");
@@ -264,6 +269,7 @@ impl Sandboxed {
         tokio::spawn(sandbox.run(async move {
             let _ = rx.await;
         }));
+        tweak(&mut config);
         let app = TestApp::spawn_with(config.clone()).await;
         let provider = ssf_transmitter::app::register_with_okta(&config, &app.issuer)
             .await
