@@ -1,5 +1,6 @@
 //! An Okta-style System Log (`GET /api/v1/logs`) holding `security.events.provider.receive_event`
-//! entries for accepted SETs.
+//! entries for accepted SETs and `app.oauth2.as.token.grant.access_token` entries for token
+//! requests.
 
 use axum::Json;
 use axum::extract::Query;
@@ -25,6 +26,53 @@ pub(super) struct LogEvent {
     debug_context: Value,
 }
 
+impl LogEvent {
+    /// An event with no targets and empty debug data.
+    pub(super) fn new(
+        published: String,
+        event_type: &str,
+        severity: &str,
+        display_message: &str,
+        actor: Value,
+        outcome: Value,
+    ) -> Self {
+        Self {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            published,
+            event_type: event_type.to_owned(),
+            version: "0".into(),
+            severity: severity.to_owned(),
+            display_message: display_message.to_owned(),
+            actor,
+            outcome,
+            target: Vec::new(),
+            debug_context: json!({"debugData": {}}),
+        }
+    }
+
+    /// Replaces the targets.
+    pub(super) fn with_target(mut self, target: Vec<Value>) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Replaces `debugContext.debugData`.
+    pub(super) fn with_debug_data(mut self, data: Value) -> Self {
+        self.debug_context = json!({ "debugData": data });
+        self
+    }
+}
+
+/// Appends `entry`, keeping at most the newest 10,000 events.
+pub(super) fn append(state: &SandboxState, entry: LogEvent) {
+    if let Ok(mut logs) = state.logs.lock() {
+        if logs.len() >= 10_000 {
+            logs.remove(0);
+        }
+        logs.push(entry);
+    }
+}
+
 pub(super) fn record(state: &SandboxState, set: &ReceivedSet) {
     let provider = state
         .providers()
@@ -38,31 +86,24 @@ pub(super) fn record(state: &SandboxState, set: &ReceivedSet) {
         .filter_map(|e| e.pointer("/subject/user/email").and_then(Value::as_str))
         .map(|email| json!({"type": "User", "alternateId": email, "displayName": email}))
         .collect();
-    let entry = LogEvent {
-        uuid: uuid::Uuid::new_v4().to_string(),
-        published: set.received_at.clone(),
-        event_type: "security.events.provider.receive_event".into(),
-        version: "0".into(),
-        severity: "INFO".into(),
-        display_message: "Security Events Provider Reported Risk".into(),
-        actor: json!({
+    let entry = LogEvent::new(
+        set.received_at.clone(),
+        "security.events.provider.receive_event",
+        "INFO",
+        "Security Events Provider Reported Risk",
+        json!({
             "id": set.provider_id,
             "type": "SecurityEventProvider",
             "alternateId": set.iss,
             "displayName": provider.map(|p| p.name).unwrap_or_default(),
         }),
-        outcome: json!({"result": "SUCCESS"}),
-        target,
-        debug_context: json!({"debugData": {
-            "partnerRiskReportData": json!({"issuer": set.iss, "jti": set.jti, "events": events}).to_string(),
-        }}),
-    };
-    if let Ok(mut logs) = state.logs.lock() {
-        if logs.len() >= 10_000 {
-            logs.remove(0);
-        }
-        logs.push(entry);
-    }
+        json!({"result": "SUCCESS"}),
+    )
+    .with_target(target)
+    .with_debug_data(json!({
+        "partnerRiskReportData": json!({"issuer": set.iss, "jti": set.jti, "events": events}).to_string(),
+    }));
+    append(state, entry);
 }
 
 #[derive(Debug, Deserialize)]

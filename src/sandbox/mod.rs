@@ -5,13 +5,19 @@
 //! over HTTP and verifies with josekit (OpenSSL), while the transmitter signs with jsonwebtoken
 //! (aws-lc-rs). State lives in memory.
 //!
-//! Sandbox-only controls live under `/__sandbox/` (fault injection, received SETs).
+//! Management API calls authenticate with the SSWS API token or, like a real org, with OAuth 2.0
+//! access tokens of a service app (`POST /oauth2/v1/token`, `private_key_jwt`, DPoP); see
+//! [`oauth`](self::oauth) — a default DPoP-bound service app is created at [`Sandbox::bind`].
+//!
+//! Sandbox-only controls live under `/__sandbox/` (fault injection, received SETs, OAuth service
+//! apps) and take only the SSWS token.
 
 mod directory;
 mod faults;
 mod groups;
 mod idps;
 mod logs;
+mod oauth;
 mod okta_error;
 mod providers;
 mod receiver;
@@ -31,6 +37,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::net::TcpListener;
 
 pub use faults::Faults;
+pub use oauth::{AuthRejection, DEFAULT_SCOPES, Jwks, SandboxOAuthApp, ServiceApp};
 pub use okta_error::OktaError;
 pub use providers::Provider;
 pub use receiver::ReceivedSet;
@@ -51,6 +58,7 @@ pub struct SandboxState {
     received: Mutex<Vec<ReceivedSet>>,
     jwks_cache: Mutex<std::collections::HashMap<String, receiver::CachedJwks>>,
     faults: Mutex<Faults>,
+    oauth: oauth::OAuthState,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
 }
@@ -68,6 +76,7 @@ pub struct Sandbox {
     listener: TcpListener,
     state: Arc<SandboxState>,
     api_token: SecretString,
+    oauth_app: SandboxOAuthApp,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -79,7 +88,8 @@ impl std::fmt::Debug for Sandbox {
 }
 
 impl Sandbox {
-    /// Binds `listen` and generates the SSWS API token.
+    /// Binds `listen`, generates the SSWS API token and registers the default OAuth service app
+    /// (EC P-256 key, every sandbox scope, DPoP-bound).
     pub async fn bind(listen: SocketAddr, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen).await.with_context(|| {
             format!("cannot listen on {listen} for the Okta sandbox (SSF_SANDBOX__LISTEN)")
@@ -120,13 +130,17 @@ impl Sandbox {
             received: Mutex::new(Vec::new()),
             jwks_cache: Mutex::new(Default::default()),
             faults: Mutex::new(Faults::default()),
+            oauth: oauth::OAuthState::default(),
             http,
             clock,
         });
+        let (app, oauth_app) = oauth::default_app()?;
+        state.oauth.add_app(app);
         Ok(Self {
             listener,
             state,
             api_token,
+            oauth_app,
         })
     }
 
@@ -140,18 +154,31 @@ impl Sandbox {
         &self.api_token
     }
 
+    /// The default OAuth 2.0 service app, with its private key (sign client assertions with ES256
+    /// and `kid` = `key_id`; its tokens are DPoP-bound).
+    pub fn oauth_app(&self) -> SandboxOAuthApp {
+        self.oauth_app.clone()
+    }
+
     /// Shared state (tests inspect received SETs and the log through it).
     pub fn state(&self) -> Arc<SandboxState> {
         self.state.clone()
     }
 
-    /// Writes `{"org_url", "api_token"}` to `path` with mode 0600.
+    /// Writes `{"org_url", "api_token", "oauth": {"client_id", "key_id", "private_key", "scopes"}}`
+    /// to `path` with mode 0600.
     pub fn write_credentials(&self, path: &Path) -> anyhow::Result<()> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
         let body = serde_json::json!({
             "org_url": self.state.org_url,
             "api_token": self.api_token.expose_secret(),
+            "oauth": {
+                "client_id": self.oauth_app.client_id,
+                "key_id": self.oauth_app.key_id,
+                "private_key": self.oauth_app.private_key_pem.expose_secret(),
+                "scopes": self.oauth_app.scopes,
+            },
         });
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -206,30 +233,62 @@ impl SandboxState {
     pub fn providers(&self) -> Vec<Provider> {
         self.providers.read().map(|p| p.clone()).unwrap_or_default()
     }
+
+    /// The registered OAuth 2.0 service apps (public keys only).
+    pub fn oauth_clients(&self) -> Vec<ServiceApp> {
+        self.oauth.apps()
+    }
+
+    /// Registers a service app; false when its `client_id` is already taken. The keys are
+    /// taken as given (the HTTP control endpoint validates them).
+    pub fn add_oauth_client(&self, app: ServiceApp) -> bool {
+        self.oauth.add_app(app)
+    }
+
+    /// Expires every OAuth access token issued so far.
+    pub fn expire_oauth_tokens(&self) {
+        self.oauth.expire_tokens(self.clock.now());
+    }
+
+    /// The org authorization server's token endpoint, `{org_url}/oauth2/v1/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth2/v1/token", self.org_url)
+    }
 }
 
-/// An SSWS-authenticated Management API call.
+/// An authenticated Management API call: `Authorization: SSWS <API token>` (with or without the
+/// space), or an OAuth 2.0 access token — `Authorization: Bearer <token>`, or `Authorization: DPoP
+/// <token>` with a `DPoP` proof for DPoP-bound tokens — that holds the Okta scope the route needs.
+/// `/__sandbox/` control routes take only the SSWS token.
 pub struct Ssws;
 
 impl FromRequestParts<Arc<SandboxState>> for Ssws {
-    type Rejection = OktaError;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &Arc<SandboxState>,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
+        let authorization = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("SSWS"))
-            .map(str::trim);
-        match token {
-            Some(t) if !t.is_empty() && crate::auth::token_digest(t) == state.token_digest => {
+            .unwrap_or_default();
+        if let Some(t) = authorization.strip_prefix("SSWS").map(str::trim) {
+            return if !t.is_empty() && crate::auth::token_digest(t) == state.token_digest {
                 Ok(Ssws)
-            }
-            _ => Err(OktaError::invalid_token()),
+            } else {
+                Err(OktaError::invalid_token().into())
+            };
         }
+        if !parts.uri.path().starts_with("/__sandbox/") {
+            match oauth::authorize(state, parts, authorization) {
+                Some(Ok(())) => return Ok(Ssws),
+                Some(Err(rejection)) => return Err(rejection),
+                None => {}
+            }
+        }
+        Err(OktaError::invalid_token().into())
     }
 }
 
@@ -327,6 +386,12 @@ fn router(state: Arc<SandboxState>) -> Router {
             get(faults::get).put(faults::put).delete(faults::clear),
         )
         .route("/__sandbox/received", get(receiver::list_received))
+        .route("/oauth2/v1/token", post(oauth::token))
+        .route(
+            "/__sandbox/oauth/clients",
+            get(oauth::list_clients).post(oauth::register_client),
+        )
+        .route("/__sandbox/oauth/expire-tokens", post(oauth::expire_tokens))
         .fallback(|| async { OktaError::not_found("resource") })
         .layer(axum::middleware::map_response(
             |mut r: axum::response::Response| async move {

@@ -28,6 +28,16 @@ impl OktaError {
         }
     }
 
+    /// 403 E0000006: the caller lacks the permission (for OAuth callers: the scope).
+    pub fn forbidden() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "E0000006",
+            summary: "You do not have permission to perform the requested action".into(),
+            causes: Vec::new(),
+        }
+    }
+
     /// 404 E0000007.
     pub fn not_found(what: &str) -> Self {
         Self {

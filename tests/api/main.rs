@@ -13,4 +13,5 @@ mod keys;
 mod openapi;
 mod receiver;
 mod sandbox;
+mod sandbox_oauth;
 mod signals;
