@@ -775,6 +775,12 @@ impl Enforcer {
                     EnforceError::Okta(OktaApiError::RateLimited { .. }) => {
                         (json!(429), json!("E0000047"))
                     }
+                    EnforceError::Okta(OktaApiError::InsufficientScope { error_code, .. }) => {
+                        (json!(403), json!(error_code))
+                    }
+                    EnforceError::Okta(OktaApiError::OAuth { error, .. }) => {
+                        (Value::Null, json!(error))
+                    }
                     _ => (Value::Null, Value::Null),
                 };
                 (

@@ -134,6 +134,17 @@ impl From<EnforceError> for ApiError {
                 ),
                 None,
             ),
+            EnforceError::Okta(OktaApiError::InsufficientScope {
+                error_code,
+                error_summary,
+            }) => upstream(
+                StatusCode::BAD_GATEWAY,
+                "okta-insufficient-scope",
+                format!(
+                    "the service app's access token lacks the Okta scope this call needs ({error_code}: {error_summary}); grant the scope to the app in Okta and list it in [okta.oauth] scopes"
+                ),
+                None,
+            ),
             EnforceError::Okta(OktaApiError::Transport(t)) => upstream(
                 StatusCode::BAD_GATEWAY,
                 "okta-unreachable",

@@ -38,6 +38,15 @@ pub enum OktaApiError {
         /// `error_description`.
         description: String,
     },
+    /// Okta's resource server refused an OAuth token for lacking the call's scope
+    /// (`WWW-Authenticate: … error="insufficient_scope"`).
+    #[error("the access token lacks the scope: {error_code} {error_summary}")]
+    InsufficientScope {
+        /// `errorCode` (E0000006).
+        error_code: String,
+        /// `errorSummary`.
+        error_summary: String,
+    },
     /// Okta kept answering 429 beyond the time we are willing to wait.
     #[error("Okta rate limit: retry in {retry_after_secs} s")]
     RateLimited {
@@ -411,6 +420,20 @@ impl OktaClient {
             } else {
                 serde_json::from_slice(&bytes).unwrap_or(Value::Null)
             };
+            let insufficient_scope = status == 403
+                && headers
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("insufficient_scope"));
+            if insufficient_scope {
+                return Err(OktaApiError::InsufficientScope {
+                    error_code: value["errorCode"].as_str().unwrap_or("E0000006").to_owned(),
+                    error_summary: value["errorSummary"]
+                        .as_str()
+                        .unwrap_or("insufficient scope")
+                        .to_owned(),
+                });
+            }
             if (200..300).contains(&status) {
                 return Ok(OktaResponse {
                     status,

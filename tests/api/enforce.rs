@@ -939,7 +939,7 @@ async fn identity_providers_are_listed_with_okta_filters() {
 #[tokio::test]
 async fn windows_identities_map_by_configured_rules() {
     let dir = tempdir();
-    let s = Sandboxed::start_with(dir.path(), |c| {
+    let s = Sandboxed::start_with(dir.path(), |c, _| {
         let id = &mut c.enforcement.identity;
         id.netbios_domains
             .insert("CORP".into(), "example.com".into());

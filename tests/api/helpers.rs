@@ -248,11 +248,14 @@ impl Drop for Sandboxed {
 
 impl Sandboxed {
     pub async fn start(dir: &Path) -> Sandboxed {
-        Self::start_with(dir, |_| {}).await
+        Self::start_with(dir, |_, _| {}).await
     }
 
     /// Like `start`, with `tweak` applied to the app's config before it starts.
-    pub async fn start_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Sandboxed {
+    pub async fn start_with(
+        dir: &Path,
+        tweak: impl FnOnce(&mut Config, &ssf_transmitter::sandbox::Sandbox),
+    ) -> Sandboxed {
         use secrecy::ExposeSecret as _;
         let mut config = config_for(dir);
         config.sandbox.listen = "127.0.0.1:0".parse().expect("addr");
@@ -265,11 +268,11 @@ impl Sandboxed {
         let state = sandbox.state();
         let api_token = sandbox.api_token().expose_secret().to_owned();
         let org_url = sandbox.org_url().to_owned();
+        tweak(&mut config, &sandbox);
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(sandbox.run(async move {
             let _ = rx.await;
         }));
-        tweak(&mut config);
         let app = TestApp::spawn_with(config.clone()).await;
         let provider = ssf_transmitter::app::register_with_okta(&config, &app.issuer)
             .await
