@@ -188,6 +188,22 @@ pub struct Enforcer {
     store: Store,
     clock: Arc<dyn Clock>,
     config: Arc<crate::config::EnforcementConfig>,
+    inflight: Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
+}
+
+/// Holds an idempotency key while its request runs; released on drop.
+#[derive(Debug)]
+pub struct KeyClaim {
+    set: Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
+    entry: (String, String),
+}
+
+impl Drop for KeyClaim {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.entry);
+        }
+    }
 }
 
 impl std::fmt::Debug for Enforcer {
@@ -219,7 +235,18 @@ impl Enforcer {
             store,
             clock,
             config: Arc::new(config),
+            inflight: Default::default(),
         }
+    }
+
+    /// Claims `(client, key)` for one running request; `None` while another holds it.
+    pub fn claim_idempotency_key(&self, client: &str, key: &str) -> Option<KeyClaim> {
+        let entry = (client.to_owned(), key.to_owned());
+        let mut set = self.inflight.lock().ok()?;
+        set.insert(entry.clone()).then(|| KeyClaim {
+            set: self.inflight.clone(),
+            entry,
+        })
     }
 
     fn client(&self) -> Result<&OktaClient, EnforceError> {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod enforce;
 pub mod error;
 pub mod health;
+mod idempotency;
 pub mod openapi;
 pub mod signals;
 pub mod well_known;
@@ -174,13 +175,15 @@ impl<T: serde::Serialize> axum::response::IntoResponse for ApiJson<T> {
 
 /// The documented API routes, with their OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::base())
+    let mut router = OpenApiRouter::with_openapi(openapi::base())
         .merge(health::router())
         .merge(well_known::router())
         .merge(admin_keys::router())
         .merge(admin_clients::router())
         .merge(signals::router())
-        .merge(enforce::router())
+        .merge(enforce::router());
+    idempotency::document(router.get_openapi_mut());
+    router
 }
 
 /// The complete router: API routes, Swagger UI, issuer-path metadata route, fallbacks and
@@ -202,6 +205,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     app.merge(swagger)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), max_body_bytes),
+            idempotency::enforcement,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // Inside the problem+json mapper, so a panic's 500 is rendered like every other error.
         .layer(CatchPanicLayer::new())

@@ -218,6 +218,11 @@ impl Store {
         dispatch!(self, s => s.idempotency(client, key).await)
     }
 
+    /// Stores a response for an idempotency key; false when the key was stored meanwhile.
+    pub async fn put_idempotency(&self, record: &IdempotencyRecord) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.put_idempotency(record).await)
+    }
+
     /// Deletes idempotency records created before `before_ms`; returns how many.
     pub async fn prune_idempotency(&self, before_ms: i64) -> Result<u64, StoreError> {
         dispatch!(self, s => s.prune_idempotency(before_ms).await)

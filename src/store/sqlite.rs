@@ -420,6 +420,22 @@ impl SqliteStore {
         .transpose()
     }
 
+    pub(super) async fn put_idempotency(&self, i: &IdempotencyRecord) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO idempotency (client, key, request_hash, status, body, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, key) DO NOTHING",
+        )
+        .bind(&i.client)
+        .bind(&i.key)
+        .bind(&i.request_hash)
+        .bind(i64::from(i.status))
+        .bind(&i.body)
+        .bind(i.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     pub(super) async fn prune_idempotency(&self, before_ms: i64) -> Result<u64, StoreError> {
         let r = sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
             .bind(before_ms)

@@ -1028,3 +1028,119 @@ async fn windows_identities_without_rules_are_not_guessed() {
     );
     assert_eq!(okta_status(&s, "jane.doe@example.com").await, "ACTIVE");
 }
+
+#[tokio::test]
+async fn idempotency_key_makes_a_retried_action_happen_once() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let send = |key: &'static str, path: &'static str, body: Value| {
+        let s = &s;
+        let token = token.clone();
+        async move {
+            s.app
+                .http
+                .post(s.app.url(path))
+                .bearer_auth(&token)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    let first = send("k-1", "/v1/users/jane.doe/suspend", json!({"reason": "r"})).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.expect("json");
+
+    // The retry gets the first answer, not Okta's "already suspended".
+    let again = send("k-1", "/v1/users/jane.doe/suspend", json!({"reason": "r"})).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(again.json::<Value>().await.expect("json"), first);
+    let (_, rows) = s
+        .app
+        .get_json("/v1/audit?action=user.suspend", &token)
+        .await;
+    assert_eq!(
+        rows.as_array().map(Vec::len),
+        Some(1),
+        "one action, one audit row"
+    );
+
+    // The same key for another request: 422.
+    let other = send(
+        "k-1",
+        "/v1/users/jane.doe/unsuspend",
+        json!({"reason": "r"}),
+    )
+    .await;
+    let p = assert_problem(other, 422).await;
+    assert_eq!(p["errors"][0]["field"], "Idempotency-Key");
+
+    // Keys are per API client: another client's k-1 is its own.
+    let other_client = s.app.client_with("edr", &[Scope::EnforceWrite]).await;
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe/unsuspend"))
+        .bearer_auth(&other_client)
+        .header("idempotency-key", "k-1")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+
+    // A one-time secret is returned to the first response only.
+    let temp = send(
+        "k-2",
+        "/v1/users/john.smith/expire-password?temp_password=true",
+        json!({}),
+    )
+    .await;
+    assert_eq!(temp.status(), 200);
+    let temp: Value = temp.json().await.expect("json");
+    let password = temp["result"]["tempPassword"]
+        .as_str()
+        .expect("temp")
+        .to_owned();
+    let replay: Value = send(
+        "k-2",
+        "/v1/users/john.smith/expire-password?temp_password=true",
+        json!({}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(replay["result"]["tempPassword"], "[returned once]");
+    assert!(!replay.to_string().contains(&password));
+
+    // An unauthenticated request with a key is a plain 401; a bad key is a 400.
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe/suspend"))
+        .header("idempotency-key", "k-1")
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, 401).await;
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe/suspend"))
+        .bearer_auth(&token)
+        .header("idempotency-key", "")
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, 400).await;
+}

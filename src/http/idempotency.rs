@@ -1,0 +1,216 @@
+//! `Idempotency-Key` for enforcement changes (`POST`/`PUT`/`PATCH`/`DELETE` under `/v1/users`
+//! and `/v1/groups`): the first response to a key is stored per API client and replayed for a
+//! repeat of the same request (with `Idempotent-Replayed: true`), so a SOAR playbook that retries
+//! after a timeout does not act twice. The same key with a different request → 422; while the
+//! first request runs → 409. Responses Okta may answer differently later (429, 5xx) are not
+//! stored. Secrets Okta returned once (temporary or generated passwords, reset and activation
+//! links) are not stored: a replay shows `[returned once]` in their place.
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts as _, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use serde_json::Value;
+
+use super::auth::{Auth, EnforceWrite};
+use super::{ApiError, AppState};
+use crate::store::IdempotencyRecord;
+
+const HEADER: &str = "idempotency-key";
+/// Members of an action report's `result` that are secrets shown once.
+const ONCE: &[&str] = &[
+    "password",
+    "tempPassword",
+    "resetPasswordUrl",
+    "activationUrl",
+    "activationToken",
+];
+
+fn applies(method: &Method, path: &str) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && (path.starts_with("/v1/users/") || path.starts_with("/v1/groups/"))
+}
+
+fn scrub(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut v) => {
+            if let Some(result) = v.get_mut("result").and_then(Value::as_object_mut) {
+                for k in ONCE {
+                    if let Some(slot) = result.get_mut(*k) {
+                        *slot = Value::String("[returned once]".into());
+                    }
+                }
+            }
+            v.to_string()
+        }
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+fn replayed(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let ct = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp
+}
+
+/// The middleware.
+pub(super) async fn enforcement(
+    State((state, max_body)): State<(AppState, usize)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !applies(req.method(), req.uri().path()) || !req.headers().contains_key(HEADER) {
+        return next.run(req).await;
+    }
+    match run(state, max_body, req, next).await {
+        Ok(r) => r,
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
+}
+
+async fn run(
+    state: AppState,
+    max_body: usize,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    // Authenticate first: the key is per API client, and a stranger learns nothing.
+    let auth = Auth::<EnforceWrite>::from_request_parts(&mut parts, &state).await?;
+    let key = parts
+        .headers
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
+        })?
+        .to_owned();
+    let bytes = axum::body::to_bytes(body, max_body)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(parts.method.as_str().as_bytes());
+    ctx.update(b" ");
+    ctx.update(parts.uri.to_string().as_bytes());
+    ctx.update(b"\n");
+    ctx.update(&bytes);
+    let hash = ctx.finish().as_ref().to_vec();
+    let client = auth.caller.id.clone();
+
+    let lookup = |state: AppState, client: String, key: String, hash: Vec<u8>| async move {
+        match state.store.idempotency(&client, &key).await? {
+            Some(rec) if rec.request_hash == hash => Ok(Some(replayed(rec.status, rec.body))),
+            Some(_) => Err(ApiError::field(
+                "Idempotency-Key",
+                "was already used with a different request; use a new key",
+            )),
+            None => Ok::<_, ApiError>(None),
+        }
+    };
+    if let Some(r) = lookup(state.clone(), client.clone(), key.clone(), hash.clone()).await? {
+        return Ok(r);
+    }
+    let Some(_guard) = state.enforcer.claim_idempotency_key(&client, &key) else {
+        return Err(ApiError::Conflict(
+            "a request with this Idempotency-Key is in progress".into(),
+        ));
+    };
+    // Stored by a request that finished between the look-up and the claim.
+    if let Some(r) = lookup(state.clone(), client.clone(), key.clone(), hash.clone()).await? {
+        return Ok(r);
+    }
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let status = resp.status().as_u16();
+    if status >= 500 || status == 429 || status == 408 {
+        return Ok(resp);
+    }
+    let (parts, body) = resp.into_parts();
+    let out = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("cannot buffer a response: {e}")))?;
+    let record = IdempotencyRecord {
+        client,
+        key,
+        request_hash: hash,
+        status,
+        body: scrub(&out),
+        created_at: state.clock.now().timestamp_millis(),
+    };
+    if let Err(e) = state.store.put_idempotency(&record).await {
+        // The action happened; the caller gets its answer. A retry may act again.
+        tracing::error!(error = %e, "cannot store the idempotent response");
+    }
+    Ok(Response::from_parts(parts, Body::from(out)))
+}
+
+/// Adds the `Idempotency-Key` header to every operation the middleware covers.
+pub(super) fn document(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in [
+            (Method::POST, item.post.as_mut()),
+            (Method::PUT, item.put.as_mut()),
+            (Method::PATCH, item.patch.as_mut()),
+            (Method::DELETE, item.delete.as_mut()),
+        ] {
+            let Some(op) = op else { continue };
+            if !applies(&method, path) {
+                continue;
+            }
+            let param: Parameter = ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .description(Some(
+                    "Repeat a change safely: the first response to this key (per API client) is \
+                     replayed for the same request, with `Idempotent-Replayed: true`; secrets \
+                     shown once are not replayed",
+                ))
+                .required(utoipa::openapi::Required::False)
+                .schema(Some(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255)),
+                ))
+                .build();
+            op.parameters
+                .get_or_insert_with(Vec::new)
+                .push(param.into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_shown_once_are_not_stored() {
+        let stored =
+            scrub(br#"{"action":"expire-password","result":{"tempPassword":"F46gy7X4","x":1}}"#);
+        assert!(!stored.contains("F46gy7X4"));
+        assert!(stored.contains("[returned once]") && stored.contains("\"x\":1"));
+    }
+
+    #[test]
+    fn only_enforcement_changes_are_covered() {
+        assert!(applies(&Method::POST, "/v1/users/jane/suspend"));
+        assert!(applies(&Method::DELETE, "/v1/groups/g/members/u"));
+        assert!(!applies(&Method::GET, "/v1/users/jane"));
+        assert!(!applies(&Method::POST, "/v1/signals/user-risk-change"));
+    }
+}
