@@ -741,6 +741,53 @@ impl Enforcer {
         })
     }
 
+    /// This transmitter's Security Events Provider in the org, if registered.
+    pub async fn provider(
+        &self,
+        issuer: &str,
+    ) -> Result<Option<crate::okta::SecurityEventsProvider>, EnforceError> {
+        Ok(self.client()?.find_transmitter(issuer).await?)
+    }
+
+    /// Registers (creates or updates, then activates) this transmitter as a Security Events
+    /// Provider: by its well-known URL, or by issuer + JWKS URL. Audited.
+    pub async fn register_provider(
+        &self,
+        caller: &Caller,
+        issuer: &str,
+        name: &str,
+        by_jwks_url: bool,
+    ) -> Result<crate::okta::SecurityEventsProvider, EnforceError> {
+        let settings = if by_jwks_url {
+            json!({"issuer": issuer, "jwks_url": format!("{issuer}/.well-known/jwks.json")})
+        } else {
+            json!({"well_known_url": crate::okta::well_known_url(issuer)})
+        };
+        let result = match self.client() {
+            Ok(okta) => okta
+                .register_transmitter_with(name, issuer, settings.clone())
+                .await
+                .map_err(EnforceError::from),
+            Err(e) => Err(e),
+        };
+        let detail = match &result {
+            Ok(p) => json!({"provider_id": p.id, "status": p.status, "settings": settings}),
+            Err(e) => json!({"settings": settings, "error": e.to_string()}),
+        }
+        .to_string();
+        crate::audit::record_detail(
+            &self.store,
+            self.clock.now(),
+            &caller.name,
+            "okta.provider.register",
+            Some(issuer),
+            result.is_ok(),
+            Some(&detail),
+        )
+        .await;
+        result
+    }
+
     /// Resets every enrolled factor.
     pub async fn reset_factors(
         &self,

@@ -3,6 +3,7 @@
 
 pub mod admin_clients;
 pub mod admin_keys;
+pub mod admin_okta;
 pub mod auth;
 pub mod enforce;
 pub mod error;
@@ -180,6 +181,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(well_known::router())
         .merge(admin_keys::router())
         .merge(admin_clients::router())
+        .merge(admin_okta::router())
         .merge(signals::router())
         .merge(enforce::router());
     idempotency::document(router.get_openapi_mut());

@@ -182,7 +182,7 @@ fn reset_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 /// A Security Events Provider as Okta returns it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SecurityEventsProvider {
     /// Id.
     pub id: String,
@@ -198,7 +198,7 @@ pub struct SecurityEventsProvider {
 }
 
 /// Provider settings as returned.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ProviderSettings {
     /// Issuer.
     pub issuer: Option<String>,
@@ -544,6 +544,18 @@ impl OktaClient {
         .await
     }
 
+    /// This transmitter's provider in the org: the one whose issuer or well-known URL is ours.
+    pub async fn find_transmitter(
+        &self,
+        issuer: &str,
+    ) -> Result<Option<SecurityEventsProvider>, OktaApiError> {
+        let well_known = well_known_url(issuer);
+        Ok(self.list_providers().await?.into_iter().find(|p| {
+            p.settings.issuer.as_deref() == Some(issuer)
+                || p.settings.well_known_url.as_deref() == Some(well_known.as_str())
+        }))
+    }
+
     /// Creates or updates this transmitter as an (active) Security Events Provider, registered by
     /// its well-known URL. A provider with the same issuer or well-known URL is reused.
     pub async fn register_transmitter(
@@ -552,16 +564,24 @@ impl OktaClient {
         issuer: &str,
         well_known_url: &str,
     ) -> Result<SecurityEventsProvider, OktaApiError> {
+        let settings = serde_json::json!({"well_known_url": well_known_url});
+        self.register_transmitter_with(name, issuer, settings).await
+    }
+
+    /// Creates or updates this transmitter's provider with `settings` (`{"well_known_url"}` or
+    /// `{"issuer", "jwks_url"}`), then activates it when it is not active.
+    pub async fn register_transmitter_with(
+        &self,
+        name: &str,
+        issuer: &str,
+        settings: Value,
+    ) -> Result<SecurityEventsProvider, OktaApiError> {
         let body = serde_json::json!({
             "name": name,
             "type": "ssf-transmitter",
-            "settings": {"well_known_url": well_known_url},
+            "settings": settings,
         });
-        let existing = self.list_providers().await?.into_iter().find(|p| {
-            p.settings.issuer.as_deref() == Some(issuer)
-                || p.settings.well_known_url.as_deref() == Some(well_known_url)
-        });
-        let provider = match existing {
+        let provider = match self.find_transmitter(issuer).await? {
             Some(p) => self.replace_provider(&p.id, &body).await?,
             None => self.create_provider(&body).await?,
         };

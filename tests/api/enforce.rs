@@ -1144,3 +1144,71 @@ async fn idempotency_key_makes_a_retried_action_happen_once() {
         .expect("send");
     assert_problem(resp, 400).await;
 }
+
+#[tokio::test]
+async fn admin_api_registers_the_transmitter_with_okta() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let admin = s.app.client_with("okta-admin", &[Scope::Admin]).await;
+    let (status, reg) = s.app.get_json("/v1/admin/okta/provider", &admin).await;
+    assert_eq!(status, 200, "{reg}");
+    assert_eq!(reg["registered"], true);
+    assert_eq!(reg["provider"]["status"], "ACTIVE");
+    assert_eq!(
+        reg["provider"]["settings"]["well_known_url"],
+        reg["well_known_url"]
+    );
+    let id = reg["provider"]["id"].as_str().expect("id").to_owned();
+
+    // Someone deactivates it in Okta; PUT re-registers by issuer + JWKS URL and activates it,
+    // updating the same provider.
+    let resp = s
+        .okta(
+            reqwest::Method::POST,
+            &format!("/api/v1/security-events-providers/{id}/lifecycle/deactivate"),
+        )
+        .send()
+        .await
+        .expect("deactivate");
+    assert_eq!(resp.status(), 200);
+    let (_, reg) = s.app.get_json("/v1/admin/okta/provider", &admin).await;
+    assert_eq!(reg["provider"]["status"], "INACTIVE");
+    let resp = s
+        .app
+        .http
+        .put(s.app.url("/v1/admin/okta/provider"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "SOC transmitter", "by": "jwks_url"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(resp.status(), 200);
+    let reg: Value = resp.json().await.expect("json");
+    assert_eq!(reg["provider"]["id"], id.as_str());
+    assert_eq!(reg["provider"]["status"], "ACTIVE");
+    assert_eq!(reg["provider"]["name"], "SOC transmitter");
+    assert_eq!(reg["provider"]["settings"]["jwks_url"], reg["jwks_url"]);
+    assert_eq!(reg["provider"]["settings"]["issuer"], s.app.issuer.as_str());
+    assert_eq!(s.sandbox.providers().len(), 1, "updated, not duplicated");
+
+    let (_, rows) = s
+        .app
+        .get_json("/v1/audit?action=okta.provider.register", &admin)
+        .await;
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+
+    // Bad body → 422; an enforcement client may not do this.
+    let resp = s
+        .app
+        .http
+        .put(s.app.url("/v1/admin/okta/provider"))
+        .bearer_auth(&admin)
+        .json(&json!({"by": "carrier_pigeon"}))
+        .send()
+        .await
+        .expect("put");
+    assert_problem(resp, 422).await;
+    let soar = soc(&s).await;
+    let (status, _) = s.app.get_json("/v1/admin/okta/provider", &soar).await;
+    assert_eq!(status, 403);
+}
