@@ -277,14 +277,31 @@ async fn watch_keys(
 /// writes its org URL and API token to `sandbox.json` beside the database file.
 pub async fn attach_sandbox(config: &mut Config, clock: Arc<dyn Clock>) -> anyhow::Result<Sandbox> {
     let sandbox = Sandbox::bind(config.sandbox.listen, clock).await?;
+    if let Some(seed) = &config.sandbox.seed_file {
+        sandbox.seed_from_file(seed)?;
+    }
     let mut okta = config
         .okta
         .clone()
         .unwrap_or_else(|| OktaConfig::for_org(sandbox.org_url()));
     okta.org_url = sandbox.org_url().to_owned();
     okta.audience = None;
-    okta.api_token = Some(sandbox.api_token().clone());
     okta.api_token_file = None;
+    if config.sandbox.oauth {
+        let app = sandbox.oauth_app();
+        okta.api_token = None;
+        okta.oauth = Some(crate::config::OktaOAuthConfig {
+            client_id: app.client_id,
+            private_key: Some(app.private_key_pem),
+            private_key_file: None,
+            key_id: Some(app.key_id),
+            scopes: app.scopes,
+            dpop: true,
+        });
+    } else {
+        okta.api_token = Some(sandbox.api_token().clone());
+        okta.oauth = None;
+    }
     config.okta = Some(okta);
     let credentials = match config.database().map_err(anyhow::Error::new)? {
         DatabaseLocation::Sqlite { path: Some(db), .. } => db

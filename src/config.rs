@@ -322,12 +322,19 @@ impl OktaConfig {
 pub struct SandboxConfig {
     /// Where the sandbox org listens. `SSF_SANDBOX__LISTEN`.
     pub listen: SocketAddr,
+    /// A JSON file with the directory to serve instead of the demo one. `SSF_SANDBOX__SEED_FILE`.
+    pub seed_file: Option<PathBuf>,
+    /// `serve --sandbox` talks to the sandbox's Management API as its OAuth service app
+    /// (private_key_jwt + DPoP) instead of with its API token. `SSF_SANDBOX__OAUTH`.
+    pub oauth: bool,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            seed_file: None,
+            oauth: false,
         }
     }
 }

@@ -177,6 +177,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Sandbox => {
             let sandbox =
                 ssf_transmitter::sandbox::Sandbox::bind(config.sandbox.listen, clock).await?;
+            if let Some(seed) = &config.sandbox.seed_file {
+                sandbox.seed_from_file(seed)?;
+            }
             sandbox.write_credentials(std::path::Path::new("sandbox.json"))?;
             tracing::info!(org_url = %sandbox.org_url(), "Okta sandbox serving; org URL and API token are in ./sandbox.json");
             sandbox.run(app::shutdown_signal()).await

@@ -22,6 +22,7 @@ mod okta_error;
 mod providers;
 mod receiver;
 mod roles;
+mod seed;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -142,6 +143,19 @@ impl Sandbox {
             api_token,
             oauth_app,
         })
+    }
+
+    /// Replaces the demo directory (users, groups, roles, identity providers) with the one in a
+    /// JSON seed file; an error names the entry and what is wrong.
+    pub fn seed_from_file(&self, path: &Path) -> anyhow::Result<()> {
+        let now = self
+            .state
+            .clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let directory = seed::load(path, &now)?;
+        self.state.replace_directory(directory);
+        Ok(())
     }
 
     /// The org URL, e.g. `http://127.0.0.1:8081`.

@@ -256,8 +256,15 @@ impl Sandboxed {
         dir: &Path,
         tweak: impl FnOnce(&mut Config, &ssf_transmitter::sandbox::Sandbox),
     ) -> Sandboxed {
+        Self::start_from(config_for(dir), tweak).await
+    }
+
+    /// From a given config (its `[sandbox]` settings apply), with `tweak` as in `start_with`.
+    pub async fn start_from(
+        mut config: Config,
+        tweak: impl FnOnce(&mut Config, &ssf_transmitter::sandbox::Sandbox),
+    ) -> Sandboxed {
         use secrecy::ExposeSecret as _;
-        let mut config = config_for(dir);
         config.sandbox.listen = "127.0.0.1:0".parse().expect("addr");
         config.delivery.backoff_initial_ms = 20;
         config.delivery.backoff_max_secs = 1;

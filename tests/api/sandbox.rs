@@ -538,3 +538,116 @@ async fn key_rotation_keeps_the_sandbox_verifying() {
         "signed with the new key and accepted"
     );
 }
+
+#[tokio::test]
+async fn the_directory_can_be_seeded_from_a_json_file_and_oauth_chosen() {
+    use serde_json::json;
+    let dir = crate::helpers::tempdir();
+    let seed = dir.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        json!({
+            "users": [
+                {"profile": {"login": "ana@acme.test", "firstName": "Ana", "lastName": "Lee",
+                             "samAccountName": "alee"}, "password": "Initial-Passw0rd"},
+                {"id": "00uSEEDED00000000002", "status": "SUSPENDED",
+                 "profile": {"login": "bo@acme.test"}}
+            ],
+            "groups": [{"name": "Quarantine", "members": ["ana@acme.test", "00uSEEDED00000000002"]}],
+            "roles": [{"user": "bo@acme.test", "type": "READ_ONLY_ADMIN"}],
+            "idps": [{"name": "Acme Entra", "type": "MICROSOFT"}]
+        })
+        .to_string(),
+    )
+    .expect("seed");
+    let mut config = crate::helpers::config_for(dir.path());
+    config.sandbox.seed_file = Some(seed);
+    config.sandbox.oauth = true;
+    let s = crate::helpers::Sandboxed::start_from(config, |_, _| {}).await;
+    let token = s
+        .app
+        .client_with(
+            "soar",
+            &[
+                ssf_transmitter::auth::Scope::EnforceRead,
+                ssf_transmitter::auth::Scope::EnforceWrite,
+            ],
+        )
+        .await;
+    let (status, st) = s.app.get_json("/v1/okta/status", &token).await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(st["auth_mode"], "oauth", "{st}");
+
+    let (status, users) = s.app.get_json("/v1/users?limit=10", &token).await;
+    assert_eq!(status, 200, "{users}");
+    let logins: Vec<&str> = users
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["profile"]["login"].as_str())
+        .collect();
+    assert_eq!(
+        logins,
+        ["ana@acme.test", "bo@acme.test"],
+        "the demo users are gone"
+    );
+    let (_, ana) = s.app.get_json("/v1/users/ana", &token).await;
+    assert_eq!(ana["okta"]["profile"]["email"], "ana@acme.test");
+    let (_, groups) = s
+        .app
+        .get_json("/v1/users/bo@acme.test/groups", &token)
+        .await;
+    assert_eq!(groups["groups"][0]["profile"]["name"], "Quarantine");
+    let (_, roles) = s.app.get_json("/v1/users/bo@acme.test/roles", &token).await;
+    assert_eq!(roles["roles"][0]["type"], "READ_ONLY_ADMIN");
+    let (_, idps) = s.app.get_json("/v1/identity-providers", &token).await;
+    assert_eq!(idps[0]["name"], "Acme Entra");
+    let (status, body) = s.app.post("/v1/users/bo@acme.test/unsuspend", &token).await;
+    assert_eq!(status, 200, "{body}");
+    let resp = s
+        .app
+        .http
+        .post(format!("{}/api/v1/authn", s.org_url))
+        .json(&json!({"username": "ana@acme.test", "password": "Initial-Passw0rd"}))
+        .send()
+        .await
+        .expect("authn");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_bad_seed_file_is_refused_naming_the_entry() {
+    use serde_json::json;
+    let dir = crate::helpers::tempdir();
+    let sandbox = ssf_transmitter::sandbox::Sandbox::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        std::sync::Arc::new(ssf_transmitter::clock::SystemClock),
+    )
+    .await
+    .expect("bind");
+    for (seed, expected) in [
+        (
+            json!({"users": [{"profile": {"email": "x@y"}}]}),
+            "users[0]: profile.login is required",
+        ),
+        (
+            json!({"users": [{"profile": {"login": "a@b"}, "status": "HAPPY"}]}),
+            "users[0]: status \"HAPPY\"",
+        ),
+        (
+            json!({"groups": [{"name": "G", "members": ["ghost@b"]}]}),
+            "groups[0]: member \"ghost@b\" is not a seeded user",
+        ),
+        (
+            json!({"users": [{"profile": {"login": "a@b"}}], "roles": [{"user": "a@b", "type": "KING"}]}),
+            "roles[0]: type \"KING\"",
+        ),
+        (json!({"people": []}), "not a valid sandbox seed file"),
+    ] {
+        let path = dir.path().join("seed.json");
+        std::fs::write(&path, seed.to_string()).expect("write");
+        let err = sandbox.seed_from_file(&path).expect_err("refused");
+        let msg = format!("{err:#}");
+        assert!(msg.contains(expected), "{msg}");
+    }
+}
