@@ -21,6 +21,16 @@ pub struct Faults {
     pub rate_limit_reset_secs: Option<u64>,
     /// Delay every push by this many milliseconds.
     pub latency_ms: u64,
+    /// Management API (`/api/v1/…`): answer the next N matching calls with `api_fail_status`.
+    pub api_fail_next: u32,
+    /// Status for `api_fail_next` (default 503).
+    pub api_fail_status: Option<u16>,
+    /// Management API: answer the next N matching calls with 429 `E0000047`.
+    pub api_rate_limit_next: u32,
+    /// `X-Rate-Limit-Reset` of those 429s is now + this many seconds (default 1).
+    pub api_rate_limit_reset_secs: Option<u64>,
+    /// Only Management API calls whose path contains this are affected (default: all).
+    pub api_path_contains: Option<String>,
 }
 
 /// What to do with one push.
@@ -31,6 +41,30 @@ pub(super) enum Injected {
 }
 
 impl Faults {
+    /// The fault for one Management API call to `path`.
+    pub(super) fn take_api(&mut self, path: &str) -> Injected {
+        if self
+            .api_path_contains
+            .as_deref()
+            .is_some_and(|p| !path.contains(p))
+        {
+            return Injected::None;
+        }
+        if self.api_rate_limit_next > 0 {
+            self.api_rate_limit_next -= 1;
+            return Injected::RateLimit(self.api_rate_limit_reset_secs.unwrap_or(1));
+        }
+        if self.api_fail_next > 0 {
+            self.api_fail_next -= 1;
+            let status = self
+                .api_fail_status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Injected::Fail(status);
+        }
+        Injected::None
+    }
+
     pub(super) fn take(&mut self) -> Injected {
         if self.rate_limit_next > 0 {
             self.rate_limit_next -= 1;
@@ -65,4 +99,53 @@ pub(super) async fn put(
 pub(super) async fn clear(_auth: Ssws, state: St) -> StatusCode {
     state.set_faults(Faults::default());
     StatusCode::NO_CONTENT
+}
+
+/// 429 `E0000047` with Okta's rate-limit headers, reset `secs` from now.
+pub(super) fn rate_limited(state: &super::SandboxState, secs: u64) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    use axum::response::IntoResponse as _;
+    let reset = state.clock.now().timestamp() + i64::try_from(secs).unwrap_or(1);
+    let mut resp = OktaError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        code: "E0000047",
+        summary: "API call exceeded rate limit due to too many requests.".into(),
+        causes: Vec::new(),
+    }
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&reset.to_string()) {
+        resp.headers_mut().insert("x-rate-limit-reset", v);
+    }
+    resp.headers_mut()
+        .insert("x-rate-limit-remaining", HeaderValue::from_static("0"));
+    resp
+}
+
+/// Applies Management API faults (`api_*`) before the route runs.
+pub(super) async fn management(
+    state: St,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let path = req.uri().path().to_owned();
+    if !path.starts_with("/api/v1/") {
+        return next.run(req).await;
+    }
+    let injected = state
+        .faults
+        .lock()
+        .map(|mut f| f.take_api(&path))
+        .unwrap_or(Injected::None);
+    match injected {
+        Injected::None => next.run(req).await,
+        Injected::RateLimit(secs) => rate_limited(&state, secs),
+        Injected::Fail(status) => OktaError {
+            status,
+            code: "E0000009",
+            summary: "Internal Server Error".into(),
+            causes: Vec::new(),
+        }
+        .into_response(),
+    }
 }

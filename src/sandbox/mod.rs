@@ -243,6 +243,11 @@ impl SandboxState {
         }
     }
 
+    /// The current fault settings (what is left of them).
+    pub fn faults(&self) -> Faults {
+        self.faults.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
     /// The registered providers.
     pub fn providers(&self) -> Vec<Provider> {
         self.providers.read().map(|p| p.clone()).unwrap_or_default()
@@ -407,12 +412,25 @@ fn router(state: Arc<SandboxState>) -> Router {
         )
         .route("/__sandbox/oauth/expire-tokens", post(oauth::expire_tokens))
         .fallback(|| async { OktaError::not_found("resource") })
-        .layer(axum::middleware::map_response(
-            |mut r: axum::response::Response| async move {
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::management,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            |State(st): St, mut r: axum::response::Response| async move {
                 // Okta answers every call with rate-limit headers.
                 let h = r.headers_mut();
-                h.insert("x-rate-limit-limit", HeaderValue::from_static("600"));
-                h.insert("x-rate-limit-remaining", HeaderValue::from_static("599"));
+                h.entry("x-rate-limit-limit")
+                    .or_insert(HeaderValue::from_static("600"));
+                h.entry("x-rate-limit-remaining")
+                    .or_insert(HeaderValue::from_static("599"));
+                if !h.contains_key("x-rate-limit-reset") {
+                    let reset = (st.clock.now() + chrono::Duration::seconds(60)).timestamp();
+                    if let Ok(v) = HeaderValue::from_str(&reset.to_string()) {
+                        h.insert("x-rate-limit-reset", v);
+                    }
+                }
                 r
             },
         ))

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::faults::Injected;
-use super::{OktaError, SandboxState, Ssws, St};
+use super::{SandboxState, Ssws, St};
 
 /// A SET the sandbox accepted.
 #[derive(Debug, Clone, Serialize)]
@@ -124,22 +124,7 @@ pub(super) async fn receive(state: St, headers: HeaderMap, body: Bytes) -> Respo
     match injected {
         Injected::None => {}
         Injected::Fail(status) => return status.into_response(),
-        Injected::RateLimit(secs) => {
-            let reset = state.clock.now().timestamp() + i64::try_from(secs).unwrap_or(1);
-            let mut resp = OktaError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                code: "E0000047",
-                summary: "API call exceeded rate limit due to too many requests.".into(),
-                causes: Vec::new(),
-            }
-            .into_response();
-            if let Ok(v) = HeaderValue::from_str(&reset.to_string()) {
-                resp.headers_mut().insert("x-rate-limit-reset", v);
-            }
-            resp.headers_mut()
-                .insert("x-rate-limit-remaining", HeaderValue::from_static("0"));
-            return resp;
-        }
+        Injected::RateLimit(secs) => return super::faults::rate_limited(&state, secs),
     }
     match verify(&state, &headers, &body).await {
         Ok(None) => StatusCode::ACCEPTED.into_response(),

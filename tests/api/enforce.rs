@@ -1212,3 +1212,115 @@ async fn admin_api_registers_the_transmitter_with_okta() {
     let (status, _) = s.app.get_json("/v1/admin/okta/provider", &soar).await;
     assert_eq!(status, 403);
 }
+
+fn api_faults(
+    f: impl FnOnce(&mut ssf_transmitter::sandbox::Faults),
+) -> ssf_transmitter::sandbox::Faults {
+    let mut faults = ssf_transmitter::sandbox::Faults::default();
+    f(&mut faults);
+    faults
+}
+
+#[tokio::test]
+async fn okta_5xx_is_retried_for_reads_and_reported_for_changes() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+
+    // Two 503s on a read: retried, and the caller never sees them.
+    s.sandbox.set_faults(api_faults(|f| f.api_fail_next = 2));
+    let (status, body) = s.app.get_json("/v1/users/jane.doe", &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        s.sandbox.faults().api_fail_next,
+        0,
+        "both 503s were consumed"
+    );
+
+    // A 500 on the lifecycle POST is not retried (it is not idempotent): 502 naming Okta's
+    // answer, the user unchanged, the failure audited with Okta's status and code.
+    s.sandbox.set_faults(api_faults(|f| {
+        f.api_fail_next = 1;
+        f.api_fail_status = Some(500);
+        f.api_path_contains = Some("/lifecycle/suspend".into());
+    }));
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe/suspend"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 502).await;
+    assert_eq!(p["okta"]["status"], 500, "{p}");
+    assert_eq!(p["okta"]["errorCode"], "E0000009");
+    assert_eq!(okta_status(&s, "jane.doe@example.com").await, "ACTIVE");
+    let (_, rows) = s
+        .app
+        .get_json("/v1/audit?action=user.suspend", &token)
+        .await;
+    assert_eq!(rows[0]["outcome"], "error");
+    assert_eq!(rows[0]["detail"]["okta_status"], 500);
+    assert_eq!(rows[0]["detail"]["okta_error_code"], "E0000009");
+
+    // Still failing after the retries: 502, not a hang.
+    s.sandbox.set_faults(api_faults(|f| f.api_fail_next = 10));
+    let resp = s
+        .app
+        .http
+        .get(s.app.url("/v1/users/jane.doe"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, 502).await;
+}
+
+#[tokio::test]
+async fn okta_429_waits_for_the_reset_or_answers_429_with_retry_after() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+
+    // A short reset is waited out: the action happens, late.
+    s.sandbox.set_faults(api_faults(|f| {
+        f.api_rate_limit_next = 1;
+        f.api_rate_limit_reset_secs = Some(1);
+        f.api_path_contains = Some("/lifecycle/suspend".into());
+    }));
+    let started = std::time::Instant::now();
+    let (status, body) = s.app.post("/v1/users/jane.doe/suspend", &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(okta_status(&s, "jane.doe@example.com").await, "SUSPENDED");
+
+    // A reset beyond the bounded wait (30 s): 429 now, with Retry-After, nothing done.
+    s.sandbox.set_faults(api_faults(|f| {
+        f.api_rate_limit_next = 1;
+        f.api_rate_limit_reset_secs = Some(120);
+    }));
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe/unsuspend"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let retry_after: u64 = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((118..=120).contains(&retry_after), "{retry_after}");
+    let p = assert_problem(resp, 429).await;
+    assert!(
+        p["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("okta-rate-limited")),
+        "{p}"
+    );
+    assert_eq!(okta_status(&s, "jane.doe@example.com").await, "SUSPENDED");
+}
