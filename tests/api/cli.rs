@@ -446,3 +446,152 @@ async fn serve_sandbox_registers_and_delivers_end_to_end() {
         .status();
     assert!(child.wait().expect("wait").success());
 }
+
+/// Every secret that passes through the service in OAuth mode — the sandbox's API token and
+/// private key, access tokens, temporary, generated and given passwords, reset links — stays out
+/// of the logs, even at `trace`.
+#[tokio::test]
+async fn trace_logs_hold_no_okta_secret_or_password() {
+    let dir = tempdir();
+    let admin = "bootstrap-admin-token-abcdefghijklmnop";
+    let mut cmd = bin(dir.path());
+    cmd.env("SSF_ADMIN_TOKEN", admin)
+        .env("SSF_SANDBOX__LISTEN", "127.0.0.1:0")
+        .env("SSF_SANDBOX__OAUTH", "true")
+        .env("SSF_LOG_FORMAT", "json")
+        .env("SSF_LOG_FILTER", "trace")
+        .args(["serve", "--sandbox"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let mut addr = None;
+    let mut registered = false;
+    while addr.is_none() || !registered {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("log line");
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["message"] == "serving" {
+            addr = v["addr"].as_str().map(str::to_owned);
+        }
+        if v["message"] == "registered with the Okta sandbox" {
+            registered = true;
+        }
+        log.push(line);
+    }
+    let base = format!("http://{}", addr.expect("addr"));
+    let http = http_client();
+    let call = |path: &'static str, body: Value| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(admin)
+                .json(&body)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(resp.status(), 200, "{path}");
+            resp.json::<Value>().await.expect("json")
+        }
+    };
+    let status: Value = http
+        .get(format!("{base}/v1/okta/status"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["auth_mode"], "oauth", "{status}");
+    let temp = call(
+        "/v1/users/john.smith/expire-password?temp_password=true",
+        serde_json::json!({}),
+    )
+    .await;
+    let temp = temp["result"]["tempPassword"]
+        .as_str()
+        .expect("temp")
+        .to_owned();
+    let generated = call("/v1/users/john.smith/password", serde_json::json!({})).await;
+    let generated = generated["result"]["password"]
+        .as_str()
+        .expect("generated")
+        .to_owned();
+    let given = "Given-Passw0rd-in-the-body";
+    call(
+        "/v1/users/jane.doe/password",
+        serde_json::json!({"password": given}),
+    )
+    .await;
+    let reset = call(
+        "/v1/users/alex.kim@example.com/reset-password?send_email=false",
+        serde_json::json!({}),
+    )
+    .await;
+    let reset_url = reset["result"]["resetPasswordUrl"]
+        .as_str()
+        .expect("reset url")
+        .to_owned();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().expect("wait").success());
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        log.push(line);
+    }
+    let creds: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("data/sandbox.json")).expect("sandbox.json"),
+    )
+    .expect("json");
+    let api_token = creds["api_token"].as_str().expect("token");
+    let key = creds["oauth"]["private_key"].as_str().expect("oauth key");
+    let all = log.join("\n");
+    assert!(all.contains("enforcement"), "the actions were logged");
+    let mut secrets = vec![
+        ("API token", api_token.to_owned()),
+        ("temporary password", temp),
+        ("generated password", generated),
+        ("given password", given.to_owned()),
+        ("reset link", reset_url),
+        ("admin token", admin.to_owned()),
+    ];
+    for (i, line) in key.lines().filter(|l| !l.starts_with("-----")).enumerate() {
+        secrets.push(("private key", format!("{i}:{line}")));
+    }
+    for (what, secret) in secrets {
+        let needle = secret
+            .split_once(':')
+            .filter(|_| what == "private key")
+            .map_or(secret.as_str(), |(_, l)| l);
+        assert!(!all.contains(needle), "the {what} is in the logs");
+    }
+    // No Authorization value (SSWS, DPoP, Bearer), client assertion or DPoP proof (JWTs) either.
+    // A DPoP-bound access token is 43 base64url characters after "DPoP ".
+    let token_after_dpop = log.iter().find(|l| {
+        l.match_indices("DPoP ").any(|(i, _)| {
+            l[i + 5..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .count()
+                >= 40
+        })
+    });
+    assert!(token_after_dpop.is_none(), "{token_after_dpop:?}");
+    for needle in ["SSWS 00", "client_assertion=", "eyJ"] {
+        let hit = log.iter().find(|l| l.contains(needle));
+        assert!(hit.is_none(), "{needle:?} in the logs: {hit:?}");
+    }
+    let lines = log.len();
+    assert!(lines > 50, "trace logging was on ({lines} lines)");
+}
