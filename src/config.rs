@@ -1094,6 +1094,67 @@ mod tests {
     }
 
     #[test]
+    fn oauth_and_enforcement_settings_are_checked() {
+        let org = ("SSF_OKTA__ORG_URL", "https://acme.okta.com");
+        let err = Config::load_from(None, &env(&[org, ("SSF_OKTA__OAUTH__CLIENT_ID", "0oa1")]))
+            .expect_err("no key");
+        assert!(err.to_string().contains("okta.oauth.private_key"), "{err}");
+        let err = Config::load_from(
+            None,
+            &env(&[
+                org,
+                ("SSF_OKTA__API_TOKEN", "00abc"),
+                ("SSF_OKTA__OAUTH__CLIENT_ID", "0oa1"),
+                ("SSF_OKTA__OAUTH__PRIVATE_KEY", "not a pem"),
+            ]),
+        )
+        .expect_err("two modes, bad key");
+        let text = err.to_string();
+        assert!(text.contains("keep one auth mode"), "{text}");
+        assert!(text.contains("is not a PEM private key"), "{text}");
+        assert!(
+            !text.contains("not a pem"),
+            "the key is never echoed: {text}"
+        );
+        let err = Config::load_from(
+            None,
+            &env(&[
+                ("SSF_ENFORCEMENT__PASSWORD__LENGTH", "4"),
+                ("SSF_ENFORCEMENT__IDENTITY__SAM_ATTRIBUTE", "sam account"),
+                (
+                    "SSF_ENFORCEMENT__IDENTITY__NETBIOS_DOMAINS__CORP",
+                    "jdoe@example.com",
+                ),
+            ]),
+        )
+        .expect_err("bad enforcement");
+        let text = err.to_string();
+        for key in [
+            "enforcement.password.length",
+            "enforcement.identity.sam_attribute",
+            "enforcement.identity.netbios_domains",
+        ] {
+            assert!(text.contains(key), "{key}: {text}");
+        }
+        let ok = Config::load_from(
+            None,
+            &env(&[(
+                "SSF_ENFORCEMENT__IDENTITY__NETBIOS_DOMAINS__CORP",
+                "example.com",
+            )]),
+        )
+        .expect("valid");
+        assert_eq!(
+            ok.enforcement
+                .identity
+                .netbios_domains
+                .get("corp")
+                .map(String::as_str),
+            Some("example.com")
+        );
+    }
+
+    #[test]
     fn bad_listen_type_is_named() {
         let err = Config::load_from(None, &env(&[("SSF_LISTEN", "nowhere")])).expect_err("x");
         assert!(err.to_string().contains("SSF_LISTEN"), "{err}");
