@@ -10,7 +10,10 @@
 //! [`oauth`](self::oauth) — a default DPoP-bound service app is created at [`Sandbox::bind`].
 //!
 //! Sandbox-only controls live under `/__sandbox/` (fault injection, received SETs, OAuth service
-//! apps) and take only the SSWS token.
+//! apps, the Management API request log) and take only the SSWS token.
+//!
+//! Every Management API request (`/api/v1/…`) is recorded — method, path, query and JSON body,
+//! passwords redacted — see [`SandboxState::requests`] and `GET /__sandbox/requests`.
 
 mod directory;
 mod faults;
@@ -21,9 +24,11 @@ mod oauth;
 mod okta_error;
 mod providers;
 mod receiver;
+mod requests;
 mod roles;
 mod seed;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,6 +47,7 @@ pub use oauth::{AuthRejection, DEFAULT_SCOPES, Jwks, SandboxOAuthApp, ServiceApp
 pub use okta_error::OktaError;
 pub use providers::Provider;
 pub use receiver::ReceivedSet;
+pub use requests::{MAX_RECORDED, RecordedRequest};
 
 use crate::clock::Clock;
 
@@ -59,6 +65,7 @@ pub struct SandboxState {
     received: Mutex<Vec<ReceivedSet>>,
     jwks_cache: Mutex<std::collections::HashMap<String, receiver::CachedJwks>>,
     faults: Mutex<Faults>,
+    requests: Mutex<VecDeque<RecordedRequest>>,
     oauth: oauth::OAuthState,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
@@ -131,6 +138,7 @@ impl Sandbox {
             received: Mutex::new(Vec::new()),
             jwks_cache: Mutex::new(Default::default()),
             faults: Mutex::new(Faults::default()),
+            requests: Mutex::new(VecDeque::new()),
             oauth: oauth::OAuthState::default(),
             http,
             clock,
@@ -273,6 +281,31 @@ impl SandboxState {
     pub fn token_url(&self) -> String {
         format!("{}/oauth2/v1/token", self.org_url)
     }
+
+    /// The Management API requests (`/api/v1/…`) received so far, oldest first: the newest
+    /// [`MAX_RECORDED`], with passwords redacted.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&self) {
+        if let Ok(mut r) = self.requests.lock() {
+            r.clear();
+        }
+    }
+
+    fn record(&self, request: RecordedRequest) {
+        if let Ok(mut r) = self.requests.lock() {
+            while r.len() >= MAX_RECORDED {
+                r.pop_front();
+            }
+            r.push_back(request);
+        }
+    }
 }
 
 /// An authenticated Management API call: `Authorization: SSWS <API token>` (with or without the
@@ -405,6 +438,10 @@ fn router(state: Arc<SandboxState>) -> Router {
             get(faults::get).put(faults::put).delete(faults::clear),
         )
         .route("/__sandbox/received", get(receiver::list_received))
+        .route(
+            "/__sandbox/requests",
+            get(requests::list).delete(requests::clear),
+        )
         .route("/oauth2/v1/token", post(oauth::token))
         .route(
             "/__sandbox/oauth/clients",
@@ -415,6 +452,11 @@ fn router(state: Arc<SandboxState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             faults::management,
+        ))
+        // Outside the faults: a request answered by an injected fault was still sent.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            requests::record,
         ))
         .layer(axum::middleware::map_response_with_state(
             state.clone(),

@@ -10,6 +10,7 @@ mod discovery;
 mod enforce;
 mod errors;
 mod keys;
+mod okta_contract;
 mod okta_oauth;
 mod openapi;
 mod receiver;

@@ -651,3 +651,109 @@ async fn a_bad_seed_file_is_refused_naming_the_entry() {
         assert!(msg.contains(expected), "{msg}");
     }
 }
+
+#[tokio::test]
+async fn the_management_api_request_log_records_what_was_sent_with_passwords_redacted() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    assert!(
+        s.sandbox
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path == "/api/v1/security-events-providers"),
+        "start-up registration is recorded"
+    );
+    s.sandbox.clear_requests();
+    assert!(s.sandbox.requests().is_empty());
+
+    let resp = s
+        .okta(
+            Method::POST,
+            "/api/v1/users/jane.doe@example.com?strict=true",
+        )
+        .json(&json!({"credentials": {"password": {"value": "Sandbox-Log-42"}}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let resp = s
+        .okta(Method::GET, "/api/v1/users")
+        .query(&[("search", "profile.login sw \"jane\""), ("limit", "5")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    // Refused calls (unknown path, bad token) are recorded too; sandbox controls are not.
+    let resp = s
+        .okta(Method::GET, "/api/v1/nothing-here")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 404);
+    let resp = s
+        .app
+        .http
+        .get(format!("{}/api/v1/groups", s.org_url))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 401);
+
+    let log = s.sandbox.requests();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert_eq!(log[0].method, "POST");
+    assert_eq!(log[0].path, "/api/v1/users/jane.doe@example.com");
+    assert_eq!(log[0].query, vec![("strict".to_owned(), "true".to_owned())]);
+    assert_eq!(
+        log[0].body,
+        Some(json!({"credentials": {"password": {"value": "[redacted]"}}}))
+    );
+    assert_eq!(
+        log[1].query,
+        vec![
+            ("search".to_owned(), "profile.login sw \"jane\"".to_owned()),
+            ("limit".to_owned(), "5".to_owned())
+        ]
+    );
+    assert_eq!(log[1].body, None);
+    assert_eq!(log[2].path, "/api/v1/nothing-here");
+    assert_eq!(
+        (log[3].method.as_str(), log[3].path.as_str()),
+        ("GET", "/api/v1/groups")
+    );
+
+    // Over HTTP: SSWS only; DELETE empties it.
+    let resp = s
+        .okta(Method::GET, "/__sandbox/requests")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body.as_array().map(Vec::len), Some(4), "{body}");
+    assert_eq!(
+        body[0]["body"]["credentials"]["password"]["value"],
+        "[redacted]"
+    );
+    assert_eq!(
+        body[1]["query"][0],
+        json!(["search", "profile.login sw \"jane\""])
+    );
+    assert!(!body.to_string().contains("Sandbox-Log-42"));
+    let resp = s
+        .app
+        .http
+        .get(format!("{}/__sandbox/requests", s.org_url))
+        .bearer_auth(&s.api_token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 401);
+    let resp = s
+        .okta(Method::DELETE, "/__sandbox/requests")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 204);
+    assert!(s.sandbox.requests().is_empty());
+}
