@@ -55,6 +55,53 @@ impl LifecycleAction {
     }
 }
 
+/// Okta's standard admin role types (`POST /api/v1/users/{id}/roles` `{"type": …}`); custom
+/// roles (`CUSTOM` + role + resource set) are not offered here.
+pub const STANDARD_ROLE_TYPES: &[&str] = &[
+    "ACCESS_CERTIFICATIONS_ADMIN",
+    "ACCESS_REQUESTS_ADMIN",
+    "API_ACCESS_MANAGEMENT_ADMIN",
+    "APP_ADMIN",
+    "GROUP_MEMBERSHIP_ADMIN",
+    "HELP_DESK_ADMIN",
+    "ORG_ADMIN",
+    "READ_ONLY_ADMIN",
+    "REPORT_ADMIN",
+    "SUPER_ADMIN",
+    "USER_ADMIN",
+    "WORKFLOWS_ADMIN",
+];
+
+/// The `type` values Okta's spec allows on `GET /api/v1/idps` (IdentityProviderType).
+pub const IDP_TYPES: &[&str] = &[
+    "AMAZON",
+    "APPLE",
+    "DISCORD",
+    "FACEBOOK",
+    "GITHUB",
+    "GITLAB",
+    "GOOGLE",
+    "IDV_CLEAR",
+    "IDV_INCODE",
+    "IDV_PERSONA",
+    "IDV_STANDARD",
+    "LINKEDIN",
+    "LOGINGOV",
+    "LOGINGOV_SANDBOX",
+    "MICROSOFT",
+    "OIDC",
+    "OKTA_INTEGRATION",
+    "PAYPAL",
+    "PAYPAL_SANDBOX",
+    "SALESFORCE",
+    "SAML2",
+    "SPOTIFY",
+    "X509",
+    "XERO",
+    "YAHOO",
+    "YAHOOJP",
+];
+
 /// A resolved Okta user, as reported to callers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct UserSummary {

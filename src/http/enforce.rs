@@ -755,14 +755,14 @@ pub async fn list_identity_providers(
 ) -> Result<ApiJson<Vec<Value>>, ApiError> {
     let limit = list_limit(p.limit)?;
     if let Some(k) = &p.kind
-        && (k.is_empty()
-            || !k
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        && !crate::enforcement::IDP_TYPES.contains(&k.as_str())
     {
         return Err(ApiError::field(
             "type",
-            "must be an Okta IdP type such as SAML2, OIDC, GOOGLE or MICROSOFT",
+            format!(
+                "must be one of Okta's IdP types: {}",
+                crate::enforcement::IDP_TYPES.join(", ")
+            ),
         ));
     }
     let mut query = list_query(&[("q", &p.q), ("type", &p.kind)]);
@@ -820,8 +820,8 @@ pub struct RoleParams {
         (status = 200, description = "Assigned (or planned); the assignment is in `result`", body = ActionReport),
         (status = 400, description = "Missing type", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already assigned (Okta E0000090), invalid type, or ambiguous identity", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already assigned (Okta E0000090), or ambiguous identity", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a standard role type, or invalid body", body = Problem, content_type = "application/problem+json"),
         OktaErrors, AuthErrors))]
 pub async fn assign_role(
     auth: Auth<EnforceWrite>,
@@ -830,6 +830,15 @@ pub async fn assign_role(
     ApiQuery(p): ApiQuery<RoleParams>,
     body: Bytes,
 ) -> Result<ApiJson<ActionReport>, ApiError> {
+    if !crate::enforcement::STANDARD_ROLE_TYPES.contains(&p.role_type.as_str()) {
+        return Err(ApiError::field(
+            "type",
+            format!(
+                "must be one of Okta's standard admin roles: {}",
+                crate::enforcement::STANDARD_ROLE_TYPES.join(", ")
+            ),
+        ));
+    }
     let o = opts(p.dry_run, &body)?;
     Ok(ApiJson(
         state

@@ -603,6 +603,19 @@ async fn admin_roles_are_listed_assigned_and_removed_by_type() {
         .await
         .expect("send");
     assert_problem(resp, 400).await;
+    // Not a standard role (custom roles are not offered): 422 naming the field, nothing sent.
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/jane.doe/roles?type=CUSTOM"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        assert_problem(resp, 422).await["errors"][0]["field"],
+        "type"
+    );
     // Removing by role type resolves the assignment id.
     let ra = body["result"]["id"].as_str().expect("ra").to_owned();
     let resp = s
@@ -922,7 +935,7 @@ async fn identity_providers_are_listed_with_okta_filters() {
     let resp = s
         .app
         .http
-        .get(s.app.url("/v1/identity-providers?type=saml%20or"))
+        .get(s.app.url("/v1/identity-providers?type=SAML"))
         .bearer_auth(&token)
         .send()
         .await

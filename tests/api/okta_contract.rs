@@ -818,3 +818,17 @@ async fn every_okta_request_the_product_sends_is_in_oktas_spec() {
         serde_json::to_string(&recorded.iter().map(|r| &r.body).collect::<Vec<_>>()).expect("json");
     assert!(!log.contains("Correct-Horse-9") && !log.contains("Quarantine-7Q"));
 }
+
+/// The product's own allow-lists agree with Okta's spec.
+#[test]
+fn product_idp_types_are_the_specs() {
+    let fixture: Value =
+        serde_json::from_str(include_str!("../fixtures/okta-operations.json")).expect("fixture");
+    let spec: Vec<&str> = fixture["paths"]["/api/v1/idps"]["GET"]["query"]["type"]["enum"]
+        .as_array()
+        .expect("enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(spec, ssf_transmitter::enforcement::IDP_TYPES);
+}
