@@ -182,7 +182,12 @@ impl EnforcementConfig {
                 "must be between 8 and 256",
             ));
         }
-        if p.min_lowercase + p.min_uppercase + p.min_digits + p.min_symbols > p.length {
+        if p.min_lowercase
+            .saturating_add(p.min_uppercase)
+            .saturating_add(p.min_digits)
+            .saturating_add(p.min_symbols)
+            > p.length
+        {
             errors.push(ConfigError::new(
                 "enforcement.password.length",
                 "is shorter than min_lowercase + min_uppercase + min_digits + min_symbols",
@@ -207,6 +212,12 @@ impl EnforcementConfig {
             errors.push(ConfigError::new(
                 "enforcement.identity.sam_attribute",
                 "must be an Okta profile attribute name (letters, digits, _), e.g. samAccountName",
+            ));
+        }
+        if id.sam_attribute.is_some() && id.sam_domains.is_empty() {
+            errors.push(ConfigError::new(
+                "enforcement.identity.sam_domains",
+                "list the NetBIOS domains whose accounts sam_attribute matches, e.g. [\"CORP\"] (or [\"*\"] for any)",
             ));
         }
         for (key, map) in [
@@ -268,8 +279,12 @@ pub struct IdentityRules {
     /// `jdoe@example.com`. Case-insensitive.
     pub upn_suffixes: std::collections::BTreeMap<String, String>,
     /// Profile attribute holding the sAMAccountName (e.g. `samAccountName`): `DOMAIN\sam` whose
-    /// domain has no rule is matched against it.
+    /// domain has no `netbios_domains` rule is matched against it when the domain is in
+    /// `sam_domains`.
     pub sam_attribute: Option<String>,
+    /// NetBIOS domains whose accounts `sam_attribute` may match (`["*"]` for any). Required with
+    /// `sam_attribute`: in a multi-domain forest `OTHER\jsmith` must not hit CORP's jsmith.
+    pub sam_domains: Vec<String>,
 }
 
 impl OktaConfig {

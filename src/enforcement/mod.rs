@@ -163,7 +163,10 @@ pub enum EnforceError {
         /// The candidates.
         candidates: Vec<UserSummary>,
     },
-    /// A password could not be generated as asked.
+    /// The asked length is below what the password policy requires.
+    #[error("length {0}")]
+    PasswordTooShort(String),
+    /// A password could not be generated (the system random generator failed).
     #[error("cannot generate the password: {0}")]
     Password(String),
     /// Okta refused or failed.
@@ -189,6 +192,20 @@ pub struct ActionReport {
     /// The caller's reason, as recorded in the audit log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set when a follow-up call failed after the first change was made in Okta (e.g. the
+    /// password was set but revoking sessions failed): what is done is in `okta_requests`, what
+    /// failed is here; repeat the failed part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<Incomplete>,
+}
+
+/// The part of an action that failed after an earlier part took effect.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Incomplete {
+    /// The Okta request that failed (not sent again).
+    pub failed_request: OktaCall,
+    /// Why (Okta's error, or the transport failure).
+    pub error: String,
 }
 
 /// What a connectivity check found.
@@ -341,7 +358,11 @@ impl Enforcer {
                 .iter()
                 .find(|(d, _)| d.eq_ignore_ascii_case(domain))
                 .map(|(_, to)| format!("{sam}@{to}"));
-            match (mapped, &rules.sam_attribute) {
+            let sam_allowed = rules
+                .sam_domains
+                .iter()
+                .any(|d| d == "*" || d.eq_ignore_ascii_case(domain));
+            match (mapped, rules.sam_attribute.as_ref().filter(|_| sam_allowed)) {
                 (Some(login), _) => (
                     by_login(&[&login]),
                     format!(
@@ -356,7 +377,7 @@ impl Enforcer {
                     return Err(EnforceError::NotFound {
                         input: input.to_owned(),
                         searched: format!(
-                            "nothing: no rule maps the domain {domain}; set [enforcement.identity] netbios_domains or sam_attribute"
+                            "nothing: no rule maps the domain {domain}; set [enforcement.identity] netbios_domains, or sam_attribute with {domain} in sam_domains"
                         ),
                     });
                 }
@@ -544,11 +565,22 @@ impl Enforcer {
                     )
                 }
             }
-            None => (
-                password::generate(policy, request.length.unwrap_or(policy.length))
-                    .map_err(EnforceError::Password)?,
-                true,
-            ),
+            None => {
+                let length = request.length.unwrap_or(policy.length);
+                let required = policy.min_lowercase
+                    + policy.min_uppercase
+                    + policy.min_digits
+                    + policy.min_symbols;
+                if length < required {
+                    return Err(EnforceError::PasswordTooShort(format!(
+                        "must be at least {required}: the password policy requires that many characters"
+                    )));
+                }
+                (
+                    password::generate(policy, length).map_err(EnforceError::Password)?,
+                    true,
+                )
+            }
         };
         let revoke = request.revoke_sessions;
         let secret = value.clone();
@@ -885,8 +917,12 @@ impl Enforcer {
                     "reason": r.reason,
                     "okta_status": if r.dry_run { Value::Null } else { json!(200) },
                     "new_status": r.user.status,
+                    "incomplete": r.incomplete.as_ref().map(|i| json!({
+                        "failed_request": format!("{} {}", i.failed_request.method, i.failed_request.path),
+                        "error": i.error,
+                    })),
                 }),
-                true,
+                r.incomplete.is_none(),
             ),
             Err(e) => {
                 let (status, code) = match e {
@@ -949,12 +985,27 @@ impl Enforcer {
                 okta_requests: calls,
                 result: None,
                 reason: opts.reason.clone(),
+                incomplete: None,
             });
         }
         let okta = self.client()?;
         let mut result: Option<Value> = None;
-        for call in &calls {
-            let resp = okta.send(call).await?;
+        let mut done = Vec::with_capacity(calls.len());
+        let mut incomplete = None;
+        for call in calls {
+            let resp = match okta.send(&call).await {
+                Ok(r) => r,
+                // The first call failing means nothing happened: an error, as usual.
+                Err(e) if done.is_empty() => return Err(e.into()),
+                Err(e) => {
+                    incomplete = Some(Incomplete {
+                        failed_request: call,
+                        error: e.to_string(),
+                    });
+                    break;
+                }
+            };
+            done.push(call);
             // Lifecycle calls answer an empty body, a token/link/password object, or the user.
             if let Some(o) = resp
                 .body
@@ -973,9 +1024,10 @@ impl Enforcer {
             action: action.to_owned(),
             dry_run: false,
             user: after,
-            okta_requests: calls,
+            okta_requests: done,
             result,
             reason: opts.reason.clone(),
+            incomplete,
         })
     }
 }

@@ -59,7 +59,10 @@ impl From<EnforceError> for ApiError {
         };
         match e {
             EnforceError::NotConfigured => ApiError::Unavailable(e.to_string()),
-            EnforceError::Password(m) => ApiError::field("length", m),
+            EnforceError::PasswordTooShort(m) => ApiError::field("length", m),
+            EnforceError::Password(m) => {
+                ApiError::Unavailable(format!("cannot generate a password now: {m}"))
+            }
             EnforceError::NotFound { .. } => ApiError::NotFound(e.to_string()),
             EnforceError::Ambiguous { ref candidates, .. } => {
                 ApiError::Upstream(Box::new(Upstream {

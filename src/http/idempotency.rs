@@ -64,18 +64,45 @@ fn replayed(status: u16, body: String) -> Response {
     resp
 }
 
-/// The middleware.
+/// The middleware. An enforcement change runs in its own task: a client that disconnects (or
+/// times out) mid-call cannot cancel it between Okta's change and the audit row, and its
+/// idempotency record is stored either way, so the retry is answered, not acted on twice.
 pub(super) async fn enforcement(
     State((state, max_body)): State<(AppState, usize)>,
     req: Request,
     next: Next,
 ) -> Response {
-    if !applies(req.method(), req.uri().path()) || !req.headers().contains_key(HEADER) {
+    if !applies(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
-    match run(state, max_body, req, next).await {
+    let task = tokio::spawn(async move {
+        if !req.headers().contains_key(HEADER) {
+            return next.run(req).await;
+        }
+        match run(state, max_body, req, next).await {
+            Ok(r) => r,
+            Err(e) => axum::response::IntoResponse::into_response(e),
+        }
+    });
+    match task.await {
         Ok(r) => r,
-        Err(e) => axum::response::IntoResponse::into_response(e),
+        Err(e) => axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!(
+            "enforcement task failed: {e}"
+        ))),
+    }
+}
+
+/// The body as hashed for the key: a password is left out, so the table never holds a digest
+/// of one (the same key with another password counts as the same request).
+fn hashed_body(bytes: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut v) => {
+            if let Some(p) = v.get_mut("password").filter(|p| p.is_string()) {
+                *p = Value::String("[redacted]".into());
+            }
+            v.to_string().into_bytes()
+        }
+        Err(_) => bytes.to_vec(),
     }
 }
 
@@ -105,7 +132,7 @@ async fn run(
     ctx.update(b" ");
     ctx.update(parts.uri.to_string().as_bytes());
     ctx.update(b"\n");
-    ctx.update(&bytes);
+    ctx.update(&hashed_body(&bytes));
     let hash = ctx.finish().as_ref().to_vec();
     let client = auth.caller.id.clone();
 
@@ -204,6 +231,15 @@ mod tests {
             scrub(br#"{"action":"expire-password","result":{"tempPassword":"F46gy7X4","x":1}}"#);
         assert!(!stored.contains("F46gy7X4"));
         assert!(stored.contains("[returned once]") && stored.contains("\"x\":1"));
+    }
+
+    #[test]
+    fn passwords_are_not_part_of_the_hashed_body() {
+        let h = hashed_body(br#"{"password":"Hunter2-Secret","reason":"r"}"#);
+        let text = String::from_utf8(h).expect("utf8");
+        assert!(!text.contains("Hunter2"), "{text}");
+        assert!(text.contains("\"reason\":\"r\""));
+        assert_eq!(hashed_body(b"not json"), b"not json");
     }
 
     #[test]

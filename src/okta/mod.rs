@@ -266,6 +266,21 @@ impl OktaClient {
         })
     }
 
+    /// Whether `url` is on the org's own origin (scheme, host, port; no userinfo), so credentials
+    /// may go there.
+    fn same_origin(&self, url: &str) -> bool {
+        match (url::Url::parse(url), url::Url::parse(&self.org_url)) {
+            (Ok(u), Ok(org)) => {
+                u.username().is_empty()
+                    && u.password().is_none()
+                    && u.scheme() == org.scheme()
+                    && u.host_str() == org.host_str()
+                    && u.port_or_known_default() == org.port_or_known_default()
+            }
+            _ => false,
+        }
+    }
+
     /// `api_token` or `oauth`.
     pub fn auth_mode(&self) -> &'static str {
         match self.credentials {
@@ -318,6 +333,7 @@ impl OktaClient {
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
         let mut auth_retries = 0u32;
+        let mut token_generation = 0u64;
         loop {
             let pause = self
                 .paced_until
@@ -345,6 +361,7 @@ impl OktaClient {
                 }
                 Credentials::OAuth(session) => {
                     let a = session.authorize(&self.http, method.as_str(), url).await?;
+                    token_generation = a.generation;
                     req = req.header("Authorization", a.authorization);
                     if let Some(p) = a.dpop {
                         req = req.header("DPoP", p);
@@ -390,7 +407,7 @@ impl OktaClient {
                     Some(n) if challenge.contains("use_dpop_nonce") => {
                         session.set_resource_nonce(n.to_owned());
                     }
-                    _ => session.invalidate().await,
+                    _ => session.invalidate(token_generation).await,
                 }
                 continue;
             }
@@ -474,7 +491,7 @@ impl OktaClient {
                 return Ok(out);
             }
             // Follow the link only to our own org (never let a header redirect credentials).
-            match page.next.filter(|n| n.starts_with(&self.org_url)) {
+            match page.next.filter(|n| self.same_origin(n)) {
                 Some(next) => page = self.send_url("GET", &next, None, true).await?,
                 None => return Ok(out),
             }
@@ -611,6 +628,23 @@ pub fn well_known_url(issuer: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn link_headers_are_followed_only_on_the_orgs_origin() {
+        let c = super::OktaClient::with_api_token("https://acme.okta.com", "t".to_owned().into())
+            .expect("client");
+        assert!(c.same_origin("https://acme.okta.com/api/v1/users?after=x"));
+        assert!(c.same_origin("https://acme.okta.com:443/api/v1/users"));
+        for bad in [
+            "https://acme.okta.com.evil.tld/api/v1/users",
+            "https://acme.okta.com@evil.tld/api/v1/users",
+            "http://acme.okta.com/api/v1/users",
+            "https://acme.okta.com:8443/api/v1/users",
+            "/api/v1/users",
+        ] {
+            assert!(!c.same_origin(bad), "{bad}");
+        }
+    }
+
     #[test]
     fn well_known_is_path_aware() {
         assert_eq!(

@@ -149,6 +149,8 @@ impl DpopKey {
 
 /// A cached access token.
 struct Token {
+    /// Counts fetched tokens, so a 401 drops only the token it was answered for.
+    generation: u64,
     value: SecretString,
     dpop: bool,
     expires_at: tokio::time::Instant,
@@ -176,6 +178,7 @@ pub struct OAuthSession {
     token_url: String,
     dpop_key: Option<DpopKey>,
     token: tokio::sync::Mutex<Option<Token>>,
+    generations: std::sync::atomic::AtomicU64,
     /// Last nonce from the authorization server and from the resource server.
     as_nonce: Mutex<Option<String>>,
     rs_nonce: Mutex<Option<String>>,
@@ -195,6 +198,8 @@ impl std::fmt::Debug for OAuthSession {
 pub(super) struct Authorization {
     pub authorization: String,
     pub dpop: Option<String>,
+    /// The token's generation (for [`OAuthSession::invalidate`]).
+    pub generation: u64,
 }
 
 fn oauth_error(error: &str, description: &str) -> OktaApiError {
@@ -233,6 +238,7 @@ impl OAuthSession {
             settings,
             dpop_key,
             token: tokio::sync::Mutex::new(None),
+            generations: std::sync::atomic::AtomicU64::new(0),
             as_nonce: Mutex::new(None),
             rs_nonce: Mutex::new(None),
             clock,
@@ -283,9 +289,13 @@ impl OAuthSession {
             .map_err(OktaApiError::Transport)
     }
 
-    /// Drops the cached token (Okta said it is invalid or expired).
-    pub(super) async fn invalidate(&self) {
-        *self.token.lock().await = None;
+    /// Drops the cached token of `generation` (Okta said it is invalid or expired); a newer one
+    /// another call already fetched is kept.
+    pub(super) async fn invalidate(&self, generation: u64) {
+        let mut guard = self.token.lock().await;
+        if guard.as_ref().is_some_and(|t| t.generation == generation) {
+            *guard = None;
+        }
     }
 
     /// Remembers a nonce the resource server asked for.
@@ -302,29 +312,36 @@ impl OAuthSession {
         method: &str,
         url: &str,
     ) -> Result<Authorization, OktaApiError> {
-        let (value, dpop) = {
+        let (value, dpop, generation) = {
             let mut guard = self.token.lock().await;
             let fresh = guard
                 .as_ref()
                 .is_some_and(|t| tokio::time::Instant::now() < t.expires_at);
             if !fresh {
-                *guard = Some(self.fetch_token(http).await?);
+                let mut t = self.fetch_token(http).await?;
+                t.generation = self
+                    .generations
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                *guard = Some(t);
             }
             let t = guard
                 .as_ref()
                 .ok_or_else(|| oauth_error("token", "no access token"))?;
-            (t.value.clone(), t.dpop)
+            (t.value.clone(), t.dpop, t.generation)
         };
         if dpop {
             let nonce = self.rs_nonce.lock().ok().and_then(|n| n.clone());
             Ok(Authorization {
                 authorization: format!("DPoP {}", value.expose_secret()),
                 dpop: self.proof(method, url, nonce, Some(value.expose_secret()))?,
+                generation,
             })
         } else {
             Ok(Authorization {
                 authorization: format!("Bearer {}", value.expose_secret()),
                 dpop: None,
+                generation,
             })
         }
     }
@@ -355,6 +372,7 @@ impl OAuthSession {
                 .await
                 .map_err(|e| OktaApiError::Transport(format!("token request failed: {e}")))?;
             let status = resp.status().as_u16();
+            let rate_limit_wait = super::reset_wait(resp.headers()).map(|d| d.as_secs());
             let new_nonce = resp
                 .headers()
                 .get("dpop-nonce")
@@ -376,8 +394,11 @@ impl OAuthSession {
                         "Okta issued a DPoP-bound token although dpop = false",
                     ));
                 }
-                let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600));
+                // Okta's tokens live an hour; never trust a lifetime beyond a day.
+                let lifetime =
+                    Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600).min(86_400));
                 return Ok(Token {
+                    generation: 0,
                     value: SecretString::from(value.to_owned()),
                     dpop,
                     expires_at: tokio::time::Instant::now()
@@ -403,7 +424,12 @@ impl OAuthSession {
                 }
                 continue;
             }
-            if status == 429 || status >= 500 {
+            if status == 429 {
+                return Err(OktaApiError::RateLimited {
+                    retry_after_secs: rate_limit_wait.unwrap_or(60).max(1),
+                });
+            }
+            if status >= 500 {
                 return Err(OktaApiError::Transport(format!(
                     "token endpoint answered {status}"
                 )));
@@ -416,7 +442,8 @@ impl OAuthSession {
         ))
     }
 
-    /// What the status route reports (fetching a token when none is cached).
+    /// What the status route reports about the cached token (the status route's own call
+    /// fetches one first).
     pub(super) async fn status(&self) -> OAuthStatus {
         let guard = self.token.lock().await;
         let (granted, expires_in) = guard.as_ref().map_or((Vec::new(), 0), |t| {

@@ -959,6 +959,7 @@ async fn windows_identities_map_by_configured_rules() {
         id.upn_suffixes
             .insert("corp.local".into(), "example.com".into());
         id.sam_attribute = Some("samAccountName".into());
+        id.sam_domains = vec!["emea".into()];
     })
     .await;
     let token = soc(&s).await;
@@ -987,6 +988,24 @@ async fn windows_identities_map_by_configured_rules() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(login_of(&body), "john.smith@example.com");
+
+    // A domain neither mapped nor in sam_domains is not guessed at.
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/users/OTHERDOM%5Cjohnsmith/suspend"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    let p = assert_problem(resp, 404).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sam_domains"),
+        "{p}"
+    );
 
     // Two users share the sAMAccountName alexkim: 409 with both candidates, nothing done.
     let resp = s
@@ -1336,4 +1355,56 @@ async fn okta_429_waits_for_the_reset_or_answers_429_with_retry_after() {
         "{p}"
     );
     assert_eq!(okta_status(&s, "jane.doe@example.com").await, "SUSPENDED");
+}
+
+#[tokio::test]
+async fn a_failed_follow_up_call_reports_what_was_done() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    // The password is set; revoking the sessions then fails (503 after the retries).
+    s.sandbox.set_faults(api_faults(|f| {
+        f.api_fail_next = 10;
+        f.api_path_contains = Some("/sessions".into());
+    }));
+    let (status, body) = s
+        .app
+        .post_json(
+            "/v1/users/john.smith/password?revoke_sessions=true",
+            &token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["user"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        body["okta_requests"].as_array().map(Vec::len),
+        Some(1),
+        "only what was done: {body}"
+    );
+    assert_eq!(
+        body["incomplete"]["failed_request"]["path"],
+        format!("/api/v1/users/{id}/sessions")
+    );
+    assert!(
+        body["incomplete"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("503")
+    );
+    let generated = body["result"]["password"]
+        .as_str()
+        .expect("the password is not lost");
+    assert_eq!(authn(&s, "john.smith@example.com", generated).await.0, 200);
+    let (_, rows) = s
+        .app
+        .get_json("/v1/audit?action=user.set-password", &token)
+        .await;
+    assert_eq!(rows[0]["outcome"], "error");
+    assert!(
+        rows[0]["detail"]["incomplete"]["failed_request"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("DELETE "))
+    );
+    assert!(!rows.to_string().contains(generated));
 }
