@@ -148,7 +148,7 @@ pub enum EnforceError {
     )]
     NotConfigured,
     /// Nobody matches.
-    #[error("no Okta user matches {input:?} (searched: {searched})")]
+    #[error("nothing in Okta matches '{input}' (searched: {searched})")]
     NotFound {
         /// What the caller gave.
         input: String,
@@ -156,7 +156,7 @@ pub enum EnforceError {
         searched: String,
     },
     /// Several users match; nothing was done.
-    #[error("{input:?} matches {} Okta users; nothing was done. Use the Okta id or the full login", candidates.len())]
+    #[error("'{input}' matches {} candidates in Okta; nothing was done. Use the Okta id, the full login or the exact name", candidates.len())]
     Ambiguous {
         /// What the caller gave.
         input: String,
