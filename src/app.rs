@@ -348,6 +348,21 @@ pub fn okta_client(
     })
 }
 
+/// This transmitter's Security Events Provider in the org of `[okta]`, if registered.
+pub async fn okta_provider(
+    config: &Config,
+    issuer: &str,
+) -> anyhow::Result<Option<SecurityEventsProvider>> {
+    let okta = config
+        .okta
+        .as_ref()
+        .context("no [okta] org configured (SSF_OKTA__ORG_URL)")?;
+    let client = okta_client(okta, Arc::new(crate::clock::SystemClock))?.context(
+        "no Okta Management API credentials configured (SSF_OKTA__API_TOKEN or [okta.oauth])",
+    )?;
+    Ok(client.find_transmitter(issuer).await?)
+}
+
 /// Registers this transmitter (by its well-known URL) as an active Security Events Provider in
 /// the org of `[okta]`, which needs an API token.
 pub async fn register_with_okta(

@@ -94,6 +94,8 @@ enum OktaCommand {
     /// Create or update this transmitter as an active Security Events Provider in the org
     /// (registered by its well-known URL, issuer + /.well-known/ssf-configuration).
     Register,
+    /// Show this transmitter's Security Events Provider in the org (exit 3 when not registered).
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,11 +194,31 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys(cmd, &config, clock).await,
         Command::Clients(cmd) => clients(cmd, &config, clock).await,
         Command::Openapi => Ok(()),
+        Command::Okta(OktaCommand::Status) => {
+            let issuer = cli_issuer(&config)?;
+            match app::okta_provider(&config, &issuer).await? {
+                Some(p) => {
+                    println!(
+                        "provider {} ({}) is {}: issuer {}, JWKS {}, well-known {}",
+                        p.id,
+                        p.name,
+                        p.status,
+                        p.settings.issuer.as_deref().unwrap_or("-"),
+                        p.settings.jwks_url.as_deref().unwrap_or("-"),
+                        p.settings.well_known_url.as_deref().unwrap_or("-")
+                    );
+                    Ok(())
+                }
+                None => {
+                    println!(
+                        "not registered: no Security Events Provider in the org has issuer {issuer}; run `ssf-transmitter okta register`"
+                    );
+                    std::process::exit(3);
+                }
+            }
+        }
         Command::Okta(OktaCommand::Register) => {
-            let issuer = match config.issuer_url().map_err(anyhow::Error::new)? {
-                Some(u) => ssf_transmitter::config::issuer_string(&u),
-                None => format!("http://{}", config.listen),
-            };
+            let issuer = cli_issuer(&config)?;
             let p = app::register_with_okta(&config, &issuer).await?;
             println!(
                 "provider {} ({}) is {}: issuer {}, JWKS {}",
@@ -209,6 +231,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The issuer as the running service would derive it.
+fn cli_issuer(config: &ssf_transmitter::config::Config) -> anyhow::Result<String> {
+    Ok(match config.issuer_url().map_err(anyhow::Error::new)? {
+        Some(u) => ssf_transmitter::config::issuer_string(&u),
+        None => format!("http://{}", config.listen),
+    })
 }
 
 fn print_keys(keys: &[KeyInfo]) {

@@ -562,6 +562,29 @@ async fn okta_register_cli_creates_or_reuses_the_provider() {
         1,
         "the existing provider was updated, not duplicated"
     );
+
+    // `okta status` shows it; for another issuer it says "not registered" and exits 3.
+    for (issuer, code, expect) in [
+        (s.app.issuer.clone(), 0, before[0].id.clone()),
+        (
+            "https://other.example.com".to_owned(),
+            3,
+            "not registered".to_owned(),
+        ),
+    ] {
+        let mut cmd = crate::cli::bin(work.path());
+        cmd.env("SSF_OKTA__ORG_URL", &s.org_url)
+            .env("SSF_OKTA__API_TOKEN", &s.api_token)
+            .env("SSF_ISSUER", &issuer)
+            .args(["okta", "status"]);
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .expect("join")
+            .expect("run");
+        assert_eq!(out.status.code(), Some(code));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&expect), "{text}");
+    }
 }
 
 #[tokio::test]
