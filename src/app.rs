@@ -348,34 +348,33 @@ pub fn okta_client(
     })
 }
 
+/// The Management API client of `[okta]` for the CLI, or an error saying what to configure.
+fn management_client(config: &Config) -> anyhow::Result<OktaClient> {
+    let okta = config
+        .okta
+        .as_ref()
+        .context("no [okta] org configured (SSF_OKTA__ORG_URL)")?;
+    okta_client(okta, Arc::new(crate::clock::SystemClock))?.context(
+        "no Okta Management API credentials configured (SSF_OKTA__API_TOKEN or [okta.oauth])",
+    )
+}
+
 /// This transmitter's Security Events Provider in the org of `[okta]`, if registered.
 pub async fn okta_provider(
     config: &Config,
     issuer: &str,
 ) -> anyhow::Result<Option<SecurityEventsProvider>> {
-    let okta = config
-        .okta
-        .as_ref()
-        .context("no [okta] org configured (SSF_OKTA__ORG_URL)")?;
-    let client = okta_client(okta, Arc::new(crate::clock::SystemClock))?.context(
-        "no Okta Management API credentials configured (SSF_OKTA__API_TOKEN or [okta.oauth])",
-    )?;
+    let client = management_client(config)?;
     Ok(client.find_transmitter(issuer).await?)
 }
 
 /// Registers this transmitter (by its well-known URL) as an active Security Events Provider in
-/// the org of `[okta]`, which needs an API token.
+/// the org of `[okta]` (API token or OAuth service app).
 pub async fn register_with_okta(
     config: &Config,
     issuer: &str,
 ) -> anyhow::Result<SecurityEventsProvider> {
-    let okta = config
-        .okta
-        .as_ref()
-        .context("no [okta] org configured (SSF_OKTA__ORG_URL)")?;
-    let client = okta_client(okta, Arc::new(crate::clock::SystemClock))?.context(
-        "no Okta Management API credentials configured (SSF_OKTA__API_TOKEN or [okta.oauth])",
-    )?;
+    let client = management_client(config)?;
     let provider = client
         .register_transmitter("ssf-transmitter", issuer, &well_known_url(issuer))
         .await?;

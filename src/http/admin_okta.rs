@@ -97,11 +97,7 @@ pub async fn register_provider(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<ApiJson<ProviderRegistration>, ApiError> {
-    let b: RegisterBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RegisterBody::default()
-    } else {
-        super::parse_json(&body)?
-    };
+    let b: RegisterBody = super::parse_optional_json(&body)?;
     let name = b.name.unwrap_or_else(|| "ssf-transmitter".into());
     if name.trim().is_empty() || name.chars().count() > 100 {
         return Err(ApiError::field("name", "must be 1 to 100 characters"));

@@ -74,6 +74,11 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // Already authenticated for this request (the idempotency middleware looks the caller up
+        // before the handler runs): check the scope only.
+        if let Some(Authenticated(caller)) = parts.extensions.get::<Authenticated>().cloned() {
+            return Self::admit(caller, state);
+        }
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             state.metrics.auth_failure("missing_token");
             return Err(ApiError::Unauthorized { token_sent: false });
@@ -94,6 +99,18 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
             state.metrics.auth_failure("invalid_token");
             return Err(ApiError::Unauthorized { token_sent: true });
         };
+        parts.extensions.insert(Authenticated(caller.clone()));
+        Self::admit(caller, state)
+    }
+}
+
+/// The caller a request was authenticated as, kept in its extensions so later extractors do not
+/// look the token up again. Only set by [`Auth`] itself.
+#[derive(Debug, Clone)]
+struct Authenticated(Caller);
+
+impl<S: RequiredScope> Auth<S> {
+    fn admit(caller: Caller, state: &AppState) -> Result<Self, ApiError> {
         tracing::Span::current().record("caller", caller.name.as_str());
         if !caller.has(S::SCOPE) && !S::OR.is_some_and(|s| caller.has(s)) {
             state.metrics.auth_failure("insufficient_scope");

@@ -177,10 +177,7 @@ pub struct ActionBody {
 }
 
 fn parse_body(bytes: &Bytes) -> Result<ActionBody, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(ActionBody::default());
-    }
-    let body: ActionBody = super::parse_json(bytes)?;
+    let body: ActionBody = super::parse_optional_json(bytes)?;
     if body
         .reason
         .as_ref()
@@ -470,11 +467,7 @@ pub async fn set_password(
     body: Bytes,
 ) -> Result<ApiJson<ActionReport>, ApiError> {
     use secrecy::ExposeSecret as _;
-    let b: SetPasswordBody = if body.iter().all(u8::is_ascii_whitespace) {
-        SetPasswordBody::default()
-    } else {
-        super::parse_json(&body)?
-    };
+    let b: SetPasswordBody = super::parse_optional_json(&body)?;
     if let Some(pw) = &b.password {
         let n = pw.expose_secret().chars().count();
         if n == 0 || n > 256 {

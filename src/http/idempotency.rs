@@ -27,6 +27,21 @@ const ONCE: &[&str] = &[
     "activationToken",
 ];
 
+/// The `Idempotency-Key` header: `None` when absent, 400 when not 1–255 visible ASCII
+/// characters. Shared by signal intake and enforcement.
+pub(super) fn key_from(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(v) = headers.get(HEADER) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
+        })
+}
+
 fn applies(method: &Method, path: &str) -> bool {
     matches!(
         *method,
@@ -115,14 +130,8 @@ async fn run(
     let (mut parts, body) = req.into_parts();
     // Authenticate first: the key is per API client, and a stranger learns nothing.
     let auth = Auth::<EnforceWrite>::from_request_parts(&mut parts, &state).await?;
-    let key = parts
-        .headers
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
-        })?
+    let key = key_from(&parts.headers)?
+        .ok_or_else(|| ApiError::BadRequest("Idempotency-Key is missing".into()))?
         .to_owned();
     let bytes = axum::body::to_bytes(body, max_body)
         .await

@@ -116,6 +116,17 @@ fn syntax_error(e: &serde_json::Error) -> ApiError {
     ApiError::BadRequest(format!("malformed JSON: {e}"))
 }
 
+/// An optional JSON body: empty (or blank) → `T::default()`, else parsed like [`parse_json`].
+pub fn parse_optional_json<T: serde::de::DeserializeOwned + Default>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(bytes)
+    }
+}
+
 /// Parses `bytes` as `T`, naming the failing field.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -81,23 +81,14 @@ impl From<IntakeError> for ApiError {
     }
 }
 
-const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-
 fn idempotency_key(
     headers: &HeaderMap,
     path: &str,
     body: &[u8],
 ) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(v) = headers.get(IDEMPOTENCY_HEADER) else {
+    let Some(key) = super::idempotency::key_from(headers)? else {
         return Ok(None);
     };
-    let key = v
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
-        })?;
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     ctx.update(path.as_bytes());
     ctx.update(b"\n");

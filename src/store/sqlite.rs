@@ -85,18 +85,7 @@ async fn commit_group(
                 idempotency,
             } => {
                 if let Some(i) = idempotency {
-                    let inserted = sqlx::query(
-                        "INSERT INTO idempotency (client, key, request_hash, status, body, created_at) \
-                         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, key) DO NOTHING",
-                    )
-                    .bind(&i.client)
-                    .bind(&i.key)
-                    .bind(&i.request_hash)
-                    .bind(i64::from(i.status))
-                    .bind(&i.body)
-                    .bind(i.created_at)
-                    .execute(&mut *tx)
-                    .await?;
+                    let inserted = insert_idempotency(i).execute(&mut *tx).await?;
                     if inserted.rows_affected() == 0 {
                         outcomes.push(Err(StoreError::Conflict(
                             "idempotency key already used".into(),
@@ -421,18 +410,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn put_idempotency(&self, i: &IdempotencyRecord) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO idempotency (client, key, request_hash, status, body, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, key) DO NOTHING",
-        )
-        .bind(&i.client)
-        .bind(&i.key)
-        .bind(&i.request_hash)
-        .bind(i64::from(i.status))
-        .bind(&i.body)
-        .bind(i.created_at)
-        .execute(&self.pool)
-        .await?;
+        let r = insert_idempotency(i).execute(&self.pool).await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -645,6 +623,22 @@ fn client_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiClient, StoreError>
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
     })
+}
+
+/// Stores an idempotent response unless the key is taken (then nothing is written).
+fn insert_idempotency(
+    i: &IdempotencyRecord,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(
+        "INSERT INTO idempotency (client, key, request_hash, status, body, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, key) DO NOTHING",
+    )
+    .bind(&i.client)
+    .bind(&i.key)
+    .bind(&i.request_hash)
+    .bind(i64::from(i.status))
+    .bind(&i.body)
+    .bind(i.created_at)
 }
 
 #[cfg(test)]
