@@ -161,14 +161,33 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path, envs: &[(&str, &str)]) -> (Server, String) {
+        let mut envs = envs.to_vec();
+        envs.push(("SSF_LOG_FILTER", "trace"));
+        Self::spawn(dir, &envs, &["serve"], &["serving"])
+    }
+
+    /// `serve --sandbox`, ready once it serves and has registered with the sandbox.
+    pub fn start_sandboxed(dir: &Path, envs: &[(&str, &str)]) -> (Server, String) {
+        let mut envs = envs.to_vec();
+        envs.push(("SSF_SANDBOX__LISTEN", "127.0.0.1:0"));
+        Self::spawn(
+            dir,
+            &envs,
+            &["serve", "--sandbox"],
+            &["serving", "registered with the Okta sandbox"],
+        )
+    }
+
+    /// Runs the binary with JSON logs until every `ready` message has been logged; returns the
+    /// address it serves on.
+    fn spawn(dir: &Path, envs: &[(&str, &str)], args: &[&str], ready: &[&str]) -> (Server, String) {
         let mut cmd = bin(dir);
+        cmd.env("SSF_LOG_FORMAT", "json");
         for (k, v) in envs {
             cmd.env(k, v);
         }
         let mut child = cmd
-            .env("SSF_LOG_FORMAT", "json")
-            .env("SSF_LOG_FILTER", "trace")
-            .arg("serve")
+            .args(args)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -187,7 +206,9 @@ impl Server {
             lines: rx,
             log: Vec::new(),
         };
-        let addr = loop {
+        let mut addr = None;
+        let mut waiting: Vec<&str> = ready.to_vec();
+        while !waiting.is_empty() {
             let line = server
                 .lines
                 .recv_timeout(Duration::from_secs(60))
@@ -196,10 +217,21 @@ impl Server {
             let v: Value =
                 serde_json::from_str(&line).unwrap_or_else(|_| panic!("JSON log line: {line}"));
             if v["message"] == "serving" {
-                break v["addr"].as_str().expect("addr").to_owned();
+                addr = v["addr"].as_str().map(str::to_owned);
             }
-        };
-        (server, addr)
+            waiting.retain(|m| v["message"] != *m);
+        }
+        (server, addr.expect("serving addr"))
+    }
+
+    /// SIGTERM; asserts a clean exit and returns every log line.
+    fn stop(mut self) -> Vec<String> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(self.child.wait().expect("wait").success());
+        self.drain(Duration::from_millis(200));
+        self.log
     }
 
     fn drain(&mut self, wait: Duration) {
@@ -370,35 +402,7 @@ async fn sigkill_mid_queue_loses_no_accepted_signal() {
 async fn serve_sandbox_registers_and_delivers_end_to_end() {
     let dir = tempdir();
     let admin = "bootstrap-admin-token-abcdefghijklmnop";
-    let mut cmd = bin(dir.path());
-    cmd.env("SSF_ADMIN_TOKEN", admin)
-        .env("SSF_SANDBOX__LISTEN", "127.0.0.1:0")
-        .env("SSF_LOG_FORMAT", "json")
-        .args(["serve", "--sandbox"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut addr = None;
-    let mut registered = false;
-    while addr.is_none() || !registered {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("log line");
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if v["message"] == "serving" {
-            addr = v["addr"].as_str().map(str::to_owned);
-        }
-        if v["message"] == "registered with the Okta sandbox" {
-            registered = true;
-        }
-    }
+    let (server, addr) = Server::start_sandboxed(dir.path(), &[("SSF_ADMIN_TOKEN", admin)]);
     let creds: Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("data/sandbox.json")).expect("sandbox.json"),
     )
@@ -412,7 +416,7 @@ async fn serve_sandbox_registers_and_delivers_end_to_end() {
     let org = creds["org_url"].as_str().expect("org").to_owned();
     let api_token = creds["api_token"].as_str().expect("token").to_owned();
     let http = http_client();
-    let base = format!("http://{}", addr.expect("addr"));
+    let base = format!("http://{addr}");
     let resp = http
         .post(format!("{base}/v1/signals/user-risk"))
         .bearer_auth(admin)
@@ -441,10 +445,7 @@ async fn serve_sandbox_registers_and_delivers_end_to_end() {
         logs[0]["target"][0]["alternateId"], "jane@example.com",
         "{logs}"
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(child.wait().expect("wait").success());
+    server.stop();
 }
 
 /// Every secret that passes through the service in OAuth mode — the sandbox's API token and
@@ -454,40 +455,15 @@ async fn serve_sandbox_registers_and_delivers_end_to_end() {
 async fn trace_logs_hold_no_okta_secret_or_password() {
     let dir = tempdir();
     let admin = "bootstrap-admin-token-abcdefghijklmnop";
-    let mut cmd = bin(dir.path());
-    cmd.env("SSF_ADMIN_TOKEN", admin)
-        .env("SSF_SANDBOX__LISTEN", "127.0.0.1:0")
-        .env("SSF_SANDBOX__OAUTH", "true")
-        .env("SSF_LOG_FORMAT", "json")
-        .env("SSF_LOG_FILTER", "trace")
-        .args(["serve", "--sandbox"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log = Vec::new();
-    let mut addr = None;
-    let mut registered = false;
-    while addr.is_none() || !registered {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("log line");
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if v["message"] == "serving" {
-            addr = v["addr"].as_str().map(str::to_owned);
-        }
-        if v["message"] == "registered with the Okta sandbox" {
-            registered = true;
-        }
-        log.push(line);
-    }
-    let base = format!("http://{}", addr.expect("addr"));
+    let (server, addr) = Server::start_sandboxed(
+        dir.path(),
+        &[
+            ("SSF_ADMIN_TOKEN", admin),
+            ("SSF_SANDBOX__OAUTH", "true"),
+            ("SSF_LOG_FILTER", "trace"),
+        ],
+    );
+    let base = format!("http://{addr}");
     let http = http_client();
     let call = |path: &'static str, body: Value| {
         let http = http.clone();
@@ -543,13 +519,7 @@ async fn trace_logs_hold_no_okta_secret_or_password() {
         .as_str()
         .expect("reset url")
         .to_owned();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(child.wait().expect("wait").success());
-    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-        log.push(line);
-    }
+    let log = server.stop();
     let creds: Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("data/sandbox.json")).expect("sandbox.json"),
     )
