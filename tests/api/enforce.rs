@@ -1,5 +1,6 @@
 //! Enforcement over the Okta Management API, against the sandbox's directory.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use ssf_transmitter::auth::Scope;
 
@@ -13,7 +14,7 @@ async fn soc(s: &Sandboxed) -> String {
 
 async fn okta_status(s: &Sandboxed, login: &str) -> String {
     let v: Value = s
-        .okta(reqwest::Method::GET, &format!("/api/v1/users/{login}"))
+        .okta(Method::GET, &format!("/api/v1/users/{login}"))
         .send()
         .await
         .expect("send")
@@ -50,12 +51,13 @@ async fn suspend_and_unsuspend_with_okta_state_machine_errors() {
     // Suspending a suspended user: Okta's E0000001, passed through as a 409.
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/jane.doe@example.com/suspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/jane.doe@example.com/suspend",
+            &token,
+            None,
+        )
+        .await;
     let p = assert_problem(resp, 409).await;
     assert_eq!(p["okta"]["errorCode"], "E0000001", "{p}");
     assert_eq!(p["okta"]["status"], 400);
@@ -84,12 +86,13 @@ async fn identities_resolve_to_exactly_one_user_or_nothing_is_done() {
     let token = soc(&s).await;
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/nobody@example.com/suspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/nobody@example.com/suspend",
+            &token,
+            None,
+        )
+        .await;
     let p = assert_problem(resp, 404).await;
     assert!(
         p["detail"]
@@ -100,12 +103,8 @@ async fn identities_resolve_to_exactly_one_user_or_nothing_is_done() {
     );
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/alex.kim/suspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(Method::POST, "/v1/users/alex.kim/suspend", &token, None)
+        .await;
     let p = assert_problem(resp, 409).await;
     let candidates = p["candidates"].as_array().expect("candidates");
     assert_eq!(candidates.len(), 2, "{p}");
@@ -155,12 +154,13 @@ async fn other_lifecycle_actions_and_their_okta_errors() {
     );
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/jane.doe@example.com/activate"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/jane.doe@example.com/activate",
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(
         assert_problem(resp, 409).await["okta"]["errorCode"],
         "E0000016"
@@ -176,24 +176,26 @@ async fn other_lifecycle_actions_and_their_okta_errors() {
     );
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/john.smith@example.com/unlock"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/john.smith@example.com/unlock",
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(
         assert_problem(resp, 409).await["okta"]["errorCode"],
         "E0000032"
     );
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/jane.doe@example.com/reactivate"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/jane.doe@example.com/reactivate",
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(
         assert_problem(resp, 409).await["okta"]["errorCode"],
         "E0000038"
@@ -279,12 +281,8 @@ async fn without_okta_credentials_enforcement_refuses_clearly() {
     let app = TestApp::spawn_with(config_for(dir.path())).await;
     let token = app.client_with("soar", &[Scope::EnforceWrite]).await;
     let resp = app
-        .http
-        .post(app.url("/v1/users/jane.doe/suspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(Method::POST, "/v1/users/jane.doe/suspend", &token, None)
+        .await;
     let p = assert_problem(resp, 503).await;
     assert!(
         p["detail"]
@@ -307,12 +305,8 @@ async fn sessions_and_credentials_send_okta_exact_calls() {
     // Clear sessions: OAuth tokens revoked by default.
     let resp = s
         .app
-        .http
-        .delete(s.app.url("/v1/users/jane.doe/sessions"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(Method::DELETE, "/v1/users/jane.doe/sessions", &token, None)
+        .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(
@@ -436,12 +430,13 @@ async fn group_membership_for_quarantine() {
     let gid = g["id"].as_str().expect("id").to_owned();
     let resp = s
         .app
-        .http
-        .put(s.app.url("/v1/groups/Restricted%20Users/members/jane.doe"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::PUT,
+            "/v1/groups/Restricted%20Users/members/jane.doe",
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.expect("json");
     let uid = body["user"]["id"].as_str().expect("uid").to_owned();
@@ -459,24 +454,26 @@ async fn group_membership_for_quarantine() {
     assert!(names.contains(&"Restricted Users"), "{names:?}");
     let resp = s
         .app
-        .http
-        .delete(s.app.url(&format!("/v1/groups/{gid}/members/jane.doe")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::DELETE,
+            &format!("/v1/groups/{gid}/members/jane.doe"),
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let (_, groups) = s.app.get_json("/v1/users/jane.doe/groups", &token).await;
     assert!(!groups.to_string().contains("Restricted Users"));
     // Unknown group: 404; a group mastered elsewhere: Okta refuses (403 E0000006 → 409).
     let resp = s
         .app
-        .http
-        .put(s.app.url("/v1/groups/Nope/members/jane.doe"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::PUT,
+            "/v1/groups/Nope/members/jane.doe",
+            &token,
+            None,
+        )
+        .await;
     assert_problem(resp, 404).await;
     let resp = s
         .app
@@ -518,13 +515,7 @@ async fn okta_status_pings_and_names_credential_failures() {
     config.okta = Some(okta);
     let app = TestApp::spawn_with(config).await;
     let t = app.client_with("soar", &[Scope::EnforceRead]).await;
-    let resp = app
-        .http
-        .get(app.url("/v1/okta/status"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("send");
+    let resp = app.call(Method::GET, "/v1/okta/status", &t, None).await;
     let p = assert_problem(resp, 502).await;
     assert_eq!(p["okta"]["errorCode"], "E0000011");
     assert!(!p.to_string().contains("00-not-the-right-token"));
@@ -607,34 +598,32 @@ async fn admin_roles_are_listed_assigned_and_removed_by_type() {
     assert_eq!(body["result"]["type"], "READ_ONLY_ADMIN");
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/jane.doe/roles?type=READ_ONLY_ADMIN"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/jane.doe/roles?type=READ_ONLY_ADMIN",
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(
         assert_problem(resp, 409).await["okta"]["errorCode"],
         "E0000090"
     );
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/jane.doe/roles"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(Method::POST, "/v1/users/jane.doe/roles", &token, None)
+        .await;
     assert_problem(resp, 400).await;
     // Not a standard role (custom roles are not offered): 422 naming the field, nothing sent.
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/jane.doe/roles?type=CUSTOM"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/jane.doe/roles?type=CUSTOM",
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(
         assert_problem(resp, 422).await["errors"][0]["field"],
         "type"
@@ -643,12 +632,13 @@ async fn admin_roles_are_listed_assigned_and_removed_by_type() {
     let ra = body["result"]["id"].as_str().expect("ra").to_owned();
     let resp = s
         .app
-        .http
-        .delete(s.app.url("/v1/users/jane.doe/roles/READ_ONLY_ADMIN"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::DELETE,
+            "/v1/users/jane.doe/roles/READ_ONLY_ADMIN",
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(
@@ -659,12 +649,13 @@ async fn admin_roles_are_listed_assigned_and_removed_by_type() {
     assert_eq!(roles["roles"], json!([]));
     let resp = s
         .app
-        .http
-        .delete(s.app.url("/v1/users/jane.doe/roles/SUPER_ADMIN"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::DELETE,
+            "/v1/users/jane.doe/roles/SUPER_ADMIN",
+            &token,
+            None,
+        )
+        .await;
     assert_problem(resp, 404).await;
 }
 
@@ -675,13 +666,13 @@ async fn profile_attributes_use_okta_partial_update() {
     let token = soc(&s).await;
     let resp = s
         .app
-        .http
-        .patch(s.app.url("/v1/users/jane.doe/profile?reason=UEBA%20score"))
-        .bearer_auth(&token)
-        .json(&json!({"uebaHealth": 75}))
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::PATCH,
+            "/v1/users/jane.doe/profile?reason=UEBA%20score",
+            &token,
+            Some(&json!({"uebaHealth": 75})),
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.expect("json");
     let uid = body["user"]["id"].as_str().expect("id").to_owned();
@@ -698,13 +689,13 @@ async fn profile_attributes_use_okta_partial_update() {
     for bad in [json!({}), json!({"nested": {"a": 1}})] {
         let resp = s
             .app
-            .http
-            .patch(s.app.url("/v1/users/jane.doe/profile"))
-            .bearer_auth(&token)
-            .json(&bad)
-            .send()
-            .await
-            .expect("send");
+            .call(
+                Method::PATCH,
+                "/v1/users/jane.doe/profile",
+                &token,
+                Some(&bad),
+            )
+            .await;
         assert_problem(resp, 422).await;
     }
 }
@@ -730,12 +721,8 @@ async fn lists_pass_okta_queries_and_the_client_follows_link_pages() {
     assert_eq!(groups[0]["profile"]["name"], "Restricted Users");
     let resp = s
         .app
-        .http
-        .get(s.app.url("/v1/users?search=a&filter=b"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(Method::GET, "/v1/users?search=a&filter=b", &token, None)
+        .await;
     assert_eq!(
         assert_problem(resp, 409).await["okta"]["errorCode"],
         "E0000033"
@@ -874,13 +861,13 @@ async fn passwords_are_set_or_generated_and_never_recorded() {
     // Okta's password policy refuses a weak password: 409 with E0000001.
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/john.smith/password"))
-        .bearer_auth(&token)
-        .json(&json!({"password": "weakpass"}))
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/john.smith/password",
+            &token,
+            Some(&json!({"password": "weakpass"})),
+        )
+        .await;
     let p = assert_problem(resp, 409).await;
     assert_eq!(p["okta"]["errorCode"], "E0000001", "{p}");
     assert!(!p.to_string().contains("weakpass"), "{p}");
@@ -894,13 +881,13 @@ async fn passwords_are_set_or_generated_and_never_recorded() {
     ] {
         let resp = s
             .app
-            .http
-            .post(s.app.url("/v1/users/john.smith/password"))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .expect("send");
+            .call(
+                Method::POST,
+                "/v1/users/john.smith/password",
+                &token,
+                Some(&body),
+            )
+            .await;
         let p = assert_problem(resp, 422).await;
         assert_eq!(p["errors"][0]["field"], field, "{p}");
     }
@@ -957,12 +944,13 @@ async fn identity_providers_are_listed_with_okta_filters() {
 
     let resp = s
         .app
-        .http
-        .get(s.app.url("/v1/identity-providers?type=SAML"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::GET,
+            "/v1/identity-providers?type=SAML",
+            &token,
+            None,
+        )
+        .await;
     let p = assert_problem(resp, 422).await;
     assert_eq!(p["errors"][0]["field"], "type");
 
@@ -1015,12 +1003,13 @@ async fn windows_identities_map_by_configured_rules() {
     // A domain neither mapped nor in sam_domains is not guessed at.
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/OTHERDOM%5Cjohnsmith/suspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/OTHERDOM%5Cjohnsmith/suspend",
+            &token,
+            None,
+        )
+        .await;
     let p = assert_problem(resp, 404).await;
     assert!(
         p["detail"]
@@ -1033,12 +1022,13 @@ async fn windows_identities_map_by_configured_rules() {
     // Two users share the sAMAccountName alexkim: 409 with both candidates, nothing done.
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/EMEA%5Calexkim/suspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/EMEA%5Calexkim/suspend",
+            &token,
+            None,
+        )
+        .await;
     let p = assert_problem(resp, 409).await;
     assert_eq!(p["candidates"].as_array().map(Vec::len), Some(2), "{p}");
     assert_eq!(okta_status(&s, "alex.kim@example.com").await, "ACTIVE");
@@ -1046,12 +1036,13 @@ async fn windows_identities_map_by_configured_rules() {
     // Nobody: 404 naming what was searched.
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/CORP%5Cnobody/suspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/CORP%5Cnobody/suspend",
+            &token,
+            None,
+        )
+        .await;
     let p = assert_problem(resp, 404).await;
     let detail = p["detail"].as_str().unwrap_or_default();
     assert!(
@@ -1067,12 +1058,13 @@ async fn windows_identities_without_rules_are_not_guessed() {
     let token = soc(&s).await;
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/CORP%5Cjane.doe/suspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(
+            Method::POST,
+            "/v1/users/CORP%5Cjane.doe/suspend",
+            &token,
+            None,
+        )
+        .await;
     let p = assert_problem(resp, 404).await;
     assert!(
         p["detail"]
@@ -1219,7 +1211,7 @@ async fn admin_api_registers_the_transmitter_with_okta() {
     // updating the same provider.
     let resp = s
         .okta(
-            reqwest::Method::POST,
+            Method::POST,
             &format!("/api/v1/security-events-providers/{id}/lifecycle/deactivate"),
         )
         .send()
@@ -1301,12 +1293,8 @@ async fn okta_5xx_is_retried_for_reads_and_reported_for_changes() {
     }));
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/jane.doe/suspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(Method::POST, "/v1/users/jane.doe/suspend", &token, None)
+        .await;
     let p = assert_problem(resp, 502).await;
     assert_eq!(p["okta"]["status"], 500, "{p}");
     assert_eq!(p["okta"]["errorCode"], "E0000009");
@@ -1323,12 +1311,8 @@ async fn okta_5xx_is_retried_for_reads_and_reported_for_changes() {
     s.sandbox.set_faults(api_faults(|f| f.api_fail_next = 10));
     let resp = s
         .app
-        .http
-        .get(s.app.url("/v1/users/jane.doe"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(Method::GET, "/v1/users/jane.doe", &token, None)
+        .await;
     assert_problem(resp, 502).await;
 }
 
@@ -1357,12 +1341,8 @@ async fn okta_429_waits_for_the_reset_or_answers_429_with_retry_after() {
     }));
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/jane.doe/unsuspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(Method::POST, "/v1/users/jane.doe/unsuspend", &token, None)
+        .await;
     let retry_after: u64 = resp
         .headers()
         .get("retry-after")

@@ -84,6 +84,21 @@ impl TestApp {
         self.http.get(self.url(path)).send().await.expect("send")
     }
 
+    /// One authenticated request (with a JSON body when given), the raw response.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().await.expect("send")
+    }
+
     pub async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {
         let r = self
             .http

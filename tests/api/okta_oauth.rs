@@ -1,6 +1,7 @@
 //! The product's Okta client as an OAuth service app (private_key_jwt + DPoP), end to end against
 //! the sandbox's authorization server, which verifies with josekit.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use ssf_transmitter::auth::Scope;
 use ssf_transmitter::config::{Config, OktaOAuthConfig};
@@ -25,7 +26,7 @@ fn use_oauth(c: &mut Config, sandbox: &Sandbox, scopes: Option<Vec<String>>) {
 /// Token grants in the sandbox's System Log, by outcome.
 async fn grants(s: &Sandboxed) -> (usize, usize) {
     let logs: Value = s
-        .okta(reqwest::Method::GET, "/api/v1/logs?limit=1000")
+        .okta(Method::GET, "/api/v1/logs?limit=1000")
         .send()
         .await
         .expect("logs")
@@ -139,12 +140,8 @@ async fn rs256_bearer_app_and_credential_failures_are_reported_without_secrets()
     // The app lacks okta.users.manage: Okta's 403 insufficient_scope → 502 saying what to grant.
     let resp = s
         .app
-        .http
-        .post(s.app.url("/v1/users/jane.doe/suspend"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+        .call(Method::POST, "/v1/users/jane.doe/suspend", &token, None)
+        .await;
     let p = assert_problem(resp, 502).await;
     assert!(
         p["type"]
@@ -188,13 +185,7 @@ async fn a_key_okta_does_not_know_is_a_502_naming_invalid_client() {
     config.okta = Some(okta);
     let app = crate::helpers::TestApp::spawn_with(config).await;
     let token = app.client_with("soar", &[Scope::EnforceRead]).await;
-    let resp = app
-        .http
-        .get(app.url("/v1/okta/status"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+    let resp = app.call(Method::GET, "/v1/okta/status", &token, None).await;
     let p = assert_problem(resp, 502).await;
     assert_eq!(
         p["type"].as_str().map(|t| t.ends_with("okta-auth-failed")),
