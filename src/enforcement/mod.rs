@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::clock::Clock;
-use crate::okta::{OktaApiError, OktaCall, OktaClient};
+use crate::okta::{IdKind, OktaApiError, OktaCall, OktaClient, OktaId, OktaPath};
 use crate::store::Store;
 
 /// A lifecycle action.
@@ -278,8 +278,34 @@ impl std::fmt::Debug for Enforcer {
     }
 }
 
-fn is_okta_id(s: &str) -> bool {
-    s.len() == 20 && s.starts_with("00u") && s.chars().all(|c| c.is_ascii_alphanumeric())
+/// An id Okta answered, checked before it goes into a path: an answer is input too.
+fn answered_id(kind: IdKind, id: &str) -> Result<OktaId, EnforceError> {
+    OktaId::parse(kind, id).map_err(|e| {
+        EnforceError::Okta(OktaApiError::Transport(format!(
+            "unexpected answer from Okta: {e}"
+        )))
+    })
+}
+
+/// Which Okta collection a list query goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    /// `GET /api/v1/users`.
+    Users,
+    /// `GET /api/v1/groups`.
+    Groups,
+    /// `GET /api/v1/idps`.
+    IdentityProviders,
+}
+
+impl Collection {
+    fn path(self) -> OktaPath {
+        match self {
+            Collection::Users => OktaPath::users(),
+            Collection::Groups => OktaPath::groups(),
+            Collection::IdentityProviders => OktaPath::api_v1().lit("idps"),
+        }
+    }
 }
 
 fn quote(s: &str) -> String {
@@ -321,11 +347,8 @@ impl Enforcer {
     pub async fn resolve(&self, input: &str) -> Result<(UserSummary, Value), EnforceError> {
         let okta = self.client()?;
         let input = input.trim();
-        if is_okta_id(input) {
-            return match okta
-                .send(&OktaCall::new("GET", format!("/api/v1/users/{input}")))
-                .await
-            {
+        if let Ok(id) = OktaId::parse(IdKind::User, input) {
+            return match okta.send(&OktaCall::new("GET", OktaPath::user(&id))).await {
                 Ok(r) => Ok((UserSummary::from_okta(&r.body), r.body)),
                 Err(OktaApiError::Api { status: 404, .. }) => Err(EnforceError::NotFound {
                     input: input.to_owned(),
@@ -409,7 +432,7 @@ impl Enforcer {
         };
         let found = okta
             .get_all(
-                &OktaCall::new("GET", "/api/v1/users").query("search", search),
+                &OktaCall::new("GET", OktaPath::users()).query("search", search),
                 50,
             )
             .await?;
@@ -446,7 +469,7 @@ impl Enforcer {
         self.perform(caller, input, action.okta_op(), &opts, |user| {
             let mut call = OktaCall::new(
                 "POST",
-                format!("/api/v1/users/{}/lifecycle/{}", user.id, action.okta_op()),
+                OktaPath::user(user).lit("lifecycle").lit(action.okta_op()),
             );
             if action.takes_send_email()
                 && let Some(send) = opts.send_email
@@ -468,7 +491,7 @@ impl Enforcer {
         opts: ActionOptions,
     ) -> Result<ActionReport, EnforceError> {
         self.perform(caller, input, "clear-sessions", &opts, |user| {
-            let mut call = OktaCall::new("DELETE", format!("/api/v1/users/{}/sessions", user.id))
+            let mut call = OktaCall::new("DELETE", OktaPath::user(user).lit("sessions"))
                 .query("oauthTokens", oauth_tokens.to_string());
             if let Some(f) = forget_devices {
                 call = call.query("forgetDevices", f.to_string());
@@ -493,22 +516,21 @@ impl Enforcer {
                 vec![
                     OktaCall::new(
                         "POST",
-                        format!(
-                            "/api/v1/users/{}/lifecycle/expire_password_with_temp_password",
-                            user.id
-                        ),
+                        OktaPath::user(user)
+                            .lit("lifecycle")
+                            .lit("expire_password_with_temp_password"),
                     )
                     .query("revokeSessions", revoke_sessions.to_string()),
                 ]
             } else {
                 let mut calls = vec![OktaCall::new(
                     "POST",
-                    format!("/api/v1/users/{}/lifecycle/expire_password", user.id),
+                    OktaPath::user(user).lit("lifecycle").lit("expire_password"),
                 )];
                 if revoke_sessions {
                     calls.push(OktaCall::new(
                         "DELETE",
-                        format!("/api/v1/users/{}/sessions", user.id),
+                        OktaPath::user(user).lit("sessions"),
                     ));
                 }
                 calls
@@ -531,7 +553,7 @@ impl Enforcer {
             vec![
                 OktaCall::new(
                     "POST",
-                    format!("/api/v1/users/{}/lifecycle/reset_password", user.id),
+                    OktaPath::user(user).lit("lifecycle").lit("reset_password"),
                 )
                 .query("sendEmail", send_email.to_string())
                 .query("revokeSessions", revoke_sessions.to_string()),
@@ -587,7 +609,7 @@ impl Enforcer {
         let mut report = self
             .perform(caller, input, "set-password", &opts, move |user| {
                 let mut calls = vec![
-                    OktaCall::new("POST", format!("/api/v1/users/{}", user.id)).body_with_secret(
+                    OktaCall::new("POST", OktaPath::user(user)).body_with_secret(
                         json!({"credentials": {"password": {"value": ""}}}),
                         "/credentials/password/value",
                         secret,
@@ -595,7 +617,7 @@ impl Enforcer {
                 ];
                 if revoke {
                     calls.push(
-                        OktaCall::new("DELETE", format!("/api/v1/users/{}/sessions", user.id))
+                        OktaCall::new("DELETE", OktaPath::user(user).lit("sessions"))
                             .query("oauthTokens", "true"),
                     );
                 }
@@ -616,14 +638,8 @@ impl Enforcer {
     pub async fn resolve_group(&self, input: &str) -> Result<Value, EnforceError> {
         let okta = self.client()?;
         let input = input.trim();
-        let is_id = input.len() == 20
-            && input.starts_with("00g")
-            && input.chars().all(|c| c.is_ascii_alphanumeric());
-        if is_id {
-            return match okta
-                .send(&OktaCall::new("GET", format!("/api/v1/groups/{input}")))
-                .await
-            {
+        if let Ok(id) = OktaId::parse(IdKind::Group, input) {
+            return match okta.send(&OktaCall::new("GET", OktaPath::group(&id))).await {
                 Ok(r) => Ok(r.body),
                 Err(OktaApiError::Api { status: 404, .. }) => Err(EnforceError::NotFound {
                     input: input.to_owned(),
@@ -634,7 +650,7 @@ impl Enforcer {
         }
         let found = okta
             .get_all(
-                &OktaCall::new("GET", "/api/v1/groups")
+                &OktaCall::new("GET", OktaPath::groups())
                     .query("search", format!("profile.name eq \"{}\"", quote(input))),
                 50,
             )
@@ -678,27 +694,17 @@ impl Enforcer {
         let g = match self.resolve_group(group).await {
             Ok(g) => g,
             Err(e) => {
-                let detail = json!({"dry_run": opts.dry_run, "reason": opts.reason, "group": group, "error": e.to_string()})
-                    .to_string();
-                crate::audit::record_detail(
-                    &self.store,
-                    self.clock.now(),
-                    &caller.name,
-                    &format!("user.{action}"),
-                    Some(input),
-                    false,
-                    Some(&detail),
-                )
-                .await;
-                return Err(e);
+                return Err(self
+                    .refuse(caller, action, input, &opts, json!({"group": group}), e)
+                    .await);
             }
         };
-        let gid = g["id"].as_str().unwrap_or_default().to_owned();
+        let gid = answered_id(IdKind::Group, g["id"].as_str().unwrap_or_default())?;
         let method = if add { "PUT" } else { "DELETE" };
         self.perform(caller, input, action, &opts, |user| {
             vec![OktaCall::new(
                 method,
-                format!("/api/v1/groups/{gid}/users/{}", user.id),
+                OktaPath::group(&gid).lit("users").id(user),
             )]
         })
         .await
@@ -713,7 +719,10 @@ impl Enforcer {
         let groups = self
             .client()?
             .get_all(
-                &OktaCall::new("GET", format!("/api/v1/users/{}/groups", user.id)),
+                &OktaCall::new(
+                    "GET",
+                    OktaPath::user(&answered_id(IdKind::User, &user.id)?).lit("groups"),
+                ),
                 10_000,
             )
             .await?;
@@ -730,7 +739,7 @@ impl Enforcer {
         opts: ActionOptions,
     ) -> Result<ActionReport, EnforceError> {
         self.perform(caller, input, "update-profile", &opts, |user| {
-            let mut call = OktaCall::new("POST", format!("/api/v1/users/{}", user.id));
+            let mut call = OktaCall::new("POST", OktaPath::user(user));
             call.body = Some(json!({"profile": attributes}));
             vec![call]
         })
@@ -741,11 +750,11 @@ impl Enforcer {
     /// `Link` pages up to `limit` items.
     pub async fn list(
         &self,
-        path: &str,
+        collection: Collection,
         query: Vec<(String, String)>,
         limit: usize,
     ) -> Result<Vec<Value>, EnforceError> {
-        let mut call = OktaCall::new("GET", path);
+        let mut call = OktaCall::new("GET", collection.path());
         call.query = query;
         Ok(self.client()?.get_all(&call, limit).await?)
     }
@@ -756,7 +765,10 @@ impl Enforcer {
         let roles = self
             .client()?
             .get_all(
-                &OktaCall::new("GET", format!("/api/v1/users/{}/roles", user.id)),
+                &OktaCall::new(
+                    "GET",
+                    OktaPath::user(&answered_id(IdKind::User, &user.id)?).lit("roles"),
+                ),
                 1000,
             )
             .await?;
@@ -773,14 +785,16 @@ impl Enforcer {
     ) -> Result<ActionReport, EnforceError> {
         let role_type = role_type.to_owned();
         self.perform(caller, input, "assign-role", &opts, |user| {
-            let mut call = OktaCall::new("POST", format!("/api/v1/users/{}/roles", user.id));
+            let mut call = OktaCall::new("POST", OktaPath::user(user).lit("roles"));
             call.body = Some(json!({"type": role_type}));
             vec![call]
         })
         .await
     }
 
-    /// Removes a role, given its assignment id or its type (resolved to the assignment).
+    /// Removes a role, given its assignment id or its type (resolved to the assignment). A
+    /// role that matches none of the user's assignments is a 404 and nothing is removed; a value
+    /// that is neither an assignment id nor a role type is refused before anything is sent.
     pub async fn unassign_role(
         &self,
         caller: &Caller,
@@ -788,29 +802,100 @@ impl Enforcer {
         role: &str,
         opts: ActionOptions,
     ) -> Result<ActionReport, EnforceError> {
+        let action = "unassign-role";
+        let not_found = || EnforceError::NotFound {
+            input: role.to_owned(),
+            searched: "the user's admin role assignments (by assignment id or role type)".into(),
+        };
+        let well_formed = OktaId::is_valid(IdKind::RoleAssignment, role)
+            || role == "CUSTOM"
+            || STANDARD_ROLE_TYPES.contains(&role);
+        if !well_formed {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    input,
+                    &opts,
+                    json!({"role": role}),
+                    not_found(),
+                )
+                .await);
+        }
         let assignment = match self.user_roles(input).await {
             Ok((_, roles)) => roles
                 .iter()
                 .find(|r| r["id"].as_str() == Some(role) || r["type"].as_str() == Some(role))
-                .and_then(|r| r["id"].as_str().map(str::to_owned)),
-            Err(_) => None,
+                .map(|r| answered_id(IdKind::RoleAssignment, r["id"].as_str().unwrap_or_default())),
+            Err(e) => {
+                return Err(self
+                    .refuse(caller, action, input, &opts, json!({"role": role}), e)
+                    .await);
+            }
         };
-        // An unknown role is still resolved and audited by perform(); Okta then answers 404.
-        let ra = assignment.unwrap_or_else(|| role.to_owned());
-        self.perform(caller, input, "unassign-role", &opts, |user| {
+        let ra = match assignment {
+            Some(Ok(ra)) => ra,
+            Some(Err(e)) => {
+                return Err(self
+                    .refuse(caller, action, input, &opts, json!({"role": role}), e)
+                    .await);
+            }
+            None => {
+                return Err(self
+                    .refuse(
+                        caller,
+                        action,
+                        input,
+                        &opts,
+                        json!({"role": role}),
+                        not_found(),
+                    )
+                    .await);
+            }
+        };
+        self.perform(caller, input, action, &opts, |user| {
             vec![OktaCall::new(
                 "DELETE",
-                format!("/api/v1/users/{}/roles/{ra}", user.id),
+                OktaPath::user(user).lit("roles").id(&ra),
             )]
         })
         .await
+    }
+
+    /// Audits an action that was refused or failed before any change was sent, and hands the
+    /// error back.
+    async fn refuse(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: &str,
+        opts: &ActionOptions,
+        extra: Value,
+        error: EnforceError,
+    ) -> EnforceError {
+        let mut detail =
+            json!({"dry_run": opts.dry_run, "reason": opts.reason, "error": error.to_string()});
+        if let (Some(d), Value::Object(extra)) = (detail.as_object_mut(), extra) {
+            d.extend(extra);
+        }
+        crate::audit::record_detail(
+            &self.store,
+            self.clock.now(),
+            &caller.name,
+            &format!("user.{action}"),
+            Some(target),
+            false,
+            Some(&detail.to_string()),
+        )
+        .await;
+        error
     }
 
     /// Checks Okta is reachable and accepts our credentials (`GET /api/v1/users?limit=1`).
     pub async fn ping(&self) -> Result<Ping, EnforceError> {
         let okta = self.client()?;
         let started = std::time::Instant::now();
-        okta.send(&OktaCall::new("GET", "/api/v1/users").query("limit", "1"))
+        okta.send(&OktaCall::new("GET", OktaPath::users()).query("limit", "1"))
             .await?;
         Ok(Ping {
             org_url: okta.org_url().to_owned(),
@@ -877,7 +962,7 @@ impl Enforcer {
         self.perform(caller, input, "reset-factors", &opts, |user| {
             vec![OktaCall::new(
                 "POST",
-                format!("/api/v1/users/{}/lifecycle/reset_factors", user.id),
+                OktaPath::user(user).lit("lifecycle").lit("reset_factors"),
             )]
         })
         .await
@@ -895,17 +980,20 @@ impl Enforcer {
         plan: F,
     ) -> Result<ActionReport, EnforceError>
     where
-        F: FnOnce(&UserSummary) -> Vec<OktaCall>,
+        F: FnOnce(&OktaId) -> Vec<OktaCall>,
     {
         let audit_action = format!("user.{action}");
         let (resolved, result) = match self.resolve(input).await {
-            Ok((user, _)) => {
-                let calls = plan(&user);
-                (
-                    Some(user.clone()),
-                    self.execute(user, action, calls, opts).await,
-                )
-            }
+            Ok((user, _)) => match answered_id(IdKind::User, &user.id) {
+                Ok(id) => {
+                    let calls = plan(&id);
+                    (
+                        Some(user.clone()),
+                        self.execute(user, &id, action, calls, opts).await,
+                    )
+                }
+                Err(e) => (Some(user), Err(e)),
+            },
             Err(e) => (None, Err(e)),
         };
         let now = self.clock.now();
@@ -973,6 +1061,7 @@ impl Enforcer {
     async fn execute(
         &self,
         user: UserSummary,
+        id: &OktaId,
         action: &str,
         calls: Vec<OktaCall>,
         opts: &ActionOptions,
@@ -1016,7 +1105,7 @@ impl Enforcer {
             }
         }
         let after = okta
-            .send(&OktaCall::new("GET", format!("/api/v1/users/{}", user.id)))
+            .send(&OktaCall::new("GET", OktaPath::user(id)))
             .await
             .map(|r| UserSummary::from_okta(&r.body))
             .unwrap_or(user);

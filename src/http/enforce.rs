@@ -14,7 +14,9 @@ use super::auth::{AuditRead, Auth, EnforceRead, EnforceWrite};
 use super::error::{OktaErrorView, Upstream};
 use super::openapi::{AuthErrors, OktaErrors};
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Problem};
-use crate::enforcement::{ActionOptions, ActionReport, EnforceError, LifecycleAction, UserSummary};
+use crate::enforcement::{
+    ActionOptions, ActionReport, Collection, EnforceError, LifecycleAction, UserSummary,
+};
 use crate::okta::OktaApiError;
 use crate::store::AuditFilter;
 
@@ -681,7 +683,7 @@ pub async fn list_users(
     ]);
     query.push(("limit".into(), limit.min(200).to_string()));
     Ok(ApiJson(
-        state.enforcer.list("/api/v1/users", query, limit).await?,
+        state.enforcer.list(Collection::Users, query, limit).await?,
     ))
 }
 
@@ -716,7 +718,10 @@ pub async fn list_groups(
     let mut query = list_query(&[("q", &p.q), ("search", &p.search)]);
     query.push(("limit".into(), limit.min(200).to_string()));
     Ok(ApiJson(
-        state.enforcer.list("/api/v1/groups", query, limit).await?,
+        state
+            .enforcer
+            .list(Collection::Groups, query, limit)
+            .await?,
     ))
 }
 
@@ -764,7 +769,10 @@ pub async fn list_identity_providers(
     let mut query = list_query(&[("q", &p.q), ("type", &p.kind)]);
     query.push(("limit".into(), limit.min(200).to_string()));
     Ok(ApiJson(
-        state.enforcer.list("/api/v1/idps", query, limit).await?,
+        state
+            .enforcer
+            .list(Collection::IdentityProviders, query, limit)
+            .await?,
     ))
 }
 

@@ -3,6 +3,9 @@
 //! pagination and Okta's error bodies.
 
 pub mod oauth;
+pub mod path;
+
+pub use path::{IdKind, InvalidOktaId, OktaId, OktaPath};
 
 use std::time::Duration;
 
@@ -118,8 +121,9 @@ impl OktaCall {
         Some(body)
     }
 
-    /// A call without query or body.
-    pub fn new(method: &str, path: impl Into<String>) -> Self {
+    /// A call without query or body. The path is built from literal segments and validated ids
+    /// only ([`OktaPath`]), so no input can steer it.
+    pub fn new(method: &str, path: OktaPath) -> Self {
         Self {
             method: method.to_owned(),
             path: path.into(),
@@ -501,7 +505,7 @@ impl OktaClient {
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
-        path: &str,
+        path: OktaPath,
         body: Option<&Value>,
     ) -> Result<T, OktaApiError> {
         let mut call = OktaCall::new(method.as_str(), path);
@@ -513,12 +517,8 @@ impl OktaClient {
 
     /// `GET /api/v1/security-events-providers`.
     pub async fn list_providers(&self) -> Result<Vec<SecurityEventsProvider>, OktaApiError> {
-        self.call(
-            reqwest::Method::GET,
-            "/api/v1/security-events-providers",
-            None,
-        )
-        .await
+        self.call(reqwest::Method::GET, providers_path(), None)
+            .await
     }
 
     /// `POST /api/v1/security-events-providers`.
@@ -526,36 +526,28 @@ impl OktaClient {
         &self,
         body: &Value,
     ) -> Result<SecurityEventsProvider, OktaApiError> {
-        self.call(
-            reqwest::Method::POST,
-            "/api/v1/security-events-providers",
-            Some(body),
-        )
-        .await
+        self.call(reqwest::Method::POST, providers_path(), Some(body))
+            .await
     }
 
     /// `PUT /api/v1/security-events-providers/{id}`.
     pub async fn replace_provider(
         &self,
-        id: &str,
+        id: &OktaId,
         body: &Value,
     ) -> Result<SecurityEventsProvider, OktaApiError> {
-        self.call(
-            reqwest::Method::PUT,
-            &format!("/api/v1/security-events-providers/{id}"),
-            Some(body),
-        )
-        .await
+        self.call(reqwest::Method::PUT, providers_path().id(id), Some(body))
+            .await
     }
 
     /// `POST /api/v1/security-events-providers/{id}/lifecycle/activate`.
     pub async fn activate_provider(
         &self,
-        id: &str,
+        id: &OktaId,
     ) -> Result<SecurityEventsProvider, OktaApiError> {
         self.call(
             reqwest::Method::POST,
-            &format!("/api/v1/security-events-providers/{id}/lifecycle/activate"),
+            providers_path().id(id).lit("lifecycle").lit("activate"),
             None,
         )
         .await
@@ -599,15 +591,25 @@ impl OktaClient {
             "settings": settings,
         });
         let provider = match self.find_transmitter(issuer).await? {
-            Some(p) => self.replace_provider(&p.id, &body).await?,
+            Some(p) => self.replace_provider(&provider_id(&p)?, &body).await?,
             None => self.create_provider(&body).await?,
         };
         if provider.status == "ACTIVE" {
             Ok(provider)
         } else {
-            self.activate_provider(&provider.id).await
+            self.activate_provider(&provider_id(&provider)?).await
         }
     }
+}
+
+fn providers_path() -> OktaPath {
+    OktaPath::api_v1().lit("security-events-providers")
+}
+
+/// A provider's id, checked before it goes into a path (an id Okta answered is still input).
+fn provider_id(p: &SecurityEventsProvider) -> Result<OktaId, OktaApiError> {
+    OktaId::parse(IdKind::SecurityEventsProvider, &p.id)
+        .map_err(|e| OktaApiError::Transport(format!("unexpected answer from Okta: provider {e}")))
 }
 
 /// The well-known URL of an issuer (SSF §7.2: inserted between host and path).

@@ -734,7 +734,8 @@ async fn lists_pass_okta_queries_and_the_client_follows_link_pages() {
             .expect("client");
     let all = client
         .get_all(
-            &ssf_transmitter::okta::OktaCall::new("GET", "/api/v1/users").query("limit", "2"),
+            &ssf_transmitter::okta::OktaCall::new("GET", ssf_transmitter::okta::OktaPath::users())
+                .query("limit", "2"),
             100,
         )
         .await
@@ -742,7 +743,8 @@ async fn lists_pass_okta_queries_and_the_client_follows_link_pages() {
     assert_eq!(all.len(), 10, "every user but the deprovisioned one");
     let capped = client
         .get_all(
-            &ssf_transmitter::okta::OktaCall::new("GET", "/api/v1/users").query("limit", "2"),
+            &ssf_transmitter::okta::OktaCall::new("GET", ssf_transmitter::okta::OktaPath::users())
+                .query("limit", "2"),
             5,
         )
         .await

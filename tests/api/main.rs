@@ -17,3 +17,4 @@ mod receiver;
 mod sandbox;
 mod sandbox_oauth;
 mod signals;
+mod steering;
