@@ -26,24 +26,30 @@ pub enum Scope {
     /// Read signal delivery status.
     #[serde(rename = "signals:read")]
     SignalsRead,
-    /// Run enforcement actions against Okta.
+    /// Containment and its undo against Okta: lifecycle, unlock, sessions, expire/reset password
+    /// when Okta e-mails the user, reset factors, group membership, role removal, profile writes.
     #[serde(rename = "enforce:write")]
     EnforceWrite,
+    /// What can take over an account or hands a credential back: admin role assignment, setting
+    /// a password, temporary passwords, reset and activation links returned to the caller.
+    #[serde(rename = "enforce:admin")]
+    EnforceAdmin,
     /// Look up users, groups and the audit log.
     #[serde(rename = "enforce:read")]
     EnforceRead,
-    /// Manage keys and API clients.
+    /// Manage keys, API clients and the Okta provider registration.
     #[serde(rename = "admin")]
     Admin,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::SignalsWrite,
         Scope::SignalsRead,
         Scope::EnforceWrite,
         Scope::EnforceRead,
+        Scope::EnforceAdmin,
         Scope::Admin,
     ];
 
@@ -54,6 +60,7 @@ impl Scope {
             Scope::SignalsRead => "signals:read",
             Scope::EnforceWrite => "enforce:write",
             Scope::EnforceRead => "enforce:read",
+            Scope::EnforceAdmin => "enforce:admin",
             Scope::Admin => "admin",
         }
     }
@@ -68,7 +75,7 @@ impl fmt::Display for Scope {
 /// An unknown scope name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown scope {0:?}; valid scopes: signals:write, signals:read, enforce:write, enforce:read, admin"
+    "unknown scope '{0}'; valid scopes: signals:write, signals:read, enforce:write, enforce:read, enforce:admin, admin"
 )]
 pub struct UnknownScope(pub String);
 
@@ -174,10 +181,7 @@ impl Authenticator {
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 /// Why a client could not be created.

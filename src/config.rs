@@ -170,11 +170,71 @@ pub struct EnforcementConfig {
     pub password: PasswordPolicy,
     /// How `DOMAIN\sam` and UPNs map to Okta users (`[enforcement.identity]`).
     pub identity: IdentityRules,
+    /// The standard admin roles `POST /v1/users/{user}/roles` may assign. Unset: every standard
+    /// role except `SUPER_ADMIN` and `ORG_ADMIN`, which are assignable only when listed here.
+    pub assignable_roles: Option<Vec<String>>,
+    /// The profile attributes `PATCH /v1/users/{user}/profile` may change. Unset: any attribute
+    /// except Okta's identity attributes (`login`, `email`, `secondEmail`, `mobilePhone`,
+    /// `primaryPhone`); a list is the allow-list.
+    pub profile_attributes: Option<Vec<String>>,
 }
 
+/// Roles that are assignable only when `[enforcement] assignable_roles` lists them.
+pub const ROLES_ONLY_WHEN_LISTED: &[&str] = &["SUPER_ADMIN", "ORG_ADMIN"];
+
+/// Okta's identity attributes: writable only when `[enforcement] profile_attributes` lists them
+/// (changing them can hand the account to someone else).
+pub const IDENTITY_ATTRIBUTES: &[&str] = &[
+    "login",
+    "email",
+    "secondEmail",
+    "mobilePhone",
+    "primaryPhone",
+];
+
 impl EnforcementConfig {
+    /// Whether a role type may be assigned.
+    pub fn role_assignable(&self, role_type: &str) -> bool {
+        match &self.assignable_roles {
+            Some(listed) => listed.iter().any(|r| r == role_type),
+            None => !ROLES_ONLY_WHEN_LISTED.contains(&role_type),
+        }
+    }
+
+    /// Whether a profile attribute may be written.
+    pub fn profile_attribute_allowed(&self, name: &str) -> bool {
+        match &self.profile_attributes {
+            Some(listed) => listed.iter().any(|a| a == name),
+            None => !IDENTITY_ATTRIBUTES.contains(&name),
+        }
+    }
+
     fn validate(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
+        for r in self.assignable_roles.iter().flatten() {
+            if !crate::okta::STANDARD_ROLE_TYPES.contains(&r.as_str()) {
+                errors.push(ConfigError::new(
+                    "enforcement.assignable_roles",
+                    format!(
+                        "'{r}' is not one of Okta's standard admin roles: {}",
+                        crate::okta::STANDARD_ROLE_TYPES.join(", ")
+                    ),
+                ));
+            }
+        }
+        for a in self.profile_attributes.iter().flatten() {
+            if a.is_empty()
+                || a.len() > 100
+                || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                errors.push(ConfigError::new(
+                    "enforcement.profile_attributes",
+                    format!(
+                        "'{a}' is not an Okta profile attribute name (1 to 100 letters, digits, _)"
+                    ),
+                ));
+            }
+        }
         let p = &self.password;
         if !(8..=256).contains(&p.length) {
             errors.push(ConfigError::new(

@@ -116,7 +116,8 @@ struct AddClient {
     /// Client name (letters, digits, '.', '_', '-').
     name: String,
     /// Scope to grant; repeat for several: signals:write, signals:read, enforce:write,
-    /// enforce:read, admin.
+    /// enforce:read, enforce:admin (role assignment, set password, credentials handed back),
+    /// admin. No scope implies another.
     #[arg(long = "scope", required = true, value_name = "SCOPE")]
     scopes: Vec<Scope>,
 }

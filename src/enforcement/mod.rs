@@ -55,22 +55,7 @@ impl LifecycleAction {
     }
 }
 
-/// Okta's standard admin role types (`POST /api/v1/users/{id}/roles` `{"type": …}`); custom
-/// roles (`CUSTOM` + role + resource set) are not offered here.
-pub const STANDARD_ROLE_TYPES: &[&str] = &[
-    "ACCESS_CERTIFICATIONS_ADMIN",
-    "ACCESS_REQUESTS_ADMIN",
-    "API_ACCESS_MANAGEMENT_ADMIN",
-    "APP_ADMIN",
-    "GROUP_MEMBERSHIP_ADMIN",
-    "HELP_DESK_ADMIN",
-    "ORG_ADMIN",
-    "READ_ONLY_ADMIN",
-    "REPORT_ADMIN",
-    "SUPER_ADMIN",
-    "USER_ADMIN",
-    "WORKFLOWS_ADMIN",
-];
+pub use crate::okta::STANDARD_ROLE_TYPES;
 
 /// The `type` values Okta's spec allows on `GET /api/v1/idps` (IdentityProviderType).
 pub const IDP_TYPES: &[&str] = &[
@@ -169,6 +154,9 @@ pub enum EnforceError {
     /// A password could not be generated (the system random generator failed).
     #[error("cannot generate the password: {0}")]
     Password(String),
+    /// The configuration does not allow it; nothing was sent. The message names the setting.
+    #[error("{0}")]
+    NotPermitted(String),
     /// Okta refused or failed.
     #[error(transparent)]
     Okta(#[from] OktaApiError),
@@ -738,6 +726,34 @@ impl Enforcer {
         attributes: serde_json::Map<String, Value>,
         opts: ActionOptions,
     ) -> Result<ActionReport, EnforceError> {
+        let refused: Vec<&str> = attributes
+            .keys()
+            .map(String::as_str)
+            .filter(|a| !self.config.profile_attribute_allowed(a))
+            .collect();
+        if !refused.is_empty() {
+            let why = match &self.config.profile_attributes {
+                Some(_) => format!(
+                    "not in [enforcement] profile_attributes, the attributes this service may change: {}",
+                    refused.join(", ")
+                ),
+                None => format!(
+                    "Okta identity attributes ({}) may only be changed when [enforcement] profile_attributes lists them",
+                    refused.join(", ")
+                ),
+            };
+            let attrs: Vec<&String> = attributes.keys().collect();
+            return Err(self
+                .refuse(
+                    caller,
+                    "update-profile",
+                    input,
+                    &opts,
+                    json!({"attributes": attrs}),
+                    EnforceError::NotPermitted(why),
+                )
+                .await);
+        }
         self.perform(caller, input, "update-profile", &opts, |user| {
             let mut call = OktaCall::new("POST", OktaPath::user(user));
             call.body = Some(json!({"profile": attributes}));
@@ -783,6 +799,26 @@ impl Enforcer {
         role_type: &str,
         opts: ActionOptions,
     ) -> Result<ActionReport, EnforceError> {
+        if !self.config.role_assignable(role_type) {
+            let why = match &self.config.assignable_roles {
+                Some(_) => format!(
+                    "{role_type} is not in [enforcement] assignable_roles, the roles this service may assign"
+                ),
+                None => format!(
+                    "{role_type} is assignable only when [enforcement] assignable_roles lists it"
+                ),
+            };
+            return Err(self
+                .refuse(
+                    caller,
+                    "assign-role",
+                    input,
+                    &opts,
+                    json!({"role": role_type}),
+                    EnforceError::NotPermitted(why),
+                )
+                .await);
+        }
         let role_type = role_type.to_owned();
         self.perform(caller, input, "assign-role", &opts, |user| {
             let mut call = OktaCall::new("POST", OktaPath::user(user).lit("roles"));

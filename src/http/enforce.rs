@@ -1,5 +1,6 @@
-//! `/v1/users/…` enforcement (scope `enforce:write`), user look-up (`enforce:read`) and the audit
-//! log (`enforce:read` or `admin`).
+//! `/v1/users/…` enforcement: containment and its undo (scope `enforce:write`), role assignment,
+//! passwords and credentials handed back (`enforce:admin`), look-ups (`enforce:read`) and the
+//! audit log (`enforce:read` or `admin`).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,10 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{AuditRead, Auth, EnforceRead, EnforceWrite};
+use super::auth::{AuditRead, Auth, EnforceAdmin, EnforceRead, EnforceWrite, EnforceWriteOrAdmin};
 use super::error::{OktaErrorView, Upstream};
 use super::openapi::{AuthErrors, OktaErrors};
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Problem};
+use crate::auth::Scope;
 use crate::enforcement::{
     ActionOptions, ActionReport, Collection, EnforceError, LifecycleAction, UserSummary,
 };
@@ -66,6 +68,7 @@ impl From<EnforceError> for ApiError {
                 ApiError::Unavailable(format!("cannot generate a password now: {m}"))
             }
             EnforceError::NotFound { .. } => ApiError::NotFound(e.to_string()),
+            EnforceError::NotPermitted(m) => ApiError::NotPermitted(m),
             EnforceError::Ambiguous { ref candidates, .. } => {
                 ApiError::Upstream(Box::new(Upstream {
                     status: StatusCode::CONFLICT,
@@ -192,13 +195,24 @@ fn parse_body(bytes: &Bytes) -> Result<ActionBody, ApiError> {
 
 async fn act(
     state: &AppState,
-    caller: &crate::auth::Caller,
+    auth: &Auth<EnforceWriteOrAdmin>,
     user: &str,
     action: LifecycleAction,
     params: ActionParams,
     body: &Bytes,
 ) -> Result<ApiJson<ActionReport>, ApiError> {
+    // An activation link handed back (not e-mailed by Okta) is a credential.
+    let hands_back_link = matches!(
+        action,
+        LifecycleAction::Activate | LifecycleAction::Reactivate
+    ) && params.send_email == Some(false);
+    auth.require(if hands_back_link {
+        Scope::EnforceAdmin
+    } else {
+        Scope::EnforceWrite
+    })?;
     let body = parse_body(body)?;
+    let caller = &auth.caller;
     let opts = ActionOptions {
         dry_run: params.dry_run.unwrap_or(false),
         send_email: params.send_email,
@@ -211,11 +225,14 @@ async fn act(
 
 macro_rules! lifecycle_route {
     ($name:ident, $path:literal, $action:expr, $doc:literal) => {
+        lifecycle_route!($name, $path, $action, $doc, (("bearer" = ["enforce:write"])));
+    };
+    ($name:ident, $path:literal, $action:expr, $doc:literal, $security:tt) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "enforcement",
             params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), ActionParams),
             request_body(content = Option<ActionBody>, description = "Optional: the reason, recorded in the audit log"),
-            security(("bearer" = ["enforce:write"])),
+            security $security,
             responses(
                 (status = 200, description = "Done (or planned, with dry_run); the user's status after the action", body = ActionReport),
                 (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
@@ -223,13 +240,13 @@ macro_rules! lifecycle_route {
                 (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
                 OktaErrors, AuthErrors))]
         pub async fn $name(
-            auth: Auth<EnforceWrite>,
+            auth: Auth<EnforceWriteOrAdmin>,
             State(state): State<AppState>,
             ApiPath(user): ApiPath<String>,
             ApiQuery(params): ApiQuery<ActionParams>,
             body: Bytes,
         ) -> Result<ApiJson<ActionReport>, ApiError> {
-            act(&state, &auth.caller, &user, $action, params, &body).await
+            act(&state, &auth, &user, $action, params, &body).await
         }
     };
 }
@@ -256,13 +273,21 @@ lifecycle_route!(
     activate,
     "/v1/users/{user}/activate",
     LifecycleAction::Activate,
-    "Activate a STAGED or DEPROVISIONED user; with send_email=false the activation link is returned."
+    "Activate a STAGED or DEPROVISIONED user. Scope `enforce:write`; with `send_email=false` the activation link is returned, which needs `enforce:admin`.",
+    (
+        ("bearer" = ["enforce:write"]),
+        ("bearer" = ["enforce:admin"])
+    )
 );
 lifecycle_route!(
     reactivate,
     "/v1/users/{user}/reactivate",
     LifecycleAction::Reactivate,
-    "Reactivate a PROVISIONED or RECOVERY user (new activation link unless emailed)."
+    "Reactivate a PROVISIONED or RECOVERY user. Scope `enforce:write`; with `send_email=false` the new activation link is returned, which needs `enforce:admin`.",
+    (
+        ("bearer" = ["enforce:write"]),
+        ("bearer" = ["enforce:admin"])
+    )
 );
 lifecycle_route!(
     unlock,
@@ -348,12 +373,13 @@ pub async fn clear_sessions(
 
 /// Expire a user's password.
 ///
-/// With `temp_password=true` Okta sets a temporary password, returned once in `result`;
+/// Scope `enforce:write`. With `temp_password=true` Okta sets a temporary password, returned
+/// once in `result`: that hands a credential back and needs `enforce:admin` instead.
 /// `revoke_sessions=true` also ends the user's sessions.
 #[utoipa::path(post, path = "/v1/users/{user}/expire-password", tag = "enforcement",
     params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), PasswordParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
-    security(("bearer" = ["enforce:write"])),
+    security(("bearer" = ["enforce:write"]), ("bearer" = ["enforce:admin"])),
     responses(
         (status = 200, description = "Expired (or planned)", body = ActionReport),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
@@ -361,12 +387,18 @@ pub async fn clear_sessions(
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
         OktaErrors, AuthErrors))]
 pub async fn expire_password(
-    auth: Auth<EnforceWrite>,
+    auth: Auth<EnforceWriteOrAdmin>,
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,
     ApiQuery(p): ApiQuery<PasswordParams>,
     body: Bytes,
 ) -> Result<ApiJson<ActionReport>, ApiError> {
+    // A temporary password handed back is a credential.
+    auth.require(if p.temp_password == Some(true) {
+        Scope::EnforceAdmin
+    } else {
+        Scope::EnforceWrite
+    })?;
     let o = opts(p.dry_run, &body)?;
     Ok(ApiJson(
         state
@@ -384,11 +416,12 @@ pub async fn expire_password(
 
 /// Start a password reset.
 ///
-/// Okta emails the user unless `send_email=false`, in which case the reset URL is returned.
+/// Okta emails the user (scope `enforce:write`) unless `send_email=false`, in which case the
+/// reset URL is returned: that hands a credential back and needs `enforce:admin` instead.
 #[utoipa::path(post, path = "/v1/users/{user}/reset-password", tag = "enforcement",
     params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), PasswordParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
-    security(("bearer" = ["enforce:write"])),
+    security(("bearer" = ["enforce:write"]), ("bearer" = ["enforce:admin"])),
     responses(
         (status = 200, description = "Reset started (or planned)", body = ActionReport),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
@@ -396,12 +429,18 @@ pub async fn expire_password(
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
         OktaErrors, AuthErrors))]
 pub async fn reset_password(
-    auth: Auth<EnforceWrite>,
+    auth: Auth<EnforceWriteOrAdmin>,
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,
     ApiQuery(p): ApiQuery<PasswordParams>,
     body: Bytes,
 ) -> Result<ApiJson<ActionReport>, ApiError> {
+    // A reset link handed back (not e-mailed by Okta) is a credential.
+    auth.require(if p.send_email == Some(false) {
+        Scope::EnforceAdmin
+    } else {
+        Scope::EnforceWrite
+    })?;
     let o = opts(p.dry_run, &body)?;
     Ok(ApiJson(
         state
@@ -445,7 +484,7 @@ pub struct SetPasswordBody {
 }
 
 /// Set a user's password: the given one, the given one plus random characters, or a generated
-/// one.
+/// one. Scope `enforce:admin`.
 ///
 /// Uses Okta's admin set-password (`POST /api/v1/users/{id}` with
 /// `credentials.password.value`), subject to the org's password policy (Okta answers 400
@@ -454,7 +493,7 @@ pub struct SetPasswordBody {
 #[utoipa::path(post, path = "/v1/users/{user}/password", tag = "enforcement",
     params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), SetPasswordParams),
     request_body(content = Option<SetPasswordBody>, description = "Optional: the password, and the reason"),
-    security(("bearer" = ["enforce:write"])),
+    security(("bearer" = ["enforce:admin"])),
     responses(
         (status = 200, description = "Password set (or planned); a generated password is in result.password", body = ActionReport),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
@@ -462,7 +501,7 @@ pub struct SetPasswordBody {
         (status = 422, description = "Invalid body (length, append_random, empty password)", body = Problem, content_type = "application/problem+json"),
         OktaErrors, AuthErrors))]
 pub async fn set_password(
-    auth: Auth<EnforceWrite>,
+    auth: Auth<EnforceAdmin>,
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,
     ApiQuery(p): ApiQuery<SetPasswordParams>,
@@ -584,6 +623,9 @@ pub struct ProfileParams {
 /// Change profile attributes (e.g. a risk attribute such as `{"uebaHealth": 75}`).
 ///
 /// The body is the attribute map; Okta's partial update is used, so other attributes are kept.
+/// Okta's identity attributes (`login`, `email`, `secondEmail`, `mobilePhone`, `primaryPhone`)
+/// are refused with 403 `not-permitted` unless `[enforcement] profile_attributes` lists them;
+/// when that list is set, only the attributes it names may change.
 #[utoipa::path(patch, path = "/v1/users/{user}/profile", tag = "enforcement",
     params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), ProfileParams),
     request_body(content = Object, description = "Profile attributes to change", example = json!({"uebaHealth": 75})),
@@ -816,10 +858,14 @@ pub struct RoleParams {
 }
 
 /// Assign an admin role to a user.
+///
+/// Scope `enforce:admin`. Only the roles `[enforcement] assignable_roles` allows (default: every
+/// standard role except `SUPER_ADMIN` and `ORG_ADMIN`); others get 403 `not-permitted` and
+/// nothing is sent.
 #[utoipa::path(post, path = "/v1/users/{user}/roles", tag = "enforcement",
     params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), RoleParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
-    security(("bearer" = ["enforce:write"])),
+    security(("bearer" = ["enforce:admin"])),
     responses(
         (status = 200, description = "Assigned (or planned); the assignment is in `result`", body = ActionReport),
         (status = 400, description = "Missing type", body = Problem, content_type = "application/problem+json"),
@@ -828,7 +874,7 @@ pub struct RoleParams {
         (status = 422, description = "Not a standard role type, or invalid body", body = Problem, content_type = "application/problem+json"),
         OktaErrors, AuthErrors))]
 pub async fn assign_role(
-    auth: Auth<EnforceWrite>,
+    auth: Auth<EnforceAdmin>,
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,
     ApiQuery(p): ApiQuery<RoleParams>,

@@ -102,6 +102,10 @@ pub enum ApiError {
     /// The token lacks the scope.
     #[error("insufficient scope: needs {0}")]
     Forbidden(Scope),
+    /// The configuration does not allow this (e.g. `[enforcement] assignable_roles`); the
+    /// message names the setting. Nothing was sent.
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
     /// Nothing there.
     #[error("not found: {0}")]
     NotFound(String),
@@ -147,7 +151,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::NotPermitted(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -165,6 +169,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation-failed",
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::Forbidden(_) => "insufficient-scope",
+            ApiError::NotPermitted(_) => "not-permitted",
             ApiError::NotFound(_) => "not-found",
             ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed => "method-not-allowed",
@@ -180,6 +185,7 @@ impl ApiError {
         let status = self.status();
         let (detail, errors) = match self {
             ApiError::BadRequest(d)
+            | ApiError::NotPermitted(d)
             | ApiError::NotFound(d)
             | ApiError::Conflict(d)
             | ApiError::UnsupportedMediaType(d)

@@ -61,7 +61,10 @@ pub enum AuthErrors {
     /// Missing or invalid bearer token (`WWW-Authenticate: Bearer`).
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(Problem),
-    /// The token lacks the route's scope (`WWW-Authenticate: Bearer error="insufficient_scope"`).
+    /// The token lacks the scope the route (with these options) needs (`insufficient-scope`,
+    /// `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"`), or a configured bound
+    /// (`[enforcement] assignable_roles`, `profile_attributes`) refuses the change
+    /// (`not-permitted`, the setting named; nothing was sent).
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem),
     /// Unexpected server failure (details are in the logs, never in the body).

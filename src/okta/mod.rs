@@ -13,6 +13,23 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Okta's standard admin role types (`POST /api/v1/users/{id}/roles` `{"type": …}`); custom
+/// roles (`CUSTOM` + role + resource set) are not offered here.
+pub const STANDARD_ROLE_TYPES: &[&str] = &[
+    "ACCESS_CERTIFICATIONS_ADMIN",
+    "ACCESS_REQUESTS_ADMIN",
+    "API_ACCESS_MANAGEMENT_ADMIN",
+    "APP_ADMIN",
+    "GROUP_MEMBERSHIP_ADMIN",
+    "HELP_DESK_ADMIN",
+    "ORG_ADMIN",
+    "READ_ONLY_ADMIN",
+    "REPORT_ADMIN",
+    "SUPER_ADMIN",
+    "USER_ADMIN",
+    "WORKFLOWS_ADMIN",
+];
+
 /// An error from Okta (`errorCode`, `errorSummary`, …) or from reaching it.
 #[derive(Debug, thiserror::Error)]
 pub enum OktaApiError {

@@ -12,6 +12,24 @@ async fn soc(s: &Sandboxed) -> String {
         .await
 }
 
+/// A help-desk / incident-response client: role assignment and credentials (`enforce:admin`)
+/// and look-ups, but no containment.
+async fn helpdesk(s: &Sandboxed) -> String {
+    s.app
+        .client_with("helpdesk", &[Scope::EnforceAdmin, Scope::EnforceRead])
+        .await
+}
+
+/// A client holding containment and credentials both.
+async fn ir(s: &Sandboxed) -> String {
+    s.app
+        .client_with(
+            "ir",
+            &[Scope::EnforceWrite, Scope::EnforceAdmin, Scope::EnforceRead],
+        )
+        .await
+}
+
 async fn okta_status(s: &Sandboxed, login: &str) -> String {
     let v: Value = s
         .okta(Method::GET, &format!("/api/v1/users/{login}"))
@@ -134,11 +152,12 @@ async fn other_lifecycle_actions_and_their_okta_errors() {
     let dir = tempdir();
     let s = Sandboxed::start(dir.path()).await;
     let token = soc(&s).await;
+    let admin = helpdesk(&s).await;
     let (status, body) = s
         .app
         .post(
             "/v1/users/staged.user@example.com/activate?send_email=false",
-            &token,
+            &admin,
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -298,6 +317,7 @@ async fn sessions_and_credentials_send_okta_exact_calls() {
     let dir = tempdir();
     let s = Sandboxed::start(dir.path()).await;
     let token = soc(&s).await;
+    let admin = helpdesk(&s).await;
     let jane_id = s.app.get_json("/v1/users/jane.doe", &token).await.1["user"]["id"]
         .as_str()
         .expect("id")
@@ -334,7 +354,7 @@ async fn sessions_and_credentials_send_okta_exact_calls() {
         .app
         .post(
             "/v1/users/jane.doe/expire-password?temp_password=true&revoke_sessions=true",
-            &token,
+            &admin,
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -374,7 +394,7 @@ async fn sessions_and_credentials_send_okta_exact_calls() {
         .app
         .post(
             "/v1/users/john.smith/reset-password?send_email=false",
-            &token,
+            &admin,
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -583,11 +603,12 @@ async fn admin_roles_are_listed_assigned_and_removed_by_type() {
     let dir = tempdir();
     let s = Sandboxed::start(dir.path()).await;
     let token = soc(&s).await;
+    let admin = helpdesk(&s).await;
     let (_, roles) = s.app.get_json("/v1/users/john.smith/roles", &token).await;
     assert_eq!(roles["roles"][0]["type"], "HELP_DESK_ADMIN", "{roles}");
     let (status, body) = s
         .app
-        .post("/v1/users/jane.doe/roles?type=READ_ONLY_ADMIN", &token)
+        .post("/v1/users/jane.doe/roles?type=READ_ONLY_ADMIN", &admin)
         .await;
     assert_eq!(status, 200, "{body}");
     let uid = body["user"]["id"].as_str().expect("id").to_owned();
@@ -601,7 +622,7 @@ async fn admin_roles_are_listed_assigned_and_removed_by_type() {
         .call(
             Method::POST,
             "/v1/users/jane.doe/roles?type=READ_ONLY_ADMIN",
-            &token,
+            &admin,
             None,
         )
         .await;
@@ -611,7 +632,7 @@ async fn admin_roles_are_listed_assigned_and_removed_by_type() {
     );
     let resp = s
         .app
-        .call(Method::POST, "/v1/users/jane.doe/roles", &token, None)
+        .call(Method::POST, "/v1/users/jane.doe/roles", &admin, None)
         .await;
     assert_problem(resp, 400).await;
     // Not a standard role (custom roles are not offered): 422 naming the field, nothing sent.
@@ -620,7 +641,7 @@ async fn admin_roles_are_listed_assigned_and_removed_by_type() {
         .call(
             Method::POST,
             "/v1/users/jane.doe/roles?type=CUSTOM",
-            &token,
+            &admin,
             None,
         )
         .await;
@@ -769,7 +790,7 @@ async fn authn(s: &Sandboxed, login: &str, password: &str) -> (u16, Value) {
 async fn passwords_are_set_or_generated_and_never_recorded() {
     let dir = tempdir();
     let s = Sandboxed::start(dir.path()).await;
-    let token = soc(&s).await;
+    let token = helpdesk(&s).await;
 
     // A dry run shows the exact call with the value redacted, and sets nothing.
     let (status, body) = s
@@ -1082,7 +1103,7 @@ async fn windows_identities_without_rules_are_not_guessed() {
 async fn idempotency_key_makes_a_retried_action_happen_once() {
     let dir = tempdir();
     let s = Sandboxed::start(dir.path()).await;
-    let token = soc(&s).await;
+    let token = ir(&s).await;
     let send = |key: &'static str, path: &'static str, body: Value| {
         let s = &s;
         let token = token.clone();
@@ -1366,7 +1387,7 @@ async fn okta_429_waits_for_the_reset_or_answers_429_with_retry_after() {
 async fn a_failed_follow_up_call_reports_what_was_done() {
     let dir = tempdir();
     let s = Sandboxed::start(dir.path()).await;
-    let token = soc(&s).await;
+    let token = helpdesk(&s).await;
     // The password is set; revoking the sessions then fails (503 after the retries).
     s.sandbox.set_faults(api_faults(|f| {
         f.api_fail_next = 10;

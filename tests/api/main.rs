@@ -13,6 +13,7 @@ mod keys;
 mod okta_contract;
 mod okta_oauth;
 mod openapi;
+mod privilege;
 mod receiver;
 mod sandbox;
 mod sandbox_oauth;

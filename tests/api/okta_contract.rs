@@ -354,7 +354,10 @@ async fn every_okta_request_the_product_sends_is_in_oktas_spec() {
     let s = Sandboxed::start(dir.path()).await;
     let soar = s
         .app
-        .client_with("soar", &[Scope::EnforceWrite, Scope::EnforceRead])
+        .client_with(
+            "soar",
+            &[Scope::EnforceWrite, Scope::EnforceAdmin, Scope::EnforceRead],
+        )
         .await;
     let admin = s.app.client_with("okta-admin", &[Scope::Admin]).await;
     let reason = Some(json!({"reason": "contract test"}));
