@@ -40,7 +40,7 @@ impl User {
             .unwrap_or_default()
     }
 
-    fn to_json(&self, org_url: &str) -> Value {
+    pub(super) fn to_json(&self, org_url: &str) -> Value {
         json!({
             "id": self.id,
             "status": self.status,

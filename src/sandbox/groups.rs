@@ -1,8 +1,10 @@
-//! Sandbox groups: look-up, list (`q`, `search`), membership, and a user's groups.
+//! Sandbox groups: look-up, list (`q`, `search`), membership, a group's users (`Link` pages, as
+//! Okta serves them), and a user's groups.
 
 use axum::Json;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -195,4 +197,61 @@ pub(super) async fn user_groups(
             .map(|g| g.to_json(&state.org_url))
             .collect(),
     )))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct MemberQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/groups/{groupId}/users`: the members, ordered by user id, in pages of `limit`
+/// (Okta's default 1000) with `Link: rel="self"` then `rel="next"` (`after` = the last id).
+pub(super) async fn list_group_users(
+    _auth: Ssws,
+    state: St,
+    Path(gid): Path<String>,
+    Query(q): Query<MemberQuery>,
+) -> Result<Response, OktaError> {
+    let mut members = {
+        let groups = state.groups.read().map_err(|_| not_found(&gid))?;
+        groups
+            .iter()
+            .find(|g| g.id == gid)
+            .ok_or_else(|| not_found(&gid))?
+            .members
+            .clone()
+    };
+    members.sort();
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    if let Some(after) = &q.after {
+        members.retain(|m| m.as_str() > after.as_str());
+    }
+    let more = members.len() > limit;
+    members.truncate(limit);
+    let body: Vec<Value> = {
+        let users = state.users.read().map_err(|_| not_found(&gid))?;
+        members
+            .iter()
+            .filter_map(|m| users.iter().find(|u| &u.id == m))
+            .map(|u| u.to_json(&state.org_url))
+            .collect()
+    };
+    let mut resp = Json(Value::Array(body)).into_response();
+    let base = format!("{}/api/v1/groups/{gid}/users?limit={limit}", state.org_url);
+    let self_link = match &q.after {
+        Some(a) => {
+            let a: String = url::form_urlencoded::byte_serialize(a.as_bytes()).collect();
+            format!("<{base}&after={a}>; rel=\"self\"")
+        }
+        None => format!("<{base}>; rel=\"self\""),
+    };
+    super::directory::push_link(resp.headers_mut(), &self_link);
+    if more && let Some(last) = members.last() {
+        super::directory::push_link(
+            resp.headers_mut(),
+            &format!("<{base}&after={last}>; rel=\"next\""),
+        );
+    }
+    Ok(resp)
 }

@@ -424,6 +424,7 @@ fn router(state: Arc<SandboxState>) -> Router {
         )
         .route("/api/v1/groups", get(groups::list_groups))
         .route("/api/v1/groups/{id}", get(groups::get_group))
+        .route("/api/v1/groups/{id}/users", get(groups::list_group_users))
         .route(
             "/api/v1/groups/{gid}/users/{uid}",
             axum::routing::put(groups::add_member).delete(groups::remove_member),

@@ -757,3 +757,75 @@ async fn the_management_api_request_log_records_what_was_sent_with_passwords_red
     assert_eq!(resp.status(), 204);
     assert!(s.sandbox.requests().is_empty());
 }
+
+#[tokio::test]
+async fn group_members_are_listed_in_link_pages_as_okta_serves_them() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    // Everyone holds all 11 demo users; pages of 4, following only the last Link header (what
+    // Okta's Python SDK keeps), so rel="next" must come after rel="self".
+    let mut url = format!("{}/api/v1/groups/00g00000000000000001/users?limit=4", s.org_url);
+    let mut ids = Vec::new();
+    let mut pages = 0;
+    loop {
+        let resp = s
+            .app
+            .http
+            .get(&url)
+            .header("authorization", format!("SSWS{}", s.api_token))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 200);
+        let links: Vec<String> = resp
+            .headers()
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect();
+        assert!(links[0].ends_with("rel=\"self\""), "{links:?}");
+        let page: Vec<Value> = resp.json().await.expect("json");
+        assert!(page.len() <= 4);
+        for u in &page {
+            assert!(u["profile"]["login"].is_string(), "{u}");
+            assert!(u["_links"]["self"]["href"].is_string(), "{u}");
+            ids.push(u["id"].as_str().expect("id").to_owned());
+        }
+        pages += 1;
+        match links.last().filter(|l| l.ends_with("rel=\"next\"")) {
+            Some(next) => {
+                url = next
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .expect("url")
+                    .to_owned();
+                assert!(url.contains("after="), "{url}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (1..=11).map(|i| format!("00u{i:017}")).collect();
+    assert_eq!(ids, expected);
+
+    // Restricted Users has no members; an unknown group is Okta's 404.
+    let resp = s
+        .okta(
+            Method::GET,
+            "/api/v1/groups/00g00000000000000003/users",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.expect("json"), json!([]));
+    let resp = s
+        .okta(Method::GET, "/api/v1/groups/00g0000000000000zzzz/users")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 404);
+    let e: Value = resp.json().await.expect("json");
+    assert_eq!(e["errorCode"], "E0000007");
+}
