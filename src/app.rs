@@ -22,8 +22,11 @@ use crate::metrics::Metrics;
 use crate::okta::{OktaClient, SecurityEventsProvider, well_known_url};
 use crate::sandbox::Sandbox;
 use crate::signals::Intake;
-use crate::store::Store;
-use tokio::sync::Notify;
+use crate::store::{Store, WriterLock};
+use tokio::sync::{Notify, oneshot};
+
+/// Pause between two pruning batches: other writers get the database in between.
+const PRUNE_PAUSE: Duration = Duration::from_millis(100);
 
 /// A built, bound application, ready to run.
 pub struct Application {
@@ -31,6 +34,8 @@ pub struct Application {
     state: AppState,
     config: Config,
     worker: Option<Worker>,
+    delivery_gate: Option<oneshot::Receiver<()>>,
+    writer_lock: WriterLock,
 }
 
 impl std::fmt::Debug for Application {
@@ -91,6 +96,8 @@ impl Application {
         ids: Arc<dyn Ids>,
     ) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::new)?;
+        // Before anything else touches the database: a second `serve` on it refuses to start.
+        let writer_lock = WriterLock::acquire(&config.database().map_err(anyhow::Error::new)?)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (SSF_LISTEN)", config.listen))?;
@@ -156,6 +163,7 @@ impl Application {
             config.enforcement.clone(),
         );
         let state = AppState {
+            delivery: worker.as_ref().map(Worker::health),
             enforcer,
             issuer,
             auth: Authenticator::new(store.clone(), admin_token.as_ref()),
@@ -171,7 +179,17 @@ impl Application {
             state,
             config,
             worker,
+            delivery_gate: None,
+            writer_lock,
         })
+    }
+
+    /// Starts the delivery worker only once `gate` resolves (or its sender is dropped), while
+    /// the API serves from the start. `serve --sandbox` uses it so that nothing is pushed before
+    /// the transmitter is registered — the registration needs the API up, to fetch the
+    /// well-known document. Meanwhile `/readyz` answers 503.
+    pub fn hold_delivery_until(&mut self, gate: oneshot::Receiver<()>) {
+        self.delivery_gate = Some(gate);
     }
 
     /// The bound address (a real port when `listen` had port 0).
@@ -202,6 +220,8 @@ impl Application {
             state,
             config,
             worker,
+            delivery_gate,
+            writer_lock,
         } = self;
         let app = router(state.clone(), config.max_body_bytes);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -211,8 +231,27 @@ impl Application {
             stop_rx.clone(),
         ));
         let grace = Duration::from_secs(config.shutdown_grace_secs);
-        let delivery = worker.map(|w| tokio::spawn(w.run(stop_rx.clone(), grace)));
-        let maintenance = tokio::spawn(maintain(state.clone(), stop_rx.clone()));
+        let delivery = worker.map(|w| {
+            let mut stop = stop_rx.clone();
+            match delivery_gate {
+                None => {
+                    w.health().mark_running();
+                    tokio::spawn(w.run(stop, grace))
+                }
+                Some(gate) => tokio::spawn(async move {
+                    tokio::select! {
+                        _ = gate => {}
+                        _ = stop.wait_for(|stopped| *stopped) => return,
+                    }
+                    w.run(stop, grace).await;
+                }),
+            }
+        });
+        let maintenance = tokio::spawn(maintain(
+            state.clone(),
+            config.delivery.clone(),
+            stop_rx.clone(),
+        ));
         tracing::info!(addr = %listener.local_addr()?, issuer = %state.issuer, active_kid = %state.keys.ring().active_kid(), "serving");
         let mut grace_rx = stop_rx.clone();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -239,6 +278,8 @@ impl Application {
             }
         }
         state.store.close().await;
+        // Only now may another process write to the store.
+        drop(writer_lock);
         tracing::info!("stopped");
         served
     }
@@ -276,7 +317,15 @@ async fn watch_keys(
 /// Binds the Okta sandbox, points `[okta]` at it (keeping the other `[okta]` settings), and
 /// writes its org URL and API token to `sandbox.json` beside the database file.
 pub async fn attach_sandbox(config: &mut Config, clock: Arc<dyn Clock>) -> anyhow::Result<Sandbox> {
-    let sandbox = Sandbox::bind(config.sandbox.listen, clock).await?;
+    let credentials = match config.database().map_err(anyhow::Error::new)? {
+        DatabaseLocation::Sqlite { path: Some(db), .. } => db
+            .parent()
+            .map_or_else(|| PathBuf::from("sandbox.json"), |d| d.join("sandbox.json")),
+        DatabaseLocation::Sqlite { path: None, .. } => PathBuf::from("sandbox.json"),
+    };
+    // A restart keeps the API token of the previous run; the directory and log start afresh.
+    let kept = Sandbox::read_api_token(&credentials)?;
+    let sandbox = Sandbox::bind_with_token(config.sandbox.listen, clock, kept).await?;
     if let Some(seed) = &config.sandbox.seed_file {
         sandbox.seed_from_file(seed)?;
     }
@@ -303,12 +352,6 @@ pub async fn attach_sandbox(config: &mut Config, clock: Arc<dyn Clock>) -> anyho
         okta.oauth = None;
     }
     config.okta = Some(okta);
-    let credentials = match config.database().map_err(anyhow::Error::new)? {
-        DatabaseLocation::Sqlite { path: Some(db), .. } => db
-            .parent()
-            .map_or_else(|| PathBuf::from("sandbox.json"), |d| d.join("sandbox.json")),
-        DatabaseLocation::Sqlite { path: None, .. } => PathBuf::from("sandbox.json"),
-    };
     sandbox.write_credentials(&credentials)?;
     tracing::info!(
         org_url = %sandbox.org_url(),
@@ -392,13 +435,20 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let sandbox = attach_sandbox(&mut config, clock.clone()).await?;
-    let app = Application::build(config.clone(), clock).await?;
+    let mut app = Application::build(config.clone(), clock).await?;
+    // Nothing is pushed before the fresh sandbox knows this transmitter: SETs still queued from
+    // the last run would otherwise meet `invalid_issuer`.
+    let (registered, gate) = oneshot::channel();
+    app.hold_delivery_until(gate);
     let issuer = app.issuer().to_owned();
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let sandbox_task = tokio::spawn(sandbox.run(async move {
         let _ = stop_rx.changed().await;
     }));
     let registration = tokio::spawn(async move {
+        // Delivery starts when this task ends, registered or not (dropping `registered` opens
+        // the gate too); verification refusals are retried for `verify_retry_secs` anyway.
+        let _registered = registered;
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=8 {
             match register_with_okta(&config, &issuer).await {
@@ -426,13 +476,35 @@ where
     result
 }
 
-/// Housekeeping: drops idempotency records older than a day, hourly.
-async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+/// Housekeeping, every `prune_interval_secs` (and once at start): drops idempotency records
+/// older than a day, and finished SETs past their retention (in batches, see
+/// [`delivery::prune`]).
+async fn maintain(
+    state: AppState,
+    config: crate::config::DeliveryConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(config.prune_interval_secs.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
+        }
+        let now_ms = state.clock.now().timestamp_millis();
+        match delivery::prune(&state.store, &config, now_ms, PRUNE_PAUSE, &stop).await {
+            Ok(p) => {
+                state.metrics.outbox_pruned(&p);
+                if p != crate::store::Pruned::default() {
+                    tracing::info!(
+                        delivered = p.delivered,
+                        failed = p.failed,
+                        dead = p.dead,
+                        "pruned finished SETs past their retention"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot prune finished SETs"),
         }
         let cutoff = state.clock.now().timestamp_millis() - 24 * 3600 * 1000;
         match state.store.prune_idempotency(cutoff).await {

@@ -438,6 +438,21 @@ pub struct DeliveryConfig {
     pub rate_limit_max_wait_secs: u64,
     /// How often the worker looks for due retries when idle, milliseconds.
     pub poll_interval_ms: u64,
+    /// A 400 whose `err` is `invalid_key`, `authentication_failed` or `invalid_issuer` — what Okta
+    /// answers while it still holds an old JWKS after a key rotation, or before the provider is
+    /// active — is retried with back-off for this long (seconds, from the first such answer)
+    /// before the SET is `failed`. 0 fails at once. At most `max_age_secs`. Default 900.
+    pub verify_retry_secs: u64,
+    /// Delivered SETs are deleted this many days after delivery. Default 30.
+    pub retain_days: u64,
+    /// Failed and dead SETs are deleted this many days after they failed (at least
+    /// `retain_days`: they are the ones someone may need to look at). Default 90.
+    pub retain_failed_days: u64,
+    /// How often old SETs are pruned, seconds. Default 3600.
+    pub prune_interval_secs: u64,
+    /// Rows deleted per pruning statement; batches are separated by a pause so intake and
+    /// delivery outcomes never wait long for the database. Default 500.
+    pub prune_batch: u32,
 }
 
 impl Default for DeliveryConfig {
@@ -451,6 +466,11 @@ impl Default for DeliveryConfig {
             backoff_max_secs: 300,
             rate_limit_max_wait_secs: 3_600,
             poll_interval_ms: 1_000,
+            verify_retry_secs: 900,
+            retain_days: 30,
+            retain_failed_days: 90,
+            prune_interval_secs: 3_600,
+            prune_batch: 500,
         }
     }
 }
@@ -832,9 +852,44 @@ impl Config {
                 d.rate_limit_max_wait_secs,
             ),
             ("delivery.poll_interval_ms", d.poll_interval_ms),
+            ("delivery.retain_days", d.retain_days),
+            ("delivery.prune_interval_secs", d.prune_interval_secs),
         ] {
             if value == 0 {
                 errors.push(ConfigError::new(key, "must be greater than 0"));
+            }
+        }
+        if d.verify_retry_secs > d.max_age_secs {
+            errors.push(ConfigError::new(
+                "delivery.verify_retry_secs",
+                format!(
+                    "is {} s, longer than max_age_secs ({} s): a SET would be dead before its retries end",
+                    d.verify_retry_secs, d.max_age_secs
+                ),
+            ));
+        }
+        if d.retain_failed_days < d.retain_days {
+            errors.push(ConfigError::new(
+                "delivery.retain_failed_days",
+                format!(
+                    "is {} days, shorter than retain_days ({}): failed and dead SETs are kept at least as long as delivered ones",
+                    d.retain_failed_days, d.retain_days
+                ),
+            ));
+        }
+        if !(1..=10_000).contains(&d.prune_batch) {
+            errors.push(ConfigError::new(
+                "delivery.prune_batch",
+                "must be between 1 and 10000",
+            ));
+        }
+        // Days as milliseconds must fit the store's i64 timestamps.
+        for (key, days) in [
+            ("delivery.retain_days", d.retain_days),
+            ("delivery.retain_failed_days", d.retain_failed_days),
+        ] {
+            if days > 36_500 {
+                errors.push(ConfigError::new(key, "must be at most 36500 days"));
             }
         }
         let s = &self.signals;
@@ -1132,6 +1187,55 @@ mod tests {
         assert_eq!(c.max_body_bytes, 4096);
         let iss = c.issuer_url().expect("ok").expect("some");
         assert_eq!(issuer_string(&iss), "https://ssf.example.com");
+    }
+
+    #[test]
+    fn delivery_retention_and_verify_retry_are_checked() {
+        let c = Config::load_from(None, &[]).expect("defaults");
+        assert_eq!(c.delivery.verify_retry_secs, 900);
+        assert_eq!(c.delivery.retain_days, 30);
+        assert_eq!(c.delivery.retain_failed_days, 90);
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("SSF_DELIVERY__VERIFY_RETRY_SECS", "0"),
+                ("SSF_DELIVERY__RETAIN_DAYS", "7"),
+                ("SSF_DELIVERY__RETAIN_FAILED_DAYS", "7"),
+            ]),
+        )
+        .expect("0 turns verify retries off; equal retention is fine");
+        assert_eq!(c.delivery.retain_days, 7);
+        for (pairs, key) in [
+            (
+                vec![
+                    ("SSF_DELIVERY__VERIFY_RETRY_SECS", "7200"),
+                    ("SSF_DELIVERY__MAX_AGE_SECS", "3600"),
+                ],
+                "delivery.verify_retry_secs",
+            ),
+            (
+                vec![("SSF_DELIVERY__RETAIN_FAILED_DAYS", "10")],
+                "delivery.retain_failed_days",
+            ),
+            (
+                vec![("SSF_DELIVERY__RETAIN_DAYS", "0")],
+                "delivery.retain_days",
+            ),
+            (
+                vec![("SSF_DELIVERY__PRUNE_BATCH", "0")],
+                "delivery.prune_batch",
+            ),
+            (
+                vec![
+                    ("SSF_DELIVERY__RETAIN_DAYS", "40000"),
+                    ("SSF_DELIVERY__RETAIN_FAILED_DAYS", "40000"),
+                ],
+                "delivery.retain_days",
+            ),
+        ] {
+            let err = Config::load_from(None, &env(&pairs)).expect_err(key);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

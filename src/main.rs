@@ -178,8 +178,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             app::serve_with_sandbox(config, clock, app::shutdown_signal()).await
         }
         Command::Sandbox => {
-            let sandbox =
-                ssf_transmitter::sandbox::Sandbox::bind(config.sandbox.listen, clock).await?;
+            let sandbox = ssf_transmitter::sandbox::Sandbox::bind_with_token(
+                config.sandbox.listen,
+                clock,
+                ssf_transmitter::sandbox::Sandbox::read_api_token(std::path::Path::new(
+                    "sandbox.json",
+                ))?,
+            )
+            .await?;
             if let Some(seed) = &config.sandbox.seed_file {
                 sandbox.seed_from_file(seed)?;
             }

@@ -90,6 +90,10 @@ impl Metrics {
             ),
             ("ssf_sets_dead_total", "SETs given up after the max age"),
             (
+                "ssf_outbox_pruned_total",
+                "Finished SETs deleted after their retention, by status",
+            ),
+            (
                 "ssf_set_retries_total",
                 "Delivery attempts that will be retried, by reason",
             ),
@@ -221,6 +225,36 @@ impl Metrics {
                 &metadata(),
             )
             .record(seconds);
+    }
+
+    /// SETs per status, every status (0 when none).
+    pub fn outbox_counts(&self, counts: &[(crate::store::DeliveryStatus, i64)]) {
+        for status in crate::store::DeliveryStatus::ALL {
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
+            self.outbox(status.as_str(), n);
+        }
+    }
+
+    /// Counts SETs deleted by pruning.
+    pub fn outbox_pruned(&self, pruned: &crate::store::Pruned) {
+        for (status, n) in [
+            ("delivered", pruned.delivered),
+            ("failed", pruned.failed),
+            ("dead", pruned.dead),
+        ] {
+            self.recorder
+                .register_counter(
+                    &Key::from_parts(
+                        "ssf_outbox_pruned_total",
+                        vec![Label::new("status", status)],
+                    ),
+                    &metadata(),
+                )
+                .increment(n);
+        }
     }
 
     /// SETs per status.

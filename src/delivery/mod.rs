@@ -2,17 +2,23 @@
 //! many subjects at once, and records each outcome.
 //!
 //! - 2xx → `delivered`.
-//! - 400 (and 413/415/422) → `failed` with the receiver's `err`/`description`; not retried.
+//! - 400 `invalid_key`, `authentication_failed`, `invalid_issuer` → retried with back-off for
+//!   `verify_retry_secs` from the first such answer, then `failed`: Okta answers these while it
+//!   still holds an old JWKS after a key rotation, or before the provider is active, and a newer
+//!   SET for the subject would make the lost one impossible to resend.
+//! - Other 400s (and 413/415/422) → `failed` with the receiver's `err`/`description`; not retried.
 //! - 429 → retried at `X-Rate-Limit-Reset` / `Retry-After`; the whole stream pauses until then.
 //! - 5xx, other 4xx, timeouts, connection errors → retried with exponential back-off and jitter.
 //! - Anything not delivered within `max_age_secs` of being queued → `dead`.
 //!
 //! A row stays `queued`/`retrying` until its outcome is written, so a crash or kill at any moment
-//! only means the SET is sent again, with the same `jti`, after restart.
+//! only means the SET is sent again, with the same `jti`, after restart. When an outcome cannot be
+//! written, the worker backs off (see [`store_backoff`]) instead of re-pushing in a tight loop, and
+//! [`DeliveryHealth`] makes `/readyz` say so.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
@@ -25,7 +31,93 @@ use crate::config::{DeliveryConfig, OktaTarget};
 use crate::ids::Ids;
 use crate::metrics::Metrics;
 use crate::signals::OKTA_STREAM;
-use crate::store::{Attempt, DeliveryStatus, OutboxRow, Store};
+use crate::store::{Attempt, DeliveryStatus, OutboxRow, Pruned, Store, StoreError};
+
+/// The receiver's `err` values that mean "I cannot verify this (yet)": a JWKS it has not
+/// refreshed since a key rotation, or a provider that is not active yet. Retried for a while.
+pub const VERIFY_ERRS: [&str; 3] = ["invalid_key", "authentication_failed", "invalid_issuer"];
+
+/// Whether the delivery worker runs and can record outcomes (for `/readyz`).
+#[derive(Debug, Default)]
+pub struct DeliveryHealth {
+    running: AtomicBool,
+    outcome_writes_failing: AtomicBool,
+}
+
+impl DeliveryHealth {
+    /// The worker loop runs.
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// The last outcome the worker tried to record could not be written.
+    pub fn outcome_writes_failing(&self) -> bool {
+        self.outcome_writes_failing.load(Ordering::Relaxed)
+    }
+
+    /// Marks the worker as running (set when its task is spawned, so readiness does not
+    /// flicker before the task is first polled).
+    pub fn mark_running(&self) {
+        self.running.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Clears `running` when the worker loop ends, however it ends (a panic included).
+struct RunningGuard(Arc<DeliveryHealth>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Delay before pushing again after `failures` outcome writes in a row failed: 250 ms doubling to
+/// 30 s. The unrecorded SET is still pending, so it is sent again — just not in a tight loop.
+pub fn store_backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(20);
+    Duration::from_millis(250u64.saturating_mul(1u64 << exp).min(30_000))
+}
+
+/// Deletes finished SETs older than their retention: delivered after `retain_days`, failed and
+/// dead after `retain_failed_days`. Works in batches of `prune_batch` rows with `pause` between
+/// them, so intake and outcome writes never wait behind one long delete. Stops early when `stop`
+/// turns true.
+pub async fn prune(
+    store: &Store,
+    config: &DeliveryConfig,
+    now_ms: i64,
+    pause: Duration,
+    stop: &watch::Receiver<bool>,
+) -> Result<Pruned, StoreError> {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let days = |d: u64| i64::try_from(d).unwrap_or(i64::MAX).saturating_mul(DAY_MS);
+    let mut pruned = Pruned::default();
+    for (status, retain) in [
+        (DeliveryStatus::Delivered, config.retain_days),
+        (DeliveryStatus::Failed, config.retain_failed_days),
+        (DeliveryStatus::Dead, config.retain_failed_days),
+    ] {
+        let cutoff = now_ms.saturating_sub(days(retain));
+        loop {
+            if *stop.borrow() {
+                return Ok(pruned);
+            }
+            let n = store
+                .prune_batch(status, cutoff, config.prune_batch)
+                .await?;
+            match status {
+                DeliveryStatus::Delivered => pruned.delivered += n,
+                DeliveryStatus::Failed => pruned.failed += n,
+                _ => pruned.dead += n,
+            }
+            if n < u64::from(config.prune_batch) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+    Ok(pruned)
+}
 
 /// The media type of a pushed SET.
 pub const SECEVENT_JWT: &str = "application/secevent+jwt";
@@ -95,6 +187,7 @@ pub struct Worker {
     notify: Arc<Notify>,
     metrics: Metrics,
     paused_until: Arc<AtomicI64>,
+    health: Arc<DeliveryHealth>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -128,7 +221,13 @@ impl Worker {
             notify,
             metrics,
             paused_until: Arc::new(AtomicI64::new(0)),
+            health: Arc::new(DeliveryHealth::default()),
         }
+    }
+
+    /// The worker's health, shared with `/readyz`.
+    pub fn health(&self) -> Arc<DeliveryHealth> {
+        self.health.clone()
     }
 
     /// Runs until `stop` turns true; then lets in-flight pushes finish for up to `grace`, and
@@ -139,19 +238,22 @@ impl Worker {
         // it, after its outcome is in the store; so a `due` snapshot taken earlier can never
         // hand out a SET that is in flight or already done.
         let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
-        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut tasks: JoinSet<bool> = JoinSet::new();
+        let mut writes = WriteBackoff::default();
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let mut last_gauges = Instant::now() - Duration::from_secs(60);
         // Whether to read the outbox this round: on new work, on the timer, or when enough
         // pushes finished. Not after every single push: each read costs a query.
         let mut look = true;
         tracing::info!(endpoint = %self.target.endpoint, "delivery worker started");
+        self.health.mark_running();
+        let _running = RunningGuard(self.health.clone());
         loop {
             if *stop.borrow() {
                 break;
             }
             while let Some(done) = tasks.try_join_next_with_id() {
-                in_flight.remove(&finished_id(&done));
+                writes.collect(&done, &mut in_flight, &self.health);
             }
             if last_gauges.elapsed() >= Duration::from_secs(5) {
                 self.publish_gauges().await;
@@ -160,7 +262,10 @@ impl Worker {
             let now_ms = self.clock.now().timestamp_millis();
             let paused = self.paused_until.load(Ordering::Relaxed);
             let mut wait = poll;
-            if paused > now_ms {
+            let held = writes.held();
+            if let Some(held) = held {
+                wait = wait.min(held);
+            } else if paused > now_ms {
                 wait = wait.min(Duration::from_millis(
                     u64::try_from(paused - now_ms).unwrap_or(0),
                 ));
@@ -193,9 +298,9 @@ impl Worker {
                 () = self.notify.notified() => look = true,
                 () = tokio::time::sleep(wait) => look = true,
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    in_flight.remove(&finished_id(&done));
+                    writes.collect(&done, &mut in_flight, &self.health);
                     while let Some(more) = tasks.try_join_next_with_id() {
-                        in_flight.remove(&finished_id(&more));
+                        writes.collect(&more, &mut in_flight, &self.health);
                     }
                     look = look || in_flight.len() * 2 <= concurrency;
                 }
@@ -228,21 +333,13 @@ impl Worker {
 
     async fn publish_gauges(&self) {
         match self.store.status_counts().await {
-            Ok(counts) => {
-                for status in DeliveryStatus::ALL {
-                    let n = counts
-                        .iter()
-                        .find(|(s, _)| *s == status)
-                        .map_or(0, |(_, n)| *n);
-                    self.metrics.outbox(status.as_str(), n);
-                }
-            }
+            Ok(counts) => self.metrics.outbox_counts(&counts),
             Err(e) => tracing::warn!(error = %e, "cannot count the outbox"),
         }
     }
 
-    /// Pushes one SET and records the outcome.
-    async fn attempt(&self, row: OutboxRow) {
+    /// Pushes one SET and records the outcome; false when the outcome could not be written.
+    async fn attempt(&self, row: OutboxRow) -> bool {
         let max_age_ms =
             i64::try_from(self.config.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let deadline = row.queued_at.saturating_add(max_age_ms);
@@ -255,8 +352,7 @@ impl Worker {
                     self.config.max_age_secs
                 ),
             };
-            self.record(&row, &outcome, now_ms).await;
-            return;
+            return self.record(&row, &outcome, now_ms).await;
         }
         let started = Instant::now();
         let response = self
@@ -285,14 +381,45 @@ impl Worker {
                     Attempt::Delivered { http_status: code }
                 } else if matches!(code, 400 | 413 | 415 | 422) {
                     let (err, description) = read_error(resp).await;
-                    Attempt::Failed {
-                        http_status: code,
-                        error: format!(
-                            "the receiver refused the SET ({code}{})",
-                            err.as_deref().map(|e| format!(" {e}")).unwrap_or_default()
-                        ),
-                        err,
-                        description,
+                    let refused = format!(
+                        "the receiver refused the SET ({code}{})",
+                        err.as_deref().map(|e| format!(" {e}")).unwrap_or_default()
+                    );
+                    let verify =
+                        code == 400 && err.as_deref().is_some_and(|e| VERIFY_ERRS.contains(&e));
+                    let window_ms =
+                        i64::try_from(self.config.verify_retry_secs.saturating_mul(1000))
+                            .unwrap_or(i64::MAX);
+                    let window_end = row
+                        .verify_failing_since
+                        .unwrap_or(now_ms)
+                        .saturating_add(window_ms);
+                    if verify && now_ms < window_end {
+                        // The last attempt falls at the window's end, however long the back-off.
+                        Attempt::Retry {
+                            http_status: Some(code),
+                            error: format!(
+                                "{refused}; retrying while the receiver may not have caught up with a key or provider change"
+                            ),
+                            err,
+                            description,
+                            next_attempt_at: retry_at("verification").min(window_end),
+                            verify_failure: true,
+                        }
+                    } else {
+                        Attempt::Failed {
+                            http_status: code,
+                            error: if verify && window_ms > 0 {
+                                format!(
+                                    "{refused}; still refused {} s after the first such answer (verify_retry_secs)",
+                                    self.config.verify_retry_secs
+                                )
+                            } else {
+                                refused
+                            },
+                            err,
+                            description,
+                        }
                     }
                 } else if code == 429 {
                     let cap = now_ms.saturating_add(
@@ -312,32 +439,47 @@ impl Worker {
                     self.paused_until.fetch_max(at, Ordering::Relaxed);
                     Attempt::Retry {
                         http_status: Some(code),
+                        err: None,
+                        description: None,
                         error: "rate limited by the receiver (429)".into(),
                         next_attempt_at: at,
+                        verify_failure: false,
                     }
                 } else if status.is_server_error() {
                     Attempt::Retry {
                         http_status: Some(code),
+                        err: None,
+                        description: None,
                         error: format!("the receiver answered {code}"),
                         next_attempt_at: retry_at("server_error"),
+                        verify_failure: false,
                     }
                 } else {
                     Attempt::Retry {
                         http_status: Some(code),
+                        err: None,
+                        description: None,
                         error: format!("unexpected answer {code} from the receiver"),
                         next_attempt_at: retry_at("client_error"),
+                        verify_failure: false,
                     }
                 }
             }
             Err(e) if e.is_timeout() => Attempt::Retry {
                 http_status: None,
+                err: None,
+                description: None,
                 error: "the push timed out".into(),
                 next_attempt_at: retry_at("timeout"),
+                verify_failure: false,
             },
             Err(e) => Attempt::Retry {
                 http_status: None,
+                err: None,
+                description: None,
                 error: format!("cannot reach the receiver: {}", error_chain(&e)),
                 next_attempt_at: retry_at("network"),
+                verify_failure: false,
             },
         };
         let outcome = match outcome {
@@ -345,6 +487,7 @@ impl Worker {
                 http_status,
                 error,
                 next_attempt_at,
+                ..
             } if next_attempt_at > deadline => Attempt::Dead {
                 http_status,
                 error: format!("{error}; gave up: the next attempt would be past the max age"),
@@ -370,23 +513,83 @@ impl Worker {
                 tracing::info!(jti = %row.jti, attempts, error = %error, "SET will be retried");
             }
         }
-        self.record(&row, &outcome, now_ms).await;
+        self.record(&row, &outcome, now_ms).await
     }
 
-    async fn record(&self, row: &OutboxRow, outcome: &Attempt, now_ms: i64) {
-        if let Err(e) = self.store.record_attempt(&row.jti, outcome, now_ms).await {
-            // The row stays pending: it is sent again (same jti), which receivers ignore.
-            tracing::error!(jti = %row.jti, error = %e, "cannot record a delivery outcome");
+    /// Writes an outcome; false when it could not be written.
+    async fn record(&self, row: &OutboxRow, outcome: &Attempt, now_ms: i64) -> bool {
+        match self.store.record_attempt(&row.jti, outcome, now_ms).await {
+            Ok(true) => true,
+            Ok(false) => {
+                // Outcomes only move forward: the SET was finished meanwhile.
+                tracing::warn!(jti = %row.jti, "outcome not recorded: the SET is no longer pending");
+                true
+            }
+            Err(e) => {
+                // The row stays pending: it is sent again (same jti), which receivers ignore.
+                tracing::error!(jti = %row.jti, error = %e, "cannot record a delivery outcome");
+                false
+            }
         }
     }
 }
 
-fn finished_id(done: &Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> tokio::task::Id {
+/// Outcome writes that failed in a row, and no pushes before `hold_until` meanwhile.
+#[derive(Debug, Default)]
+struct WriteBackoff {
+    failures: u32,
+    hold_until: Option<Instant>,
+}
+
+impl WriteBackoff {
+    /// Takes a finished push off `in_flight` and notes whether its outcome was written.
+    fn collect(
+        &mut self,
+        done: &Result<(tokio::task::Id, bool), tokio::task::JoinError>,
+        in_flight: &mut HashMap<tokio::task::Id, String>,
+        health: &DeliveryHealth,
+    ) {
+        let (id, recorded) = finished(done);
+        in_flight.remove(&id);
+        match recorded {
+            Some(true) => {
+                self.failures = 0;
+                health
+                    .outcome_writes_failing
+                    .store(false, Ordering::Relaxed);
+            }
+            Some(false) => {
+                self.failures = self.failures.saturating_add(1);
+                let wait = store_backoff(self.failures);
+                self.hold_until = Some(Instant::now() + wait);
+                health.outcome_writes_failing.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    failures = self.failures,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "cannot record delivery outcomes; pausing pushes"
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// How much longer pushes are held back, if at all.
+    fn held(&self) -> Option<Duration> {
+        self.hold_until
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+}
+
+/// The task id of a finished push and whether its outcome was recorded (`None`: the task failed).
+fn finished(
+    done: &Result<(tokio::task::Id, bool), tokio::task::JoinError>,
+) -> (tokio::task::Id, Option<bool>) {
     match done {
-        Ok((id, ())) => *id,
+        Ok((id, recorded)) => (*id, Some(*recorded)),
         Err(e) => {
             tracing::error!(error = %e, "a push task failed; its SET stays queued");
-            e.id()
+            (e.id(), None)
         }
     }
 }

@@ -44,16 +44,40 @@ pub async fn healthz() -> ApiJson<Health> {
     })
 }
 
-/// Readiness: the store answers and an active signing key is loaded.
+/// Readiness: the store's writer runs and commits, the delivery worker runs (when a receiver is
+/// configured) and records outcomes, and an active signing key is loaded.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready to accept work", body = Ready),
-        (status = 503, description = "Store unreachable or no active key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store cannot commit or its writer stopped, the delivery worker is not running or cannot record outcomes, or no active key", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<ApiJson<Ready>, ApiError> {
-    if let Err(e) = state.store.ping().await {
-        tracing::warn!(error = %e, "readiness: store unreachable");
-        return Err(ApiError::Unavailable("the store is unreachable".into()));
+    if !state.store.writer_running() {
+        tracing::warn!("readiness: the store's writer has stopped");
+        return Err(ApiError::Unavailable(
+            "the store's writer is not running".into(),
+        ));
+    }
+    // A real commit through the writer intake uses: a store that answers reads but cannot
+    // write (disk full, read-only file, lock held elsewhere) is not ready.
+    let now_ms = state.clock.now().timestamp_millis();
+    if let Err(e) = state.store.probe_write(now_ms).await {
+        tracing::warn!(error = %e, "readiness: the store cannot commit");
+        return Err(ApiError::Unavailable(
+            "the store cannot commit a write".into(),
+        ));
+    }
+    if let Some(delivery) = &state.delivery {
+        if !delivery.running() {
+            return Err(ApiError::Unavailable(
+                "the delivery worker is not running".into(),
+            ));
+        }
+        if delivery.outcome_writes_failing() {
+            return Err(ApiError::Unavailable(
+                "the delivery worker cannot record delivery outcomes in the store".into(),
+            ));
+        }
     }
     let ring = state.keys.ring();
     if ring.active().is_none() {
@@ -71,6 +95,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<ApiJson<Ready>, Api
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // SETs by status, fresh at every scrape (the worker also refreshes them while it runs).
+    match state.store.status_counts().await {
+        Ok(counts) => state.metrics.outbox_counts(&counts),
+        Err(e) => tracing::warn!(error = %e, "cannot count the outbox for /metrics"),
+    }
     let mut resp = state.metrics.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

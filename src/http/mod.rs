@@ -59,6 +59,8 @@ pub struct AppState {
     pub notify: Arc<tokio::sync::Notify>,
     /// Enforcement over the Okta Management API.
     pub enforcer: crate::enforcement::Enforcer,
+    /// The delivery worker's health, when a receiver is configured (readiness).
+    pub delivery: Option<Arc<crate::delivery::DeliveryHealth>>,
 }
 
 /// JSON body extractor whose rejections are problem+json: a body that is not JSON → 400; a field

@@ -47,6 +47,14 @@ pub struct Accepted {
     /// The unchanged level or status (when unchanged).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// When unchanged: the `jti` of the SET that carried the level this signal matched. Look it
+    /// up with `GET /v1/signals/{jti}`; if it failed, the receiver never got that level — send
+    /// again with `force`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_jti: Option<String>,
+    /// When unchanged: that SET's delivery status now (absent when it is no longer stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_status: Option<DeliveryStatus>,
 }
 
 impl From<&Outcome> for Accepted {
@@ -57,12 +65,21 @@ impl From<&Outcome> for Accepted {
                 event_type: *event_type,
                 jti: Some(jti.clone()),
                 value: None,
+                matched_jti: None,
+                matched_status: None,
             },
-            Outcome::Unchanged { event_type, value } => Accepted {
+            Outcome::Unchanged {
+                event_type,
+                value,
+                matched_jti,
+                matched_status,
+            } => Accepted {
                 status: "unchanged".into(),
                 event_type: *event_type,
                 jti: None,
                 value: Some(value.clone()),
+                matched_jti: matched_jti.clone(),
+                matched_status: *matched_status,
             },
         }
     }
@@ -325,6 +342,12 @@ pub struct BatchItem {
     /// The unchanged value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// When unchanged: the `jti` of the SET that carried the matched level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_jti: Option<String>,
+    /// When unchanged: that SET's delivery status now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_status: Option<DeliveryStatus>,
     /// Why it was rejected.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
@@ -353,6 +376,8 @@ fn batch_item(index: usize, r: &ItemResult) -> BatchItem {
                 event_type: Some(a.event_type),
                 jti: a.jti,
                 value: a.value,
+                matched_jti: a.matched_jti,
+                matched_status: a.matched_status,
                 errors: Vec::new(),
             }
         }
@@ -362,6 +387,8 @@ fn batch_item(index: usize, r: &ItemResult) -> BatchItem {
             event_type: None,
             jti: None,
             value: None,
+            matched_jti: None,
+            matched_status: None,
             errors: errors.clone(),
         },
     }

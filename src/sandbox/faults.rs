@@ -1,5 +1,5 @@
 //! Fault injection for the receive endpoint (tests and demos): fail the next N pushes with a status,
-//! rate-limit the next N with a reset time, add latency.
+//! rate-limit the next N with a reset time, add latency, keep a stale JWKS for N seconds.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -21,6 +21,10 @@ pub struct Faults {
     pub rate_limit_reset_secs: Option<u64>,
     /// Delay every push by this many milliseconds.
     pub latency_ms: u64,
+    /// For this many seconds from now, keep every JWKS already cached without refreshing it, as
+    /// Okta may after `keys activate`: SETs signed by a key it has not seen get 400
+    /// `invalid_key`. 0 (or clearing the faults) lifts it.
+    pub jwks_stale_secs: u64,
     /// Management API (`/api/v1/…`): answer the next N matching calls with `api_fail_status`.
     pub api_fail_next: u32,
     /// Status for `api_fail_next` (default 503).

@@ -1,6 +1,10 @@
 //! An Okta-style System Log (`GET /api/v1/logs`) holding `security.events.provider.receive_event`
 //! entries for accepted SETs and `app.oauth2.as.token.grant.access_token` entries for token
 //! requests.
+//!
+//! Like Okta, the receiver accepts (202) a SET whose user is not in the org and does nothing
+//! with it. Okta says nothing; the sandbox's log entry says so (`outcome.result` `SKIPPED`, with
+//! the reason), so a trial with a made-up user shows the problem instead of a `SUCCESS`.
 
 use axum::Json;
 use axum::extract::Query;
@@ -73,23 +77,97 @@ pub(super) fn append(state: &SandboxState, entry: LogEvent) {
     }
 }
 
+/// The directory user a SET's subject user names: by email (`email`, `account` `acct:`), by id or
+/// login (`opaque`). `None` for formats the sandbox cannot match.
+fn matching_user(state: &SandboxState, subject_user: &Value) -> Option<(String, String)> {
+    let format = subject_user.get("format").and_then(Value::as_str)?;
+    let wanted = match format {
+        "email" => subject_user.get("email").and_then(Value::as_str)?,
+        "account" => subject_user
+            .get("uri")
+            .and_then(Value::as_str)?
+            .strip_prefix("acct:")?,
+        "opaque" => subject_user.get("id").and_then(Value::as_str)?,
+        _ => return None,
+    };
+    let users = state.users.read().ok()?;
+    users
+        .iter()
+        .find(|u| {
+            u.id == wanted
+                || ["login", "email"].iter().any(|k| {
+                    u.profile
+                        .get(*k)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| v.eq_ignore_ascii_case(wanted))
+                })
+        })
+        .map(|u| {
+            let login = u
+                .profile
+                .get("login")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            (u.id.clone(), login)
+        })
+}
+
 pub(super) fn record(state: &SandboxState, set: &ReceivedSet) {
     let provider = state
         .providers()
         .into_iter()
         .find(|p| p.id == set.provider_id);
     let events = set.claims.get("events").cloned().unwrap_or(Value::Null);
-    let target: Vec<Value> = events
+    let users: Vec<&Value> = events
         .as_object()
         .into_iter()
         .flat_map(|m| m.values())
-        .filter_map(|e| e.pointer("/subject/user/email").and_then(Value::as_str))
-        .map(|email| json!({"type": "User", "alternateId": email, "displayName": email}))
+        .filter_map(|e| e.pointer("/subject/user"))
         .collect();
+    let mut unmatched = Vec::new();
+    let mut matched = Vec::new();
+    let target: Vec<Value> = users
+        .iter()
+        .map(|user| {
+            let shown = user
+                .get("email")
+                .or_else(|| user.get("uri"))
+                .or_else(|| user.get("id"))
+                .or_else(|| user.get("sub"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            match matching_user(state, user) {
+                Some((id, login)) => {
+                    matched.push(id.clone());
+                    json!({"id": id, "type": "User", "alternateId": login, "displayName": shown})
+                }
+                None => {
+                    unmatched.push(shown.clone());
+                    json!({"type": "User", "alternateId": shown, "displayName": shown})
+                }
+            }
+        })
+        .collect();
+    let (severity, outcome) = if unmatched.is_empty() {
+        ("INFO", json!({"result": "SUCCESS"}))
+    } else {
+        (
+            "WARN",
+            json!({
+                "result": "SKIPPED",
+                "reason": format!(
+                    "No user in this org matches the subject ({}): the SET was accepted and ignored, as Okta does",
+                    unmatched.join(", ")
+                ),
+            }),
+        )
+    };
     let entry = LogEvent::new(
         set.received_at.clone(),
         "security.events.provider.receive_event",
-        "INFO",
+        severity,
         "Security Events Provider Reported Risk",
         json!({
             "id": set.provider_id,
@@ -97,11 +175,12 @@ pub(super) fn record(state: &SandboxState, set: &ReceivedSet) {
             "alternateId": set.iss,
             "displayName": provider.map(|p| p.name).unwrap_or_default(),
         }),
-        json!({"result": "SUCCESS"}),
+        outcome,
     )
     .with_target(target)
     .with_debug_data(json!({
         "partnerRiskReportData": json!({"issuer": set.iss, "jti": set.jti, "events": events}).to_string(),
+        "matchedUsers": matched,
     }));
     append(state, entry);
 }

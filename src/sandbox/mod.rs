@@ -64,6 +64,8 @@ pub struct SandboxState {
     seen_jtis: Mutex<std::collections::HashSet<String>>,
     received: Mutex<Vec<ReceivedSet>>,
     jwks_cache: Mutex<std::collections::HashMap<String, receiver::CachedJwks>>,
+    /// Until then, cached JWKS are not refreshed (fault `jwks_stale_secs`).
+    jwks_frozen_until: Mutex<Option<std::time::Instant>>,
     faults: Mutex<Faults>,
     requests: Mutex<VecDeque<RecordedRequest>>,
     oauth: oauth::OAuthState,
@@ -99,18 +101,30 @@ impl Sandbox {
     /// Binds `listen`, generates the SSWS API token and registers the default OAuth service app
     /// (EC P-256 key, every sandbox scope, DPoP-bound).
     pub async fn bind(listen: SocketAddr, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::bind_with_token(listen, clock, None).await
+    }
+
+    /// Like [`Sandbox::bind`], keeping `api_token` when given (a restart that found the token of
+    /// the previous run in `sandbox.json`, so scripts and SDKs pointed at it keep working).
+    pub async fn bind_with_token(
+        listen: SocketAddr,
+        clock: Arc<dyn Clock>,
+        api_token: Option<SecretString>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen).await.with_context(|| {
             format!("cannot listen on {listen} for the Okta sandbox (SSF_SANDBOX__LISTEN)")
         })?;
         let addr = listener.local_addr()?;
-        let api_token = crate::auth::generate_token();
-        // Okta API tokens look different; any opaque string works for SSWS.
-        let api_token = SecretString::from(format!(
-            "00{}",
-            api_token
-                .expose_secret()
-                .trim_start_matches(crate::auth::TOKEN_PREFIX)
-        ));
+        let api_token = api_token.unwrap_or_else(|| {
+            let fresh = crate::auth::generate_token();
+            // Okta API tokens look different; any opaque string works for SSWS.
+            SecretString::from(format!(
+                "00{}",
+                fresh
+                    .expose_secret()
+                    .trim_start_matches(crate::auth::TOKEN_PREFIX)
+            ))
+        });
         let http = reqwest::Client::builder()
             .user_agent("okta-sandbox")
             .timeout(std::time::Duration::from_secs(10))
@@ -137,6 +151,7 @@ impl Sandbox {
             seen_jtis: Mutex::new(Default::default()),
             received: Mutex::new(Vec::new()),
             jwks_cache: Mutex::new(Default::default()),
+            jwks_frozen_until: Mutex::new(None),
             faults: Mutex::new(Faults::default()),
             requests: Mutex::new(VecDeque::new()),
             oauth: oauth::OAuthState::default(),
@@ -185,6 +200,29 @@ impl Sandbox {
     /// Shared state (tests inspect received SETs and the log through it).
     pub fn state(&self) -> Arc<SandboxState> {
         self.state.clone()
+    }
+
+    /// The API token in a credentials file written by [`Sandbox::write_credentials`], if the file
+    /// exists and holds one. A file that cannot be read or parsed is an error (it names the file),
+    /// not a silent new token.
+    pub fn read_api_token(path: &Path) -> anyhow::Result<Option<SecretString>> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        };
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not the sandbox's credentials JSON; delete it to start with a new API token",
+                path.display()
+            )
+        })?;
+        Ok(doc
+            .get("api_token")
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| SecretString::from(t.to_owned())))
     }
 
     /// Writes `{"org_url", "api_token", "oauth": {"client_id", "key_id", "private_key", "scopes"}}`
@@ -246,6 +284,11 @@ impl SandboxState {
 
     /// Replaces the fault settings.
     pub fn set_faults(&self, faults: Faults) {
+        if let Ok(mut until) = self.jwks_frozen_until.lock() {
+            *until = (faults.jwks_stale_secs > 0).then(|| {
+                std::time::Instant::now() + std::time::Duration::from_secs(faults.jwks_stale_secs)
+            });
+        }
         if let Ok(mut f) = self.faults.lock() {
             *f = faults;
         }

@@ -312,6 +312,21 @@ async fn key_for(
         .ok()
         .and_then(|c| c.get(jwks_url).map(|j| j.fetched.elapsed() >= CACHE_FOR))
         .unwrap_or(true);
+    let frozen = state
+        .jwks_frozen_until
+        .lock()
+        .ok()
+        .and_then(|f| *f)
+        .is_some_and(|until| Instant::now() < until);
+    if frozen && let Some((key, _)) = &cached {
+        // A stale cache that is not refreshed (fault `jwks_stale_secs`).
+        return key.clone().ok_or_else(|| {
+            reject(
+                "invalid_key",
+                format!("No key with kid '{kid}' in the provider's JWKS"),
+            )
+        });
+    }
     match cached {
         Some((Some(key), _)) if !expired => return Ok(key),
         Some((None, false)) if !expired => {

@@ -18,7 +18,9 @@ use crate::ids::Ids;
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
 use crate::set::{self, ComplianceStatus, Event, EventBody, RiskLevel};
-use crate::store::{IdempotencyRecord, NewOutbox, StateUpdate, Store, StoreError};
+use crate::store::{
+    DeliveryStatus, IdempotencyRecord, NewOutbox, StateUpdate, Store, StoreError, SubjectState,
+};
 
 pub use request::{Draft, DraftBody};
 
@@ -45,6 +47,10 @@ pub enum Outcome {
         event_type: set::EventType,
         /// The unchanged level or status.
         value: String,
+        /// The SET that carried the level this one matched, when known.
+        matched_jti: Option<String>,
+        /// That SET's delivery status now (`None` when it is no longer stored).
+        matched_status: Option<DeliveryStatus>,
     },
 }
 
@@ -172,7 +178,7 @@ impl Intake {
         let now = self.clock.now();
         let now_ms = now.timestamp_millis();
         let ring = self.keys.ring();
-        let mut overlay: HashMap<(String, String), String> = HashMap::new();
+        let mut overlay: HashMap<(String, String), SubjectState> = HashMap::new();
         let mut rows = Vec::new();
         let mut to_sign = Vec::new();
         let mut states = Vec::new();
@@ -193,13 +199,26 @@ impl Intake {
                 },
                 None => None,
             };
-            let (body, value) = match self.decide(&draft, last.as_deref()) {
+            let (body, value) = match self.decide(&draft, last.as_ref().map(|l| l.value.as_str())) {
                 Decision::Send(body, value) => (body, value),
                 Decision::Unchanged(value) => {
                     self.metrics.signal_unchanged(draft.event_type.as_str());
+                    let matched_jti = last.and_then(|l| l.jti);
+                    // The level stands for what that SET carried: show how it fared, so a caller
+                    // sees when it failed (and the level never reached the receiver).
+                    let matched_status = match &matched_jti {
+                        // Accepted earlier in this same request: queued with it.
+                        Some(j) if rows.iter().any(|r: &NewOutbox| &r.jti == j) => {
+                            Some(DeliveryStatus::Queued)
+                        }
+                        Some(j) => self.store.delivery_status(j).await?,
+                        None => None,
+                    };
                     results.push(Ok(Outcome::Unchanged {
                         event_type: draft.event_type,
                         value,
+                        matched_jti,
+                        matched_status,
                     }));
                     continue;
                 }
@@ -250,7 +269,13 @@ impl Intake {
                 now_ms,
             });
             if let (Some((kind, key)), Some(value)) = (slot, value) {
-                overlay.insert((kind.to_owned(), key.clone()), value.clone());
+                overlay.insert(
+                    (kind.to_owned(), key.clone()),
+                    SubjectState {
+                        value: value.clone(),
+                        jti: Some(jti.clone()),
+                    },
+                );
                 states.push(StateUpdate {
                     stream_id: OKTA_STREAM.to_owned(),
                     kind: kind.to_owned(),

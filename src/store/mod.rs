@@ -5,8 +5,11 @@ mod outbox;
 mod sqlite;
 
 pub use outbox::{
-    Attempt, DeliveryStatus, IdempotencyRecord, NewOutbox, OutboxFilter, OutboxRow, StateUpdate,
+    Attempt, DeliveryStatus, IdempotencyRecord, NewOutbox, OutboxFilter, OutboxRow, Pruned,
+    StateUpdate, SubjectState,
 };
+
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
@@ -31,6 +34,96 @@ pub enum StoreError {
     /// The store location is unusable.
     #[error("{0}")]
     Setup(String),
+    /// Another process writes to this store.
+    #[error("{0}")]
+    Locked(String),
+}
+
+/// Proof that this process is the only writer of its store: an exclusive advisory lock
+/// (`flock`) on `<database>.lock` beside a SQLite file, held until this value is dropped (or the
+/// process ends, however it ends). Two `serve` processes on one SQLite file would both push the
+/// same SETs and overwrite each other's outcomes; the second one refuses to start instead.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: Option<std::fs::File>,
+    path: Option<PathBuf>,
+}
+
+impl WriterLock {
+    /// The lock file, when there is one (an in-memory database needs none).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Takes the writer lock of `location`, or says which database another process holds.
+    pub fn acquire(location: &DatabaseLocation) -> Result<Self, StoreError> {
+        match location {
+            DatabaseLocation::Sqlite { path: Some(db), .. } => Self::lock_file(db),
+            DatabaseLocation::Sqlite { path: None, .. } => Ok(Self {
+                _file: None,
+                path: None,
+            }),
+        }
+    }
+
+    fn lock_file(db: &Path) -> Result<Self, StoreError> {
+        use std::io::{Read as _, Seek as _, Write as _};
+        let mut name = db.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Setup(format!(
+                    "cannot create the database directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                StoreError::Setup(format!("cannot open the lock file {}: {e}", path.display()))
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let who = if holder.chars().all(|c| c.is_ascii_digit()) && !holder.is_empty() {
+                    format!("another process (pid {holder})")
+                } else {
+                    "another process".to_owned()
+                };
+                return Err(StoreError::Locked(format!(
+                    "the database {} is in use: {who} holds its writer lock {}. Only one \
+                     `serve` may run on a SQLite database (two would push the same SETs twice); \
+                     stop the other one, or give this one its own database_url",
+                    db.display(),
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Setup(format!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        // Name the holder for whoever is refused next. Best effort: the lock is what counts.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
+        Ok(Self {
+            _file: Some(file),
+            path: Some(path),
+        })
+    }
 }
 
 /// An API client as stored (never with its token).
@@ -199,13 +292,13 @@ impl Store {
         dispatch!(self, s => s.accept_signals(rows, states, idempotency).await)
     }
 
-    /// The last value of a subject.
+    /// The last value of a subject and the SET that carried it.
     pub async fn subject_state(
         &self,
         stream_id: &str,
         kind: &str,
         subject_key: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<SubjectState>, StoreError> {
         dispatch!(self, s => s.subject_state(stream_id, kind, subject_key).await)
     }
 
@@ -243,14 +336,41 @@ impl Store {
         dispatch!(self, s => s.next_due_at(stream_id).await)
     }
 
-    /// Records the outcome of one attempt.
+    /// Records the outcome of one attempt. Outcomes only move a SET forward: `false` when the SET
+    /// was no longer pending (already delivered, failed or dead), and nothing was changed.
     pub async fn record_attempt(
         &self,
         jti: &str,
         attempt: &Attempt,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         dispatch!(self, s => s.record_attempt(jti, attempt, now_ms).await)
+    }
+
+    /// Commits a tiny write through the same writer as intake and outcomes (readiness).
+    pub async fn probe_write(&self, now_ms: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.probe_write(now_ms).await)
+    }
+
+    /// Whether the store's writer task still runs.
+    pub fn writer_running(&self) -> bool {
+        dispatch!(self, s => s.writer_running())
+    }
+
+    /// The status of one SET, `None` when there is no such SET (never was, or pruned).
+    pub async fn delivery_status(&self, jti: &str) -> Result<Option<DeliveryStatus>, StoreError> {
+        dispatch!(self, s => s.delivery_status(jti).await)
+    }
+
+    /// Deletes up to `limit` SETs in `status` (delivered, failed or dead) last changed before
+    /// `before_ms`; returns how many. Pending SETs are never touched.
+    pub async fn prune_batch(
+        &self,
+        status: DeliveryStatus,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.prune_batch(status, before_ms, limit).await)
     }
 
     /// One SET.

@@ -144,6 +144,9 @@ pub struct OutboxRow {
     pub last_description: Option<String>,
     /// Our description of the last failure.
     pub last_error: Option<String>,
+    /// Since when the receiver has refused this SET's signature or issuer (ms), while such
+    /// refusals are being retried.
+    pub verify_failing_since: Option<i64>,
 }
 
 /// What one delivery attempt came to.
@@ -169,10 +172,17 @@ pub enum Attempt {
     Retry {
         /// HTTP status, when there was a response.
         http_status: Option<u16>,
+        /// The receiver's `err`, when it gave one.
+        err: Option<String>,
+        /// The receiver's `description`, when it gave one.
+        description: Option<String>,
         /// Our words.
         error: String,
         /// When, ms.
         next_attempt_at: i64,
+        /// The receiver refused the signature or issuer (a key rotation or provider activation
+        /// it has not caught up with): starts the `verify_retry_secs` window if none is running.
+        verify_failure: bool,
     },
     /// Given up.
     Dead {
@@ -181,6 +191,26 @@ pub enum Attempt {
         /// Our words.
         error: String,
     },
+}
+
+/// What one pruning pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Delivered SETs removed.
+    pub delivered: u64,
+    /// Failed SETs removed.
+    pub failed: u64,
+    /// Dead SETs removed.
+    pub dead: u64,
+}
+
+/// The last value of a subject and the SET that carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectState {
+    /// The value (risk level, compliance status).
+    pub value: String,
+    /// The SET that carried it, when one did.
+    pub jti: Option<String>,
 }
 
 /// Filter for listing SETs.

@@ -12,19 +12,23 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     ApiClient, Attempt, AuditEntry, DeliveryStatus, IdempotencyRecord, NewAudit, NewClient,
-    NewOutbox, OutboxFilter, OutboxRow, StateUpdate, StoreError, scopes_from_text, scopes_to_text,
+    NewOutbox, OutboxFilter, OutboxRow, StateUpdate, StoreError, SubjectState, scopes_from_text,
+    scopes_to_text,
 };
+
+/// A reply from the group-commit writer: whether the write changed anything.
+type Reply = oneshot::Sender<Result<bool, StoreError>>;
 
 const OUTBOX_COLUMNS: &str = "seq, jti, stream_id, subject_key, subject, event_type, set_jwt, client, status, \
     attempts, created_at, queued_at, next_attempt_at, updated_at, delivered_at, last_http_status, last_err, \
-    last_description, last_error";
+    last_description, last_error, verify_failing_since";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 
 #[derive(Clone, Debug)]
 pub(super) struct SqliteStore {
     pool: SqlitePool,
-    writer: mpsc::Sender<(Write, oneshot::Sender<Result<(), StoreError>>)>,
+    writer: mpsc::Sender<(Write, Reply)>,
 }
 
 /// A write that goes through the group-commit writer.
@@ -40,6 +44,8 @@ enum Write {
         attempt: Attempt,
         now_ms: i64,
     },
+    /// Readiness: rewrites the probe row, proving the writer runs and the database commits.
+    Probe { now_ms: i64 },
 }
 
 /// Most writes committed in one transaction.
@@ -48,10 +54,7 @@ const GROUP_MAX: usize = 512;
 /// Group commit: one task owns the hot writes. It takes every write that is waiting, runs them
 /// in one transaction and answers each caller after the commit, so N concurrent acceptances or
 /// delivery outcomes cost one fsync instead of N. A caller's answer still means "on disk".
-async fn group_writer(
-    pool: SqlitePool,
-    mut rx: mpsc::Receiver<(Write, oneshot::Sender<Result<(), StoreError>>)>,
-) {
+async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<(Write, Reply)>) {
     let mut batch = Vec::with_capacity(GROUP_MAX);
     while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
         let (writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
@@ -74,7 +77,7 @@ async fn group_writer(
 async fn commit_group(
     pool: &SqlitePool,
     writes: &[Write],
-) -> Result<Vec<Result<(), StoreError>>, sqlx::Error> {
+) -> Result<Vec<Result<bool, StoreError>>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let mut outcomes = Vec::with_capacity(writes.len());
     for w in writes {
@@ -130,17 +133,19 @@ async fn commit_group(
                     .execute(&mut *tx)
                     .await?;
                 }
-                outcomes.push(Ok(()));
+                outcomes.push(Ok(true));
             }
             Write::Attempt {
                 jti,
                 attempt,
                 now_ms,
             } => {
-                attempt_query(jti, attempt, *now_ms)
+                let applied = attempt_query(jti, attempt, *now_ms)
                     .execute(&mut *tx)
-                    .await?;
-                if matches!(attempt, Attempt::Failed { .. } | Attempt::Dead { .. }) {
+                    .await?
+                    .rows_affected()
+                    > 0;
+                if applied && matches!(attempt, Attempt::Failed { .. } | Attempt::Dead { .. }) {
                     // Okta never got this value: forget it as the subject's last state, so the
                     // next signal is not suppressed as unchanged nor claims it as previous.
                     sqlx::query("DELETE FROM subject_state WHERE jti = ?")
@@ -148,7 +153,17 @@ async fn commit_group(
                         .execute(&mut *tx)
                         .await?;
                 }
-                outcomes.push(Ok(()));
+                outcomes.push(Ok(applied));
+            }
+            Write::Probe { now_ms } => {
+                sqlx::query(
+                    "INSERT INTO store_probe (id, at) VALUES (1, ?) \
+                     ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                )
+                .bind(*now_ms)
+                .execute(&mut *tx)
+                .await?;
+                outcomes.push(Ok(true));
             }
         }
     }
@@ -156,6 +171,10 @@ async fn commit_group(
     Ok(outcomes)
 }
 
+/// Outcome updates only move a SET forward: each applies only while the SET is `queued` or
+/// `retrying`. A late or duplicate outcome (another writer, a push recorded twice) never turns
+/// `delivered`, `failed` or `dead` back into `retrying`, nor one final status into another.
+/// Re-queueing a finished SET is [`SqliteStore::requeue`]'s job alone.
 fn attempt_query<'q>(
     jti: &'q str,
     attempt: &'q Attempt,
@@ -164,7 +183,7 @@ fn attempt_query<'q>(
     match attempt {
         Attempt::Delivered { http_status } => sqlx::query(
             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, updated_at = ?2, \
-             last_http_status = ?3 WHERE jti = ?1",
+             last_http_status = ?3, verify_failing_since = NULL WHERE jti = ?1 AND status IN ('queued', 'retrying')",
         )
         .bind(jti)
         .bind(now_ms)
@@ -176,7 +195,7 @@ fn attempt_query<'q>(
             error,
         } => sqlx::query(
             "UPDATE outbox SET status = 'failed', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
-             last_err = ?4, last_description = ?5, last_error = ?6 WHERE jti = ?1",
+             last_err = ?4, last_description = ?5, last_error = ?6 WHERE jti = ?1 AND status IN ('queued', 'retrying')",
         )
         .bind(jti)
         .bind(now_ms)
@@ -186,20 +205,28 @@ fn attempt_query<'q>(
         .bind(error.as_str()),
         Attempt::Retry {
             http_status,
+            err,
+            description,
             error,
             next_attempt_at,
+            verify_failure,
         } => sqlx::query(
             "UPDATE outbox SET status = 'retrying', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
-             last_err = NULL, last_description = NULL, last_error = ?4, next_attempt_at = ?5 WHERE jti = ?1",
+             last_err = ?6, last_description = ?7, last_error = ?4, next_attempt_at = ?5, \
+             verify_failing_since = CASE WHEN ?8 THEN COALESCE(verify_failing_since, ?2) ELSE verify_failing_since END \
+             WHERE jti = ?1 AND status IN ('queued', 'retrying')",
         )
         .bind(jti)
         .bind(now_ms)
         .bind(http_status.map(i64::from))
         .bind(error.as_str())
-        .bind(*next_attempt_at),
+        .bind(*next_attempt_at)
+        .bind(err.as_deref())
+        .bind(description.as_deref())
+        .bind(*verify_failure),
         Attempt::Dead { http_status, error } => sqlx::query(
             "UPDATE outbox SET status = 'dead', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
-             last_error = ?4 WHERE jti = ?1",
+             last_error = ?4 WHERE jti = ?1 AND status IN ('queued', 'retrying')",
         )
         .bind(jti)
         .bind(now_ms)
@@ -342,7 +369,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn write(&self, w: Write) -> Result<(), StoreError> {
+    async fn write(&self, w: Write) -> Result<bool, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writer
             .send((w, tx))
@@ -364,6 +391,7 @@ impl SqliteStore {
             idempotency: idempotency.cloned(),
         })
         .await
+        .map(|_| ())
     }
 
     pub(super) async fn subject_state(
@@ -371,16 +399,22 @@ impl SqliteStore {
         stream_id: &str,
         kind: &str,
         subject_key: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<SubjectState>, StoreError> {
         let row = sqlx::query(
-            "SELECT value FROM subject_state WHERE stream_id = ? AND kind = ? AND subject_key = ?",
+            "SELECT value, jti FROM subject_state WHERE stream_id = ? AND kind = ? AND subject_key = ?",
         )
         .bind(stream_id)
         .bind(kind)
         .bind(subject_key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| r.try_get("value")).transpose()?)
+        row.map(|r| {
+            Ok(SubjectState {
+                value: r.try_get("value")?,
+                jti: r.try_get("jti")?,
+            })
+        })
+        .transpose()
     }
 
     pub(super) async fn idempotency(
@@ -459,13 +493,54 @@ impl SqliteStore {
         jti: &str,
         attempt: &Attempt,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.write(Write::Attempt {
             jti: jti.to_owned(),
             attempt: attempt.clone(),
             now_ms,
         })
         .await
+    }
+
+    pub(super) async fn probe_write(&self, now_ms: i64) -> Result<(), StoreError> {
+        self.write(Write::Probe { now_ms }).await.map(|_| ())
+    }
+
+    pub(super) fn writer_running(&self) -> bool {
+        !self.writer.is_closed()
+    }
+
+    pub(super) async fn delivery_status(
+        &self,
+        jti: &str,
+    ) -> Result<Option<DeliveryStatus>, StoreError> {
+        let row = sqlx::query("SELECT status FROM outbox WHERE jti = ?")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let s: String = r.try_get("status")?;
+            DeliveryStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))
+        })
+        .transpose()
+    }
+
+    pub(super) async fn prune_batch(
+        &self,
+        status: DeliveryStatus,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox INDEXED BY outbox_finished_age \
+             WHERE status = ?1 AND status IN ('delivered', 'failed', 'dead') AND updated_at < ?2 LIMIT ?3)",
+        )
+        .bind(status.as_str())
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
     }
 
     pub(super) async fn outbox_get(&self, jti: &str) -> Result<Option<OutboxRow>, StoreError> {
@@ -611,6 +686,7 @@ fn outbox_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError>
         last_err: r.try_get("last_err")?,
         last_description: r.try_get("last_description")?,
         last_error: r.try_get("last_error")?,
+        verify_failing_since: r.try_get("verify_failing_since")?,
     })
 }
 
@@ -759,8 +835,11 @@ mod tests {
             &retry.jti,
             &Attempt::Retry {
                 http_status: Some(503),
+                err: None,
+                description: None,
                 error: "x".into(),
                 next_attempt_at: 100,
+                verify_failure: false,
             },
             3,
         )
@@ -772,6 +851,198 @@ mod tests {
             "a retrying head blocks its subject"
         );
         assert_eq!(s.next_due_at("okta").await.expect("next"), Some(1));
+    }
+
+    #[tokio::test]
+    async fn outcomes_only_move_a_set_forward() {
+        let s = mem().await;
+        s.accept_signals(&[row("a", "s1"), row("b", "s2")], &[], None)
+            .await
+            .expect("accept");
+        let retry = |verify_failure| Attempt::Retry {
+            http_status: Some(400),
+            err: Some("invalid_key".into()),
+            description: Some("No key".into()),
+            error: "x".into(),
+            next_attempt_at: 50,
+            verify_failure,
+        };
+        // A verify refusal starts the window once; later ones and other retries keep its start.
+        assert!(s.record_attempt("a", &retry(true), 10).await.expect("r"));
+        assert!(s.record_attempt("a", &retry(true), 20).await.expect("r"));
+        let a = s.outbox_get("a").await.expect("get").expect("a");
+        assert_eq!(a.verify_failing_since, Some(10));
+        assert_eq!(a.last_err.as_deref(), Some("invalid_key"));
+        assert!(s.record_attempt("a", &retry(false), 25).await.expect("r"));
+        let a = s.outbox_get("a").await.expect("get").expect("a");
+        assert_eq!(a.verify_failing_since, Some(10));
+        assert!(
+            s.record_attempt("a", &Attempt::Delivered { http_status: 202 }, 30)
+                .await
+                .expect("r")
+        );
+        // A late retry (another writer, a duplicate) neither applies nor counts.
+        assert!(!s.record_attempt("a", &retry(false), 40).await.expect("r"));
+        let a = s.outbox_get("a").await.expect("get").expect("a");
+        assert_eq!(a.status, DeliveryStatus::Delivered);
+        assert_eq!(a.attempts, 4);
+        assert_eq!(a.verify_failing_since, None);
+        let dead = Attempt::Dead {
+            http_status: None,
+            error: "old".into(),
+        };
+        assert!(!s.record_attempt("a", &dead, 41).await.expect("r"));
+        // One final status never turns into another.
+        assert!(s.record_attempt("b", &dead, 42).await.expect("r"));
+        let failed = Attempt::Failed {
+            http_status: 400,
+            err: None,
+            description: None,
+            error: "x".into(),
+        };
+        assert!(!s.record_attempt("b", &failed, 43).await.expect("r"));
+        assert!(
+            !s.record_attempt("b", &Attempt::Delivered { http_status: 202 }, 44)
+                .await
+                .expect("r")
+        );
+        let b = s.outbox_get("b").await.expect("get").expect("b");
+        assert_eq!(b.status, DeliveryStatus::Dead);
+        // A manual retry is the one way back.
+        s.requeue("b", 45).await.expect("requeue").expect("b");
+        assert!(
+            s.record_attempt("b", &Attempt::Delivered { http_status: 202 }, 46)
+                .await
+                .expect("r")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_set_forgets_its_subject_state_by_jti() {
+        let s = mem().await;
+        let state = |jti: &str| StateUpdate {
+            stream_id: "okta".into(),
+            kind: "user-risk".into(),
+            subject_key: "u".into(),
+            value: "high".into(),
+            jti: Some(jti.into()),
+            now_ms: 1,
+        };
+        s.accept_signals(&[row("a", "u")], &[state("a")], None)
+            .await
+            .expect("accept");
+        let st = s.subject_state("okta", "user-risk", "u").await.expect("q");
+        assert_eq!(
+            st,
+            Some(SubjectState {
+                value: "high".into(),
+                jti: Some("a".into())
+            })
+        );
+        let detail: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as("EXPLAIN QUERY PLAN DELETE FROM subject_state WHERE jti = 'a'")
+                .fetch_all(&s.pool)
+                .await
+                .expect("plan");
+        assert!(
+            detail.iter().any(|r| r.3.contains("subject_state_jti")),
+            "the writer's look-up by jti uses the index: {detail:?}"
+        );
+        let failed = Attempt::Failed {
+            http_status: 400,
+            err: None,
+            description: None,
+            error: "x".into(),
+        };
+        s.record_attempt("a", &failed, 2).await.expect("record");
+        assert_eq!(
+            s.subject_state("okta", "user-risk", "u").await.expect("q"),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn pruning_deletes_finished_sets_in_batches_and_never_pending_ones() {
+        let s = mem().await;
+        let rows: Vec<NewOutbox> = (0..7)
+            .map(|i| row(&format!("j{i}"), &format!("s{i}")))
+            .collect();
+        s.accept_signals(&rows, &[], None).await.expect("accept");
+        for (jti, at) in [("j0", 100), ("j1", 100), ("j2", 100), ("j3", 900)] {
+            s.record_attempt(jti, &Attempt::Delivered { http_status: 202 }, at)
+                .await
+                .expect("record");
+        }
+        let failed = Attempt::Failed {
+            http_status: 400,
+            err: None,
+            description: None,
+            error: "x".into(),
+        };
+        s.record_attempt("j4", &failed, 100).await.expect("record");
+        // j5, j6 stay queued, however old.
+        assert_eq!(
+            s.prune_batch(DeliveryStatus::Delivered, 500, 2)
+                .await
+                .expect("prune"),
+            2,
+            "one batch is at most `limit` rows"
+        );
+        assert_eq!(
+            s.prune_batch(DeliveryStatus::Delivered, 500, 2)
+                .await
+                .expect("prune"),
+            1
+        );
+        assert_eq!(
+            s.prune_batch(DeliveryStatus::Delivered, 500, 2)
+                .await
+                .expect("prune"),
+            0
+        );
+        assert!(
+            s.outbox_get("j3").await.expect("get").is_some(),
+            "too young"
+        );
+        assert_eq!(
+            s.prune_batch(DeliveryStatus::Queued, i64::MAX, 100)
+                .await
+                .expect("prune"),
+            0,
+            "pending SETs are never pruned"
+        );
+        assert_eq!(
+            s.prune_batch(DeliveryStatus::Failed, 500, 100)
+                .await
+                .expect("prune"),
+            1
+        );
+        let mut counts = s.status_counts().await.expect("counts");
+        counts.sort_by_key(|(st, _)| st.as_str());
+        assert_eq!(
+            counts,
+            vec![(DeliveryStatus::Delivered, 1), (DeliveryStatus::Queued, 2)]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_probe_commits_through_the_writer() {
+        let s = mem().await;
+        assert!(s.writer_running());
+        s.probe_write(5).await.expect("probe");
+        s.probe_write(6).await.expect("probe again");
+        let at: i64 = sqlx::query_scalar("SELECT at FROM store_probe WHERE id = 1")
+            .fetch_one(&s.pool)
+            .await
+            .expect("row");
+        assert_eq!(at, 6);
+        sqlx::query(
+            "CREATE TRIGGER no_probe BEFORE UPDATE ON store_probe BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        )
+        .execute(&s.pool)
+        .await
+        .expect("trigger");
+        assert!(s.probe_write(7).await.is_err());
     }
 
     #[tokio::test]

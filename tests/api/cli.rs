@@ -169,7 +169,9 @@ impl Server {
     /// `serve --sandbox`, ready once it serves and has registered with the sandbox.
     pub fn start_sandboxed(dir: &Path, envs: &[(&str, &str)]) -> (Server, String) {
         let mut envs = envs.to_vec();
-        envs.push(("SSF_SANDBOX__LISTEN", "127.0.0.1:0"));
+        if !envs.iter().any(|(k, _)| *k == "SSF_SANDBOX__LISTEN") {
+            envs.push(("SSF_SANDBOX__LISTEN", "127.0.0.1:0"));
+        }
         Self::spawn(
             dir,
             &envs,
@@ -564,4 +566,146 @@ async fn trace_logs_hold_no_okta_secret_or_password() {
     }
     let lines = log.len();
     assert!(lines > 50, "trace logging was on ({lines} lines)");
+}
+
+#[tokio::test]
+async fn a_second_serve_on_the_same_database_exits_naming_it() {
+    let dir = tempdir();
+    let (server, _) = Server::start(dir.path(), &[]);
+    let out = run(bin(dir.path()).args(["serve"]));
+    assert!(!out.status.success(), "the second serve must not run");
+    let err = stderr(&out);
+    assert!(
+        err.contains("ssf-transmitter.db"),
+        "names the database: {err}"
+    );
+    assert!(
+        err.contains(&format!("another process (pid {})", server.child.id())),
+        "names the holder: {err}"
+    );
+    server.stop();
+    // Once the first one is gone, the lock is free again.
+    let (server, _) = Server::start(dir.path(), &[]);
+    server.stop();
+}
+
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    format!("127.0.0.1:{port}")
+}
+
+/// `serve --sandbox` restarted with SETs still queued: the fresh sandbox knows the transmitter
+/// before anything is pushed, so they are delivered (not `failed` with `invalid_issuer`); the
+/// sandbox keeps its API token.
+#[tokio::test]
+async fn restarting_serve_sandbox_delivers_what_was_queued_and_keeps_the_api_token() {
+    let dir = tempdir();
+    let admin = "bootstrap-admin-token-abcdefghijklmnop";
+    // Fixed ports: the queued SETs carry this issuer and this org as audience.
+    let (listen, sandbox_listen) = (free_port(), free_port());
+    let envs = [
+        ("SSF_ADMIN_TOKEN", admin),
+        ("SSF_LISTEN", listen.as_str()),
+        ("SSF_SANDBOX__LISTEN", sandbox_listen.as_str()),
+        ("SSF_DELIVERY__BACKOFF_INITIAL_MS", "50"),
+        ("SSF_DELIVERY__BACKOFF_MAX_SECS", "1"),
+    ];
+    let (server, addr) = Server::start_sandboxed(dir.path(), &envs);
+    let creds = |dir: &Path| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join("data/sandbox.json")).expect("read"))
+            .expect("json")
+    };
+    let first = creds(dir.path());
+    let org = first["org_url"].as_str().expect("org").to_owned();
+    let api_token = first["api_token"].as_str().expect("token").to_owned();
+    let http = http_client();
+    let resp = http
+        .put(format!("{org}/__sandbox/faults"))
+        .header("authorization", format!("SSWS {api_token}"))
+        .json(&serde_json::json!({"fail_next": 100000}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let base = format!("http://{addr}");
+    let mut jtis = Vec::new();
+    for email in ["jane.doe@example.com", "john.smith@example.com"] {
+        let resp = http
+            .post(format!("{base}/v1/signals/user-risk"))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({"subject": {"format": "email", "email": email}, "current_level": "high"}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 202);
+        let body: Value = resp.json().await.expect("json");
+        jtis.push(body["jti"].as_str().expect("jti").to_owned());
+    }
+    let status_of = |http: &reqwest::Client, jti: String| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let body: Value = http
+                .get(format!("{base}/v1/signals/{jti}"))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            body["status"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    for jti in &jtis {
+        let mut s = String::new();
+        for _ in 0..200 {
+            s = status_of(&http, jti.clone()).await;
+            if s == "retrying" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(s, "retrying", "{jti} waits while the sandbox fails");
+    }
+    server.stop();
+    // Past the longest back-off: the queued SETs are due the moment the new process starts.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let (server, addr) = Server::start_sandboxed(dir.path(), &envs);
+    assert_eq!(
+        creds(dir.path())["api_token"],
+        api_token,
+        "the API token survives a restart"
+    );
+    assert_eq!(format!("http://{addr}"), base);
+    // A new client: the old one's pooled connections went with the first process.
+    let http = http_client();
+    for jti in &jtis {
+        let mut s = String::new();
+        for _ in 0..400 {
+            s = status_of(&http, jti.clone()).await;
+            if s == "delivered" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(s, "delivered", "{jti} delivered after the restart");
+    }
+    let logs: Value = http
+        .get(format!("{org}/api/v1/logs"))
+        .header("authorization", format!("SSWS {api_token}"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(logs.as_array().map(Vec::len), Some(2), "{logs}");
+    let log = server.stop().join("\n");
+    assert!(
+        !log.contains("invalid_issuer"),
+        "nothing was pushed before the fresh sandbox knew the transmitter: {log}"
+    );
 }

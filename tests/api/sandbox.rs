@@ -423,7 +423,8 @@ async fn providers_api_follows_okta_spec() {
 #[tokio::test]
 async fn a_deactivated_provider_gets_its_sets_refused_and_faults_are_retried() {
     let dir = tempdir();
-    let s = Sandboxed::start(dir.path()).await;
+    // Refusals of the issuer are retried this long before the SET fails.
+    let s = Sandboxed::start_with(dir.path(), |c, _| c.delivery.verify_retry_secs = 1).await;
     let token = s
         .app
         .client_with("ueba", &[Scope::SignalsWrite, Scope::SignalsRead])
@@ -480,7 +481,7 @@ async fn a_deactivated_provider_gets_its_sets_refused_and_faults_are_retried() {
         )
         .await;
     let jti = resp["jti"].as_str().expect("jti").to_owned();
-    for _ in 0..100 {
+    for _ in 0..500 {
         view = s
             .app
             .get_json(&format!("/v1/signals/{jti}"), &token)
@@ -493,6 +494,10 @@ async fn a_deactivated_provider_gets_its_sets_refused_and_faults_are_retried() {
     }
     assert_eq!(view["status"], "failed", "{view}");
     assert_eq!(view["last_error"]["err"], "invalid_issuer");
+    assert!(
+        view["attempts"].as_i64().is_some_and(|a| a >= 2),
+        "retried within verify_retry_secs before failing: {view}"
+    );
 }
 
 #[tokio::test]
@@ -764,7 +769,10 @@ async fn group_members_are_listed_in_link_pages_as_okta_serves_them() {
     let s = Sandboxed::start(dir.path()).await;
     // Everyone holds all 11 demo users; pages of 4, following only the last Link header (what
     // Okta's Python SDK keeps), so rel="next" must come after rel="self".
-    let mut url = format!("{}/api/v1/groups/00g00000000000000001/users?limit=4", s.org_url);
+    let mut url = format!(
+        "{}/api/v1/groups/00g00000000000000001/users?limit=4",
+        s.org_url
+    );
     let mut ids = Vec::new();
     let mut pages = 0;
     loop {
@@ -811,10 +819,7 @@ async fn group_members_are_listed_in_link_pages_as_okta_serves_them() {
 
     // Restricted Users has no members; an unknown group is Okta's 404.
     let resp = s
-        .okta(
-            Method::GET,
-            "/api/v1/groups/00g00000000000000003/users",
-        )
+        .okta(Method::GET, "/api/v1/groups/00g00000000000000003/users")
         .send()
         .await
         .expect("send");
@@ -828,4 +833,56 @@ async fn group_members_are_listed_in_link_pages_as_okta_serves_them() {
     assert_eq!(resp.status(), 404);
     let e: Value = resp.json().await.expect("json");
     assert_eq!(e["errorCode"], "E0000007");
+}
+
+/// Okta accepts a SET for a user it does not have and ignores it; the sandbox accepts it too,
+/// but its System Log says no user matched, so a trial shows the problem.
+#[tokio::test]
+async fn the_system_log_says_when_no_user_matches_a_set() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = s.app.client_with("ueba", &[Scope::SignalsWrite]).await;
+    for email in ["nobody@example.com", "jane.doe@example.com"] {
+        let (status, _) = s
+            .app
+            .post_json(
+                "/v1/signals/user-risk",
+                &token,
+                &json!({"subject": {"format": "email", "email": email}, "current_level": "high"}),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    wait_received(&s, 2).await;
+    let logs: Value = s
+        .okta(Method::GET, "/api/v1/logs")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let entry = |email: &str| {
+        logs.as_array()
+            .and_then(|a| a.iter().find(|e| e["target"][0]["displayName"] == email))
+            .cloned()
+            .unwrap_or_else(|| panic!("no log entry for {email}: {logs}"))
+    };
+    let nobody = entry("nobody@example.com");
+    assert_eq!(nobody["outcome"]["result"], "SKIPPED", "{nobody}");
+    assert!(
+        nobody["outcome"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("No user") && r.contains("nobody@example.com")),
+        "{nobody}"
+    );
+    assert_eq!(nobody["severity"], "WARN");
+    let jane = entry("jane.doe@example.com");
+    assert_eq!(jane["outcome"]["result"], "SUCCESS", "{jane}");
+    assert!(
+        jane["target"][0]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("00u")),
+        "{jane}"
+    );
 }
