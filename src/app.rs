@@ -317,12 +317,7 @@ async fn watch_keys(
 /// Binds the Okta sandbox, points `[okta]` at it (keeping the other `[okta]` settings), and
 /// writes its org URL and API token to `sandbox.json` beside the database file.
 pub async fn attach_sandbox(config: &mut Config, clock: Arc<dyn Clock>) -> anyhow::Result<Sandbox> {
-    let credentials = match config.database().map_err(anyhow::Error::new)? {
-        DatabaseLocation::Sqlite { path: Some(db), .. } => db
-            .parent()
-            .map_or_else(|| PathBuf::from("sandbox.json"), |d| d.join("sandbox.json")),
-        DatabaseLocation::Sqlite { path: None, .. } => PathBuf::from("sandbox.json"),
-    };
+    let credentials = sandbox_credentials_path(config)?;
     // A restart keeps the API token of the previous run; the directory and log start afresh.
     let kept = Sandbox::read_api_token(&credentials)?;
     let sandbox = Sandbox::bind_with_token(config.sandbox.listen, clock, kept).await?;
@@ -391,15 +386,51 @@ pub fn okta_client(
     })
 }
 
-/// The Management API client of `[okta]` for the CLI, or an error saying what to configure.
+/// Where `serve --sandbox` writes the sandbox's org URL and API token: `sandbox.json` beside
+/// the database file.
+pub fn sandbox_credentials_path(config: &Config) -> anyhow::Result<PathBuf> {
+    Ok(match config.database().map_err(anyhow::Error::new)? {
+        DatabaseLocation::Sqlite { path: Some(db), .. } => db
+            .parent()
+            .map_or_else(|| PathBuf::from("sandbox.json"), |d| d.join("sandbox.json")),
+        DatabaseLocation::Sqlite { path: None, .. } => PathBuf::from("sandbox.json"),
+    })
+}
+
+/// The org and API token a running `serve --sandbox` wrote beside the database, if any.
+fn running_sandbox(config: &Config) -> Option<(String, secrecy::SecretString)> {
+    let path = sandbox_credentials_path(config).ok()?;
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let org = doc.get("org_url")?.as_str()?.to_owned();
+    let token = doc.get("api_token")?.as_str()?.to_owned();
+    Some((org, secrecy::SecretString::from(token)))
+}
+
+/// The Management API client of `[okta]` for the CLI — or, without `[okta]`, of the sandbox a
+/// `serve --sandbox` beside this database runs — or a configuration error saying what to set.
 fn management_client(config: &Config) -> anyhow::Result<OktaClient> {
-    let okta = config
-        .okta
-        .as_ref()
-        .context("no [okta] org configured (SSF_OKTA__ORG_URL)")?;
-    okta_client(okta, Arc::new(crate::clock::SystemClock))?.context(
-        "no Okta Management API credentials configured (SSF_OKTA__API_TOKEN or [okta.oauth])",
-    )
+    use crate::config::{ConfigError, ConfigErrors};
+    let Some(okta) = config.okta.as_ref() else {
+        if let Some((org, token)) = running_sandbox(config) {
+            tracing::info!(org_url = %org, "no [okta] configured; using the sandbox of `serve --sandbox`");
+            return Ok(OktaClient::with_api_token(&org, token)?);
+        }
+        return Err(ConfigErrors(vec![ConfigError::new(
+            "okta.org_url",
+            "no Okta org is configured: set [okta] org_url (SSF_OKTA__ORG_URL) and api_token \
+             (SSF_OKTA__API_TOKEN) or [okta.oauth], or start `serve --sandbox` first (its \
+             sandbox.json beside the database is then used)",
+        )])
+        .into());
+    };
+    okta_client(okta, Arc::new(crate::clock::SystemClock))?.ok_or_else(|| {
+        ConfigErrors(vec![ConfigError::new(
+            "okta.api_token",
+            "no Okta Management API credentials are configured: set SSF_OKTA__API_TOKEN (or \
+             api_token_file) or [okta.oauth]",
+        )])
+        .into()
+    })
 }
 
 /// This transmitter's Security Events Provider in the org of `[okta]`, if registered.
@@ -434,6 +465,24 @@ pub async fn serve_with_sandbox<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    if let Some(org) = config
+        .okta
+        .as_ref()
+        .filter(|o| !o.org_url.trim().is_empty())
+    {
+        return Err(
+            crate::config::ConfigErrors(vec![crate::config::ConfigError::new(
+                "okta.org_url",
+                format!(
+                    "`serve --sandbox` sends signals and enforcement to its own sandbox org, but \
+                 [okta] org_url (SSF_OKTA__ORG_URL) is set to {}; unset it to use the sandbox, \
+                 or run `serve` without --sandbox to use that org",
+                    org.org_url
+                ),
+            )])
+            .into(),
+        );
+    }
     let sandbox = attach_sandbox(&mut config, clock.clone()).await?;
     let mut app = Application::build(config.clone(), clock).await?;
     // Nothing is pushed before the fresh sandbox knows this transmitter: SETs still queued from
@@ -515,30 +564,37 @@ async fn maintain(
     }
 }
 
-/// Resolves when SIGTERM or SIGINT arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves when SIGTERM or SIGINT arrives. The handlers are installed when this is called,
+/// not when the future is first polled, so a signal that arrives right after the service has
+/// logged `serving` still stops it gracefully instead of killing it.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (terminate, interrupt) {
+                (Ok(mut t), Ok(mut i)) => {
+                    tokio::select! {
+                        _ = t.recv() => {},
+                        _ = i.recv() => {},
+                    }
+                }
+                (t, i) => {
+                    for e in [t.err(), i.err()].into_iter().flatten() {
+                        tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT");
+                    }
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

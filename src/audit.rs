@@ -3,13 +3,40 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::auth::Caller;
 use crate::store::{NewAudit, Store};
+
+/// Who an audit row names: the API client's stable id and its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor<'a> {
+    /// Stable id (`admin-token` for the bootstrap token, `cli` for the command line).
+    pub id: &'a str,
+    /// Name.
+    pub name: &'a str,
+}
+
+impl Actor<'static> {
+    /// The command line (`ssf-transmitter clients …`, `keys …`).
+    pub const CLI: Actor<'static> = Actor {
+        id: crate::auth::CLI_ACTOR,
+        name: crate::auth::CLI_ACTOR,
+    };
+}
+
+impl<'a> From<&'a Caller> for Actor<'a> {
+    fn from(c: &'a Caller) -> Self {
+        Actor {
+            id: &c.id,
+            name: &c.name,
+        }
+    }
+}
 
 /// Records one action and its outcome.
 pub async fn record(
     store: &Store,
     at: DateTime<Utc>,
-    actor: &str,
+    actor: Actor<'_>,
     action: &str,
     target: Option<&str>,
     outcome: Result<(), &str>,
@@ -25,7 +52,7 @@ pub async fn record(
 pub async fn record_detail(
     store: &Store,
     at: DateTime<Utc>,
-    actor: &str,
+    actor: Actor<'_>,
     action: &str,
     target: Option<&str>,
     ok: bool,
@@ -34,13 +61,14 @@ pub async fn record_detail(
     let outcome = if ok { "ok" } else { "error" };
     let entry = NewAudit {
         at,
-        actor,
+        actor: actor.name,
+        actor_id: actor.id,
         action,
         target,
         outcome,
         detail,
     };
     if let Err(e) = store.append_audit(entry).await {
-        tracing::error!(error = %e, actor, action, target, "could not write the audit log");
+        tracing::error!(error = %e, actor = actor.name, actor_id = actor.id, action, target, "could not write the audit log");
     }
 }

@@ -132,6 +132,12 @@ impl Caller {
 /// The name audit rows and logs use for the bootstrap admin token.
 pub const BOOTSTRAP_CALLER: &str = "admin-token";
 
+/// The name audit rows use for the command line.
+pub const CLI_ACTOR: &str = "cli";
+
+/// Names the service uses for itself in audit rows; no API client may take them.
+pub const RESERVED_CLIENT_NAMES: &[&str] = &[BOOTSTRAP_CALLER, CLI_ACTOR];
+
 /// Resolves bearer tokens to callers.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -222,6 +228,14 @@ pub fn validate_client_name(name: &str) -> Result<(), ClientError> {
             "name may only hold letters, digits, '.', '_' and '-'".into(),
         ));
     }
+    if RESERVED_CLIENT_NAMES
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
+        return Err(ClientError::Invalid(format!(
+            "name '{name}' is reserved: audit rows use it for the service itself"
+        )));
+    }
     Ok(())
 }
 
@@ -291,5 +305,8 @@ mod tests {
         assert!(validate_client_name("").is_err());
         assert!(validate_client_name("has space").is_err());
         assert!(validate_client_name(&"x".repeat(65)).is_err());
+        for reserved in ["admin-token", "cli", "CLI", "Admin-Token"] {
+            assert!(validate_client_name(reserved).is_err(), "{reserved}");
+        }
     }
 }

@@ -402,6 +402,26 @@ pub struct SandboxConfig {
     /// `serve --sandbox` talks to the sandbox's Management API as its OAuth service app
     /// (private_key_jwt + DPoP) instead of with its API token. `SSF_SANDBOX__OAUTH`.
     pub oauth: bool,
+    /// Let `listen` be a non-loopback address. The sandbox hands out its API token to anyone who
+    /// can read `sandbox.json` and accepts any client: never expose it by accident.
+    /// `SSF_SANDBOX__ALLOW_NON_LOOPBACK`.
+    pub allow_non_loopback: bool,
+}
+
+impl SandboxConfig {
+    /// Checks the sandbox is not exposed by accident.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        if self.listen.ip().is_loopback() || self.allow_non_loopback {
+            return Vec::new();
+        }
+        vec![ConfigError::new(
+            "sandbox.listen",
+            format!(
+                "{} is not a loopback address; the sandbox is a test org with a well-known token and                  must not be reachable from other hosts. Use 127.0.0.1, or set                  [sandbox] allow_non_loopback = true (SSF_SANDBOX__ALLOW_NON_LOOPBACK) if you mean it",
+                self.listen
+            ),
+        )]
+    }
 }
 
 impl Default for SandboxConfig {
@@ -410,6 +430,7 @@ impl Default for SandboxConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             seed_file: None,
             oauth: false,
+            allow_non_loopback: false,
         }
     }
 }
@@ -655,7 +676,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: &str, message: impl Into<String>) -> Self {
+    /// A problem with the setting at `key`.
+    pub fn new(key: &str, message: impl Into<String>) -> Self {
         Self {
             key: key.to_owned(),
             message: message.into(),
@@ -780,6 +802,7 @@ impl Config {
         if let Err(e) = self.database() {
             errors.push(e);
         }
+        errors.extend(self.sandbox.validate());
         if let Err(e) = check_dir_usable(&self.keys_dir) {
             errors.push(ConfigError::new("keys_dir", e));
         }

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod enforcement;
+pub mod files;
 pub mod http;
 pub mod ids;
 pub mod keys;

@@ -160,6 +160,14 @@ fn main() -> ExitCode {
         config,
     )) {
         Ok(()) => ExitCode::SUCCESS,
+        // A configuration error, found at load time or later: exit 2, like clap's usage errors.
+        Err(e)
+            if e.downcast_ref::<ssf_transmitter::config::ConfigErrors>()
+                .is_some() =>
+        {
+            eprintln!("{e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -178,6 +186,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             app::serve_with_sandbox(config, clock, app::shutdown_signal()).await
         }
         Command::Sandbox => {
+            let problems = config.sandbox.validate();
+            if !problems.is_empty() {
+                return Err(ssf_transmitter::config::ConfigErrors(problems).into());
+            }
             let sandbox = ssf_transmitter::sandbox::Sandbox::bind_with_token(
                 config.sandbox.listen,
                 clock,
@@ -311,7 +323,7 @@ async fn keys(cmd: KeysCommand, config: &Config, clock: Arc<dyn Clock>) -> anyho
     audit::record(
         &store,
         now,
-        "cli",
+        audit::Actor::CLI,
         action,
         target.as_deref(),
         err.as_deref().map_or(Ok(()), Err),
@@ -348,7 +360,7 @@ async fn clients(
             audit::record(
                 &store,
                 now,
-                "cli",
+                audit::Actor::CLI,
                 "client.add",
                 Some(&add.name),
                 err.as_deref().map_or(Ok(()), Err),
@@ -396,7 +408,15 @@ async fn clients(
             } else {
                 Err("no active client with this name")
             };
-            audit::record(&store, now, "cli", "client.revoke", Some(&name), outcome).await;
+            audit::record(
+                &store,
+                now,
+                audit::Actor::CLI,
+                "client.revoke",
+                Some(&name),
+                outcome,
+            )
+            .await;
             match revoked {
                 Some(c) => {
                     println!("revoked API client {}", c.name);

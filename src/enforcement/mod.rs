@@ -917,7 +917,7 @@ impl Enforcer {
         crate::audit::record_detail(
             &self.store,
             self.clock.now(),
-            &caller.name,
+            caller.into(),
             &format!("user.{action}"),
             Some(target),
             false,
@@ -978,7 +978,7 @@ impl Enforcer {
         crate::audit::record_detail(
             &self.store,
             self.clock.now(),
-            &caller.name,
+            caller.into(),
             "okta.provider.register",
             Some(issuer),
             result.is_ok(),
@@ -1083,7 +1083,7 @@ impl Enforcer {
         crate::audit::record_detail(
             &self.store,
             now,
-            &caller.name,
+            caller.into(),
             &audit_action,
             Some(&target),
             ok,

@@ -148,7 +148,7 @@ pub async fn add_client(
     crate::audit::record(
         &state.store,
         now,
-        &auth.caller.name,
+        (&auth.caller).into(),
         "client.add",
         Some(&body.name),
         outcome.as_deref().map_or(Ok(()), Err),
@@ -190,7 +190,7 @@ pub async fn revoke_client(
     crate::audit::record(
         &state.store,
         now,
-        &auth.caller.name,
+        (&auth.caller).into(),
         "client.revoke",
         Some(&name),
         outcome,

@@ -77,7 +77,7 @@ impl From<KeyDirError> for ApiError {
 /// Runs a key-directory change off the async threads, reloads the ring, audits the outcome.
 async fn change<F>(
     state: &AppState,
-    actor: &str,
+    actor: crate::audit::Actor<'_>,
     action: &str,
     target: Option<String>,
     op: F,
@@ -154,7 +154,7 @@ pub async fn generate_key(
     }
     let info = change(
         &state,
-        &auth.caller.name,
+        (&auth.caller).into(),
         "key.generate",
         None,
         move |dir, now| dir.generate(bits, now),
@@ -182,7 +182,7 @@ pub async fn import_key(
     let pem = zeroize::Zeroizing::new(body.pem.into_bytes());
     let info = change(
         &state,
-        &auth.caller.name,
+        (&auth.caller).into(),
         "key.import",
         None,
         move |dir, now| dir.import(&pem, now),
@@ -214,7 +214,7 @@ pub async fn activate_key(
     let target = kid.clone();
     let info = change(
         &state,
-        &auth.caller.name,
+        (&auth.caller).into(),
         "key.activate",
         Some(target),
         move |dir, now| dir.activate(&kid, force, now),
@@ -254,7 +254,7 @@ pub async fn retire_key(
     let target = kid.clone();
     let info = change(
         &state,
-        &auth.caller.name,
+        (&auth.caller).into(),
         "key.retire",
         Some(target),
         move |dir, now| dir.retire(&kid, now),

@@ -1088,6 +1088,10 @@ pub struct AuditRow {
     pub at: String,
     /// Who (API client name, `admin-token`, `cli`).
     pub client: String,
+    /// The API client's stable id (names can be reused after a revocation, ids cannot); absent
+    /// on rows written before ids were recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// What.
     pub action: String,
     /// On what.
@@ -1146,6 +1150,7 @@ pub async fn audit(
                 id: r.id,
                 at: r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 client: r.actor,
+                client_id: r.actor_id,
                 action: r.action,
                 target: r.target,
                 outcome: r.outcome,

@@ -224,6 +224,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             (state.clone(), max_body_bytes),
             idempotency::enforcement,
         ))
+        .layer(middleware::from_fn(no_store_under_v1))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // Inside the problem+json mapper, so a panic's 500 is rendered like every other error.
         .layer(CatchPanicLayer::new())
@@ -257,6 +258,20 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ]))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// `Cache-Control: no-store` on every `/v1/*` answer (errors included): they may carry
+/// one-time secrets, tokens or personal data that no cache or proxy should keep.
+async fn no_store_under_v1(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/v1/");
+    let mut resp = next.run(req).await;
+    if api {
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    resp
 }
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {

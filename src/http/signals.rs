@@ -711,7 +711,7 @@ pub async fn retry_signal(
     crate::audit::record(
         &state.store,
         now,
-        &auth.caller.name,
+        (&auth.caller).into(),
         "signal.retry",
         Some(&jti),
         outcome.as_ref().map(|_| ()).map_err(String::as_str),

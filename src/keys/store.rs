@@ -59,11 +59,20 @@ struct DirLock {
 }
 
 impl KeyDir {
-    /// Opens (creating when missing, mode 0700) a keys directory.
+    /// Opens (creating when missing) a keys directory; the directory is made 0700 and its key
+    /// files and manifest 0600, also when they exist with looser modes (each change is logged).
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, KeyDirError> {
         let path = path.into();
         match fs::metadata(&path) {
-            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_dir() => {
+                crate::files::tighten(&path, 0o700).map_err(io_err(&path))?;
+                for entry in fs::read_dir(&path).map_err(io_err(&path))? {
+                    let p = entry.map_err(io_err(&path))?.path();
+                    if p.is_file() {
+                        crate::files::tighten(&p, 0o600).map_err(io_err(&p))?;
+                    }
+                }
+            }
             Ok(_) => {
                 return Err(KeyDirError::Invalid(format!(
                     "keys dir {} is not a directory",

@@ -161,8 +161,10 @@ pub struct NewClient<'a> {
 pub struct NewAudit<'a> {
     /// When.
     pub at: DateTime<Utc>,
-    /// Who (API client name, `admin-token`, `cli`).
+    /// Who: the API client's name (`admin-token`, `cli` for the service's own).
     pub actor: &'a str,
+    /// The API client's stable id (`admin-token`, `cli` for the service's own).
+    pub actor_id: &'a str,
     /// What (`key.activate`, `client.add`, …).
     pub action: &'a str,
     /// On what.
@@ -195,8 +197,10 @@ pub struct AuditEntry {
     pub id: i64,
     /// When.
     pub at: DateTime<Utc>,
-    /// Who.
+    /// Who (name).
     pub actor: String,
+    /// Who (stable client id; `None` on rows written before ids were recorded).
+    pub actor_id: Option<String>,
     /// What.
     pub action: String,
     /// On what.

@@ -270,6 +270,22 @@ impl SqliteStore {
             })
             .connect_with(options)
             .await?;
+        if let Some(db) = path {
+            // The database holds token digests, signed SETs and the audit trail: owner only,
+            // also when the files exist with looser modes (each change is logged).
+            let mut wal = db.as_os_str().to_owned();
+            wal.push("-wal");
+            let mut shm = db.as_os_str().to_owned();
+            shm.push("-shm");
+            for p in [db.to_path_buf(), wal.into(), shm.into()] {
+                crate::files::tighten(&p, 0o600).map_err(|e| {
+                    StoreError::Setup(format!(
+                        "cannot set the mode of {} to 0600: {e}",
+                        p.display()
+                    ))
+                })?;
+            }
+        }
         let (writer, rx) = mpsc::channel(4 * GROUP_MAX);
         tokio::spawn(group_writer(pool.clone(), rx));
         Ok(Self { pool, writer })
@@ -356,10 +372,11 @@ impl SqliteStore {
 
     pub(super) async fn append_audit(&self, e: NewAudit<'_>) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (at, actor, actor_id, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(e.at)
         .bind(e.actor)
+        .bind(e.actor_id)
         .bind(e.action)
         .bind(e.target)
         .bind(e.outcome)
@@ -628,7 +645,7 @@ impl SqliteStore {
         f: &super::AuditFilter,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, at, actor, action, target, outcome, detail FROM audit_log \
+            "SELECT id, at, actor, actor_id, action, target, outcome, detail FROM audit_log \
              WHERE (?1 IS NULL OR instr(lower(target), lower(?1)) > 0) AND (?2 IS NULL OR action = ?2) \
              AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR at >= ?4) ORDER BY id DESC LIMIT ?5",
         )
@@ -645,6 +662,7 @@ impl SqliteStore {
                     id: r.try_get("id")?,
                     at: r.try_get("at")?,
                     actor: r.try_get("actor")?,
+                    actor_id: r.try_get("actor_id")?,
                     action: r.try_get("action")?,
                     target: r.try_get("target")?,
                     outcome: r.try_get("outcome")?,
@@ -1051,6 +1069,7 @@ mod tests {
         s.append_audit(NewAudit {
             at: Utc::now(),
             actor: "cli",
+            actor_id: "cli",
             action: "key.generate",
             target: Some("kid"),
             outcome: "ok",

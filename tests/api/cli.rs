@@ -227,7 +227,7 @@ impl Server {
     }
 
     /// SIGTERM; asserts a clean exit and returns every log line.
-    fn stop(mut self) -> Vec<String> {
+    pub fn stop(mut self) -> Vec<String> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();

@@ -10,6 +10,7 @@ mod delivery;
 mod discovery;
 mod enforce;
 mod errors;
+mod exposure;
 mod keys;
 mod okta_contract;
 mod okta_oauth;
