@@ -31,6 +31,8 @@ const PRUNE_PAUSE: Duration = Duration::from_millis(100);
 /// A built, bound application, ready to run.
 pub struct Application {
     listener: TcpListener,
+    public: Option<TcpListener>,
+    tls: Option<Tls>,
     state: AppState,
     config: Config,
     worker: Option<Worker>,
@@ -44,6 +46,104 @@ impl std::fmt::Debug for Application {
             .field("addr", &self.listener.local_addr().ok())
             .field("issuer", &self.state.issuer)
             .finish_non_exhaustive()
+    }
+}
+
+/// Native TLS of the listeners: the certificate (reloaded when its files change) and which
+/// listeners use it.
+#[derive(Clone)]
+struct Tls {
+    rustls: axum_server::tls_rustls::RustlsConfig,
+    settings: crate::config::TlsConfig,
+}
+
+impl Tls {
+    async fn load(settings: &crate::config::TlsConfig) -> anyhow::Result<Self> {
+        let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(
+            &settings.cert_file,
+            &settings.key_file,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "tls: cannot load the certificate {} and key {} (PEM; the key PKCS#8, PKCS#1 or SEC1)",
+                settings.cert_file.display(),
+                settings.key_file.display()
+            )
+        })?;
+        Ok(Self {
+            rustls,
+            settings: settings.clone(),
+        })
+    }
+
+    fn modified(&self) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+        let m = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        Some((m(&self.settings.cert_file)?, m(&self.settings.key_file)?))
+    }
+
+    /// Re-reads the files whenever their modification time changes; a broken pair is logged and
+    /// the previous certificate kept.
+    async fn watch(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut seen = self.modified();
+        let mut tick = tokio::time::interval(Duration::from_secs(self.settings.reload_secs.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let now = self.modified();
+            if now.is_none() || now == seen {
+                continue;
+            }
+            match self
+                .rustls
+                .reload_from_pem_file(&self.settings.cert_file, &self.settings.key_file)
+                .await
+            {
+                Ok(()) => {
+                    seen = now;
+                    tracing::info!(cert = %self.settings.cert_file.display(), "TLS certificate reloaded");
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    cert = %self.settings.cert_file.display(),
+                    "the TLS certificate or key changed but cannot be loaded; keeping the previous one"
+                ),
+            }
+        }
+    }
+}
+
+/// Serves `app` on `listener` (over TLS when given) until `stop` turns true, then lets
+/// in-flight requests finish.
+async fn serve_on(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                let _ = stop.wait_for(|s| *s).await;
+                h.graceful_shutdown(None);
+            });
+            axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+        }
     }
 }
 
@@ -98,13 +198,34 @@ impl Application {
         config.validate().map_err(anyhow::Error::new)?;
         // Before anything else touches the database: a second `serve` on it refuses to start.
         let writer_lock = WriterLock::acquire(&config.database().map_err(anyhow::Error::new)?)?;
+        let tls = match &config.tls {
+            Some(t) => Some(Tls::load(t).await?),
+            None => None,
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (SSF_LISTEN)", config.listen))?;
-        let bound = listener.local_addr().context("no local address")?;
+        let public = match config.public_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (SSF_PUBLIC_LISTEN)"))?,
+            ),
+            None => None,
+        };
+        // Receivers reach the public listener when there is one.
+        let (bound, on_public) = match &public {
+            Some(p) => (p.local_addr().context("no local address")?, true),
+            None => (listener.local_addr().context("no local address")?, false),
+        };
+        let scheme = if tls.as_ref().is_some_and(|t| t.settings.on(on_public)) {
+            "https"
+        } else {
+            "http"
+        };
         let issuer = match config.issuer_url().map_err(anyhow::Error::new)? {
             Some(url) => issuer_string(&url),
-            None => format!("http://{bound}"),
+            None => format!("{scheme}://{bound}"),
         };
         let store = open_store(&config).await?;
         let keys = open_keys(&config, &clock).await?;
@@ -176,6 +297,8 @@ impl Application {
         };
         Ok(Self {
             listener,
+            public,
+            tls,
             state,
             config,
             worker,
@@ -199,6 +322,11 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// The public listener's address, when `public_listen` is set.
+    pub fn public_addr(&self) -> Option<SocketAddr> {
+        self.public.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The issuer in effect.
     pub fn issuer(&self) -> &str {
         &self.state.issuer
@@ -217,6 +345,8 @@ impl Application {
     {
         let Self {
             listener,
+            public,
+            tls,
             state,
             config,
             worker,
@@ -225,6 +355,12 @@ impl Application {
         } = self;
         let app = router(state.clone(), config.max_body_bytes);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let tls_for = |on_public: bool| {
+            tls.as_ref()
+                .filter(|t| t.settings.on(on_public))
+                .map(|t| t.rustls.clone())
+        };
+        let tls_watch = tls.clone().map(|t| tokio::spawn(t.watch(stop_rx.clone())));
         let reloader = tokio::spawn(watch_keys(
             state.clone(),
             Duration::from_secs(config.keys_reload_secs),
@@ -252,15 +388,46 @@ impl Application {
             config.delivery.clone(),
             stop_rx.clone(),
         ));
-        tracing::info!(addr = %listener.local_addr()?, issuer = %state.issuer, active_kid = %state.keys.ring().active_kid(), "serving");
+        let public_addr = public.as_ref().and_then(|p| p.local_addr().ok());
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            public_addr = %public_addr.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            tls_api = tls_for(false).is_some(),
+            tls_public = public_addr.is_some() && tls_for(true).is_some(),
+            issuer = %state.issuer,
+            active_kid = %state.keys.ring().active_kid(),
+            "serving"
+        );
         let mut grace_rx = stop_rx.clone();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutdown requested; draining in-flight requests");
             let _ = stop_tx.send(true);
         });
+        let api_server = serve_on(listener, app, tls_for(false), stop_rx.clone());
+        let public_server = async {
+            match public {
+                Some(p) => {
+                    serve_on(
+                        p,
+                        crate::http::public_router(state.clone()),
+                        tls_for(true),
+                        stop_rx.clone(),
+                    )
+                    .await
+                }
+                None => Ok(()),
+            }
+        };
+        let servers = async {
+            tokio::try_join!(
+                async { api_server.await.context("API listener failed") },
+                async { public_server.await.context("public listener failed") },
+            )
+            .map(|_| ())
+        };
         let served = tokio::select! {
-            r = server => r.context("server error"),
+            r = servers => r,
             () = async move {
                 let _ = grace_rx.wait_for(|stopped| *stopped).await;
                 tokio::time::sleep(grace).await;
@@ -269,6 +436,9 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(t) = tls_watch {
+            t.abort();
+        }
         reloader.abort();
         maintenance.abort();
         if let Some(d) = delivery {

@@ -37,6 +37,11 @@ pub enum LogFormat {
 pub struct Config {
     /// Address the HTTP API listens on. `SSF_LISTEN`.
     pub listen: SocketAddr,
+    /// Address of an optional second listener serving only what receivers must reach —
+    /// `/.well-known/*` and `/healthz` — so the API need not be exposed. `SSF_PUBLIC_LISTEN`.
+    pub public_listen: Option<SocketAddr>,
+    /// Native TLS on the listeners (`[tls]`); absent: plain HTTP (e.g. behind a reverse proxy).
+    pub tls: Option<TlsConfig>,
     /// Public base URL of this transmitter; the `iss` of every SET. `SSF_ISSUER`.
     /// Default: `http://{bound address}` (only allowed when listening on loopback).
     pub issuer: Option<String>,
@@ -68,6 +73,68 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// Direct enforcement (`[enforcement]`): password policy and identity mapping.
     pub enforcement: EnforcementConfig,
+}
+
+/// `[tls]`: a certificate and key (PEM) for native TLS (rustls), picked up again when the files
+/// change.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM (leaf first). `SSF_TLS__CERT_FILE`.
+    pub cert_file: PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1). `SSF_TLS__KEY_FILE`.
+    pub key_file: PathBuf,
+    /// TLS on the API listener (`listen`). Default true. `SSF_TLS__API`.
+    #[serde(default = "default_true")]
+    pub api: bool,
+    /// TLS on the public listener (`public_listen`). Default true. `SSF_TLS__PUBLIC`.
+    #[serde(default = "default_true")]
+    pub public: bool,
+    /// Seconds between checks of the files for a renewed certificate. Default 10.
+    /// `SSF_TLS__RELOAD_SECS`.
+    #[serde(default = "default_tls_reload_secs")]
+    pub reload_secs: u64,
+}
+
+fn default_tls_reload_secs() -> u64 {
+    10
+}
+
+impl TlsConfig {
+    fn validate(&self, has_public: bool) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        for (key, path) in [
+            ("tls.cert_file", &self.cert_file),
+            ("tls.key_file", &self.key_file),
+        ] {
+            match std::fs::read(path) {
+                Ok(b) if String::from_utf8_lossy(&b).contains("-----BEGIN ") => {}
+                Ok(_) => errors.push(ConfigError::new(
+                    key,
+                    format!("{} holds no PEM block", path.display()),
+                )),
+                Err(e) => errors.push(ConfigError::new(
+                    key,
+                    format!("cannot read {}: {e}", path.display()),
+                )),
+            }
+        }
+        if !(self.api || (self.public && has_public)) {
+            errors.push(ConfigError::new(
+                "tls",
+                "no listener terminates TLS: set api = true, or public = true with public_listen",
+            ));
+        }
+        if self.reload_secs == 0 {
+            errors.push(ConfigError::new("tls.reload_secs", "must be at least 1"));
+        }
+        errors
+    }
+
+    /// Whether the API listener (`public = false`) or the public one (`true`) speaks TLS.
+    pub fn on(&self, public: bool) -> bool {
+        if public { self.public } else { self.api }
+    }
 }
 
 /// `[okta]`: the org whose Shared Signals receiver gets our SETs.
@@ -647,6 +714,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_listen: None,
+            tls: None,
             issuer: None,
             database_url: "sqlite://data/ssf-transmitter.db".to_owned(),
             keys_dir: PathBuf::from("keys"),
@@ -788,6 +857,21 @@ impl Config {
         let mut errors = Vec::new();
         if let Err(e) = self.issuer_url() {
             errors.push(e);
+        }
+        if let Some(t) = &self.tls {
+            errors.extend(t.validate(self.public_listen.is_some()));
+        }
+        if let Some(p) = self.public_listen
+            && self.issuer.is_none()
+            && !p.ip().is_loopback()
+        {
+            errors.push(ConfigError::new(
+                "issuer",
+                format!(
+                    "public_listen {p} is not loopback, so the public issuer URL cannot be derived; \
+                     set SSF_ISSUER to the https:// URL receivers reach this service at"
+                ),
+            ));
         }
         if self.issuer.is_none() && !self.listen.ip().is_loopback() {
             errors.push(ConfigError::new(

@@ -205,19 +205,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 /// middleware.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let (api, doc) = api_router().split_for_parts();
-    let mut app = api;
-    let issuer_path = well_known::issuer_path(&state.issuer);
-    if !issuer_path.is_empty() {
-        // SSF §7.2: metadata lives at /.well-known/ssf-configuration + the issuer's path.
-        app = app.route(
-            &format!("/.well-known/ssf-configuration{issuer_path}"),
-            axum::routing::get(well_known::ssf_configuration),
-        );
-    }
+    let app = with_issuer_path(api, &state);
     let swagger: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/docs")
         .url("/openapi.json", doc)
         .into();
-    app.merge(swagger)
+    let app = app
+        .merge(swagger)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(
@@ -225,7 +218,46 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             idempotency::enforcement,
         ))
         .layer(middleware::from_fn(no_store_under_v1))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    with_common_layers(app, state)
+}
+
+/// The public listener's router: only what receivers must reach — the JWKS, the SSF metadata
+/// and liveness. Everything else, every `/v1/*` path included, is a 404 there.
+pub fn public_router(state: AppState) -> Router {
+    let app = Router::new()
+        .route("/healthz", axum::routing::get(health::healthz))
+        .route(
+            "/.well-known/jwks.json",
+            axum::routing::get(well_known::jwks),
+        )
+        .route(
+            "/.well-known/ssf-configuration",
+            axum::routing::get(well_known::ssf_configuration),
+        );
+    let app = with_issuer_path(app, &state)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(4096));
+    with_common_layers(app, state)
+}
+
+/// SSF §7.2: the metadata also lives at /.well-known/ssf-configuration + the issuer's path.
+fn with_issuer_path(app: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let issuer_path = well_known::issuer_path(&state.issuer);
+    if issuer_path.is_empty() {
+        return app;
+    }
+    app.route(
+        &format!("/.well-known/ssf-configuration{issuer_path}"),
+        axum::routing::get(well_known::ssf_configuration),
+    )
+}
+
+/// What every listener's requests pass through: panics caught and rendered as problem+json,
+/// metrics, request ids, tracing, and secrets kept out of logs.
+fn with_common_layers(app: Router<AppState>, state: AppState) -> Router {
+    app
         // Inside the problem+json mapper, so a panic's 500 is rendered like every other error.
         .layer(CatchPanicLayer::new())
         .layer(middleware::map_response(error::ensure_problem_json))

@@ -248,3 +248,224 @@ async fn okta_status_finds_the_sandbox_of_a_running_serve_sandbox() {
     assert!(text.contains("is ACTIVE"), "{text}");
     server.stop();
 }
+
+/// A fresh CA and a P-256 certificate it issued for 127.0.0.1, the pair written (atomically) to
+/// `cert`/`key`; returns the CA's PEM, which a client trusts.
+fn issue(
+    dir: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    cn: &str,
+) -> Vec<u8> {
+    let f = |ext: &str| dir.join(format!("{cn}.{ext}"));
+    let openssl = |args: Vec<std::ffi::OsString>| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let os = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+    let mut ca = os(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+    ]);
+    ca.extend(os(&["-subj", &format!("/CN={cn} CA"), "-keyout"]));
+    ca.push(f("ca.key").into());
+    ca.push("-out".into());
+    ca.push(f("ca.crt").into());
+    openssl(ca);
+    let mut leaf = os(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+    ]);
+    leaf.extend(os(&[
+        "-subj",
+        &format!("/CN={cn}"),
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-CA",
+    ]));
+    leaf.push(f("ca.crt").into());
+    leaf.push("-CAkey".into());
+    leaf.push(f("ca.key").into());
+    leaf.push("-keyout".into());
+    leaf.push(f("key").into());
+    leaf.push("-out".into());
+    leaf.push(f("crt").into());
+    openssl(leaf);
+    std::fs::rename(f("key"), key).expect("key");
+    std::fs::rename(f("crt"), cert).expect("cert");
+    std::fs::read(f("ca.crt")).expect("ca")
+}
+
+fn trusting(pem: &[u8]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem).expect("pem")])
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn the_public_listener_serves_discovery_only_over_tls_and_picks_up_a_new_certificate() {
+    let dir = tempdir();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let first = issue(dir.path(), &cert, &key, "first");
+    let mut config = config_for(dir.path());
+    config.public_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    config.tls = Some(ssf_transmitter::config::TlsConfig {
+        cert_file: cert.clone(),
+        key_file: key.clone(),
+        api: false,
+        public: true,
+        reload_secs: 1,
+    });
+    let app = ssf_transmitter::Application::build(config, Arc::new(SystemClock))
+        .await
+        .expect("build");
+    let api = format!("http://{}", app.local_addr());
+    let public = format!("https://{}", app.public_addr().expect("public listener"));
+    assert_eq!(app.issuer(), public, "receivers reach the public listener");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+
+    let tls = trusting(&first);
+    for path in [
+        "/.well-known/jwks.json",
+        "/.well-known/ssf-configuration",
+        "/healthz",
+    ] {
+        let resp = tls
+            .get(format!("{public}{path}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+    let meta: serde_json::Value = tls
+        .get(format!("{public}/.well-known/ssf-configuration"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(meta["issuer"], public.as_str());
+    for path in [
+        "/v1/admin/keys",
+        "/v1/signals",
+        "/v1/users/jane.doe",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs/",
+    ] {
+        let resp = tls
+            .get(format!("{public}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 404, "{path} must not be served publicly");
+        assert_eq!(
+            resp.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json")
+        );
+    }
+    // Plain HTTP is refused on the TLS listener; the API listener stays plain (api = false).
+    let plain = crate::helpers::http_client();
+    assert!(
+        plain
+            .get(format!("{}/healthz", public.replace("https://", "http://")))
+            .send()
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+    );
+    let resp = plain
+        .get(format!("{api}/v1/admin/keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+
+    // A renewed certificate is picked up without a restart.
+    let second = issue(dir.path(), &cert, &key, "second");
+    let renewed = trusting(&second);
+    let mut picked_up = false;
+    for _ in 0..100 {
+        if renewed
+            .get(format!("{public}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            picked_up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(picked_up, "the new certificate is served");
+    assert!(
+        trusting(&first)
+            .get(format!("{public}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "the old certificate is no longer served"
+    );
+    let _ = tx.send(());
+    task.await.expect("join").expect("clean stop");
+}
+
+#[test]
+fn tls_settings_are_checked_at_start() {
+    let dir = tempdir();
+    let mut config = config_for(dir.path());
+    config.tls = Some(ssf_transmitter::config::TlsConfig {
+        cert_file: dir.path().join("missing.crt"),
+        key_file: dir.path().join("missing.key"),
+        api: false,
+        public: true,
+        reload_secs: 10,
+    });
+    let e = config.validate().expect_err("invalid").to_string();
+    assert!(
+        e.contains("tls.cert_file") && e.contains("tls.key_file"),
+        "{e}"
+    );
+    assert!(e.contains("no listener terminates TLS"), "{e}");
+    let mut config = config_for(dir.path());
+    config.public_listen = Some("0.0.0.0:8443".parse().expect("addr"));
+    let e = config.validate().expect_err("invalid").to_string();
+    assert!(
+        e.contains("public_listen") && e.contains("SSF_ISSUER"),
+        "{e}"
+    );
+}
