@@ -20,6 +20,7 @@ use crate::ids::{Ids, RandomIds};
 use crate::keys::{KeyDir, KeyManager, KeyState};
 use crate::metrics::Metrics;
 use crate::okta::{OktaClient, SecurityEventsProvider, well_known_url};
+#[cfg(feature = "sandbox")]
 use crate::sandbox::Sandbox;
 use crate::signals::Intake;
 use crate::store::{Store, WriterLock};
@@ -484,6 +485,7 @@ async fn watch_keys(
     }
 }
 
+#[cfg(feature = "sandbox")]
 /// Binds the Okta sandbox, points `[okta]` at it (keeping the other `[okta]` settings), and
 /// writes its org URL and API token to `sandbox.json` beside the database file.
 pub async fn attach_sandbox(config: &mut Config, clock: Arc<dyn Clock>) -> anyhow::Result<Sandbox> {
@@ -625,6 +627,7 @@ pub async fn register_with_okta(
     Ok(provider)
 }
 
+#[cfg(feature = "sandbox")]
 /// `serve --sandbox`: the sandbox org and the service side by side, the service registered with
 /// the sandbox through the Security Events Providers API, until `shutdown`.
 pub async fn serve_with_sandbox<F>(

@@ -22,6 +22,7 @@ pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod okta;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod set;
 pub mod signals;

@@ -175,6 +175,45 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(feature = "sandbox")]
+async fn serve_sandboxed(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    app::serve_with_sandbox(config, clock, app::shutdown_signal()).await
+}
+
+#[cfg(feature = "sandbox")]
+async fn sandbox_only(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    let problems = config.sandbox.validate();
+    if !problems.is_empty() {
+        return Err(ssf_transmitter::config::ConfigErrors(problems).into());
+    }
+    let sandbox = ssf_transmitter::sandbox::Sandbox::bind_with_token(
+        config.sandbox.listen,
+        clock,
+        ssf_transmitter::sandbox::Sandbox::read_api_token(std::path::Path::new("sandbox.json"))?,
+    )
+    .await?;
+    if let Some(seed) = &config.sandbox.seed_file {
+        sandbox.seed_from_file(seed)?;
+    }
+    sandbox.write_credentials(std::path::Path::new("sandbox.json"))?;
+    tracing::info!(org_url = %sandbox.org_url(), "Okta sandbox serving; org URL and API token are in ./sandbox.json");
+    sandbox.run(app::shutdown_signal()).await
+}
+
+#[cfg(not(feature = "sandbox"))]
+const NO_SANDBOX: &str = "this build has no Okta sandbox (built without the `sandbox` cargo feature); \
+     build with default features to use `serve --sandbox` or `sandbox`";
+
+#[cfg(not(feature = "sandbox"))]
+async fn serve_sandboxed(_config: Config, _clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    anyhow::bail!(NO_SANDBOX)
+}
+
+#[cfg(not(feature = "sandbox"))]
+async fn sandbox_only(_config: Config, _clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    anyhow::bail!(NO_SANDBOX)
+}
+
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
@@ -182,29 +221,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let app = Application::build(config, clock).await?;
             app.run_until_stopped(app::shutdown_signal()).await
         }
-        Command::Serve { sandbox: true } => {
-            app::serve_with_sandbox(config, clock, app::shutdown_signal()).await
-        }
-        Command::Sandbox => {
-            let problems = config.sandbox.validate();
-            if !problems.is_empty() {
-                return Err(ssf_transmitter::config::ConfigErrors(problems).into());
-            }
-            let sandbox = ssf_transmitter::sandbox::Sandbox::bind_with_token(
-                config.sandbox.listen,
-                clock,
-                ssf_transmitter::sandbox::Sandbox::read_api_token(std::path::Path::new(
-                    "sandbox.json",
-                ))?,
-            )
-            .await?;
-            if let Some(seed) = &config.sandbox.seed_file {
-                sandbox.seed_from_file(seed)?;
-            }
-            sandbox.write_credentials(std::path::Path::new("sandbox.json"))?;
-            tracing::info!(org_url = %sandbox.org_url(), "Okta sandbox serving; org URL and API token are in ./sandbox.json");
-            sandbox.run(app::shutdown_signal()).await
-        }
+        Command::Serve { sandbox: true } => serve_sandboxed(config, clock).await,
+        Command::Sandbox => sandbox_only(config, clock).await,
         Command::Migrate => {
             app::open_store(&config).await?;
             println!("database is up to date ({})", config.database_url);
