@@ -127,27 +127,11 @@ pub fn parse_optional_json<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// Parses `bytes` as `T`, naming the failing field.
+/// Parses `bytes` as `T`: not JSON → 400; otherwise every member with a wrong type, every
+/// unknown member and a missing one → 422 naming each.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return syntax_error(&inner);
-        }
-        let field = if path == "." { "body".to_owned() } else { path };
-        // serde's message carries the position; keep the rule, drop the position.
-        let message = inner.to_string();
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
-        ApiError::field(field, message)
-    })?;
-    de.end().map_err(|e| syntax_error(&e))?;
-    Ok(value)
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| syntax_error(&e))?;
+    crate::validation::deserialize_all(value, "").map_err(ApiError::Validation)
 }
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {

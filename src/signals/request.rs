@@ -263,19 +263,9 @@ fn fe(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     }
 }
 
-/// Deserializes a JSON value into `T`, naming the failing field (prefixed with `prefix`).
+/// Deserializes a JSON value into `T`, naming every failing field (prefixed with `prefix`).
 pub fn from_value<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, Vec<FieldError>> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = match (prefix.is_empty(), path.as_str()) {
-            (_, ".") if prefix.is_empty() => "body".to_owned(),
-            (_, ".") => prefix.to_owned(),
-            (true, p) => p.to_owned(),
-            (false, p) => format!("{prefix}.{p}"),
-        };
-        let msg = e.into_inner().to_string();
-        vec![fe(field, msg)]
-    })
+    crate::validation::deserialize_all(value, prefix)
 }
 
 /// Context for validation.
