@@ -1095,10 +1095,20 @@ pub struct AuditRow {
     pub target: Option<String>,
     /// `ok` or `error`.
     pub outcome: String,
-    /// Details (JSON when structured: dry run, reason, Okta status and errorCode).
+    /// Details, always an object: `dry_run`, `reason`, `okta_status`, `okta_error_code`, … for
+    /// enforcement; a detail recorded as text (e.g. why an admin action failed, or rows written
+    /// before details were structured) is `{"message": "…"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub detail: Option<Value>,
+    pub detail: Option<serde_json::Map<String, Value>>,
+}
+
+/// A stored detail as an object: JSON objects as they are, anything else under `message`.
+fn audit_detail(stored: String) -> serde_json::Map<String, Value> {
+    match serde_json::from_str::<Value>(&stored) {
+        Ok(Value::Object(o)) => o,
+        _ => serde_json::Map::from_iter([("message".to_owned(), Value::String(stored))]),
+    }
 }
 
 /// The audit log, newest first.
@@ -1149,9 +1159,7 @@ pub async fn audit(
                 action: r.action,
                 target: r.target,
                 outcome: r.outcome,
-                detail: r
-                    .detail
-                    .map(|d| serde_json::from_str(&d).unwrap_or(Value::String(d))),
+                detail: r.detail.map(audit_detail),
             })
             .collect(),
     ))

@@ -246,9 +246,30 @@ pub fn problem_body(e: &ApiError) -> Problem {
     e.problem()
 }
 
+/// JSON text with every non-ASCII character as a `\uXXXX` escape. A problem often quotes what
+/// the caller sent; in pure ASCII it reads the same whatever charset a client guesses for a
+/// media type without one (`application/problem+json` has no charset parameter).
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            // Outside JSON strings there is only ASCII, so every such character is in a string.
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
 /// Renders a problem body with the right content type.
 pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
-    let body = serde_json::to_vec(problem).unwrap_or_else(|_| b"{}".to_vec());
+    let body = serde_json::to_string(problem)
+        .map(|j| ascii_json(&j))
+        .unwrap_or_else(|_| "{}".to_owned());
     let mut resp = (status, body).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -376,4 +397,16 @@ pub async fn ensure_problem_json(resp: Response) -> Response {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn problem_json_is_ascii_and_round_trips() {
+        let text = "Zoë \u{88}\"\\ 😀";
+        let json = super::ascii_json(&serde_json::to_string(text).expect("json"));
+        assert!(json.is_ascii(), "{json}");
+        let back: String = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(back, text);
+    }
 }

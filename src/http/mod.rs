@@ -180,6 +180,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(signals::router())
         .merge(enforce::router());
     idempotency::document(router.get_openapi_mut());
+    openapi::complete(router.get_openapi_mut());
     router
 }
 
