@@ -199,7 +199,7 @@ pub async fn revoke_client(
     match revoked {
         Some(c) => Ok(ApiJson(c.into())),
         None => Err(ApiError::NotFound(format!(
-            "no active API client named {name:?}"
+            "no active API client named '{name}'"
         ))),
     }
 }

@@ -66,7 +66,7 @@ pub struct RetireParams {
 impl From<KeyDirError> for ApiError {
     fn from(e: KeyDirError) -> Self {
         match e {
-            KeyDirError::NotFound(kid) => ApiError::NotFound(format!("no key with kid {kid:?}")),
+            KeyDirError::NotFound(kid) => ApiError::NotFound(format!("no key with kid '{kid}'")),
             KeyDirError::Conflict(m) => ApiError::Conflict(m),
             KeyDirError::Material(m) => ApiError::field("pem", m.to_string()),
             other => ApiError::internal(other),

@@ -341,22 +341,52 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(r: axum::extract::rejection::PathRejection) -> Self {
-        ApiError::BadRequest(r.body_text())
+        ApiError::BadRequest(crate::validation::humanize(&r.body_text()))
     }
 }
 
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(r: axum::extract::rejection::QueryRejection) -> Self {
-        ApiError::BadRequest(r.body_text())
+        ApiError::BadRequest(crate::validation::humanize(&r.body_text()))
+    }
+}
+
+/// The problem of a body over the limit, which it states.
+fn too_large(max_body_bytes: usize) -> Problem {
+    let status = StatusCode::PAYLOAD_TOO_LARGE;
+    Problem {
+        kind: format!("{TYPE_PREFIX}payload-too-large"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: Some(format!(
+            "the request body is larger than the limit of {max_body_bytes} bytes (max_body_bytes)"
+        )),
+        errors: Vec::new(),
+        okta: None,
+        candidates: None,
     }
 }
 
 /// Turns any error response produced outside our handlers (unknown route, method not allowed,
-/// panics, body limits) into problem+json, so every error body has the same shape.
-pub async fn ensure_problem_json(resp: Response) -> Response {
+/// panics, body limits) into problem+json, so every error body has the same shape. A 413 (from
+/// any layer) states the configured limit.
+pub async fn ensure_problem_json(
+    axum::extract::State(max_body_bytes): axum::extract::State<usize>,
+    resp: Response,
+) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let (parts, _) = resp.into_parts();
+        let mut out = problem_response(status, &too_large(max_body_bytes));
+        for (name, value) in &parts.headers {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                out.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+        return out;
     }
     let is_problem = resp
         .headers()

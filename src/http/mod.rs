@@ -199,7 +199,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     }
     let swagger: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/docs")
         .url("/openapi.json", doc)
+        // Swagger UI's default sends the document's URL to validator.swagger.io.
+        .config(utoipa_swagger_ui::Config::default().validator_url("none"))
         .into();
+    let swagger = swagger.layer(middleware::map_response(docs_headers));
     app.merge(swagger)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -210,7 +213,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // Inside the problem+json mapper, so a panic's 500 is rendered like every other error.
         .layer(CatchPanicLayer::new())
-        .layer(middleware::map_response(error::ensure_problem_json))
+        .layer(middleware::map_response_with_state(
+            max_body_bytes,
+            error::ensure_problem_json,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
@@ -239,7 +245,49 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             header::COOKIE,
         ]))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Outermost: a caller's request id that could garble logs is dropped (then replaced).
+        .layer(middleware::map_request(drop_unusable_request_id))
         .with_state(state)
+}
+
+/// The Content-Security-Policy of Swagger UI and the document: only this origin's scripts,
+/// styles, images and API; no framing, no forms, no base rewriting.
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+async fn docs_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(DOCS_CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// Whether a caller's `X-Request-Id` is kept: 1–128 visible ASCII characters (no spaces or
+/// control characters), so it can go into logs and back out as a header as it is.
+pub fn usable_request_id(v: &[u8]) -> bool {
+    (1..=128).contains(&v.len()) && v.iter().all(u8::is_ascii_graphic)
+}
+
+async fn drop_unusable_request_id(mut req: Request) -> Request {
+    let ids = req.headers().get_all(REQUEST_ID);
+    let mut values = ids.iter();
+    let keep = match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => usable_request_id(v.as_bytes()),
+        // Several: none is taken.
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
 }
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -424,7 +424,7 @@ pub async fn batch(
                     vec![FieldError {
                         field: format!("{prefix}.type"),
                         message: format!(
-                            "unknown type {t:?}; use user-risk, device-risk, ip-change, session-revoked, device-compliance or identifier-changed"
+                            "unknown type '{t}'; use user-risk, device-risk, ip-change, session-revoked, device-compliance or identifier-changed"
                         ),
                     }]
                 })?,
@@ -563,7 +563,7 @@ pub async fn get_signal(
         .store
         .outbox_get(&jti)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no SET with jti {jti:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no SET with jti '{jti}'")))?;
     Ok(ApiJson(view(row, true)))
 }
 
@@ -690,7 +690,7 @@ pub async fn retry_signal(
         outcome.as_ref().map(|_| ()).map_err(String::as_str),
     )
     .await;
-    let row = result?.ok_or_else(|| ApiError::NotFound(format!("no SET with jti {jti:?}")))?;
+    let row = result?.ok_or_else(|| ApiError::NotFound(format!("no SET with jti '{jti}'")))?;
     state.notify.notify_one();
     Ok((StatusCode::ACCEPTED, ApiJson(view(row, false))))
 }
