@@ -98,8 +98,12 @@ pub fn humanize(message: &str) -> String {
     let message = message.split(" at line ").next().unwrap_or(message);
     if let Some(rest) = message.strip_prefix("data did not match any variant of untagged enum ") {
         return match rest.trim() {
-            "ReasonInput" => "must be text or an object of language tags to text, e.g. {\"en\": \"…\"}".into(),
-            "TimestampInput" => "must be RFC 3339 text (e.g. 2026-11-25T10:00:00Z) or UNIX seconds".into(),
+            "ReasonInput" => {
+                "must be text or an object of language tags to text, e.g. {\"en\": \"…\"}".into()
+            }
+            "TimestampInput" => {
+                "must be RFC 3339 text (e.g. 2026-11-25T10:00:00Z) or UNIX seconds".into()
+            }
             _ => "has an unsupported type or shape".into(),
         };
     }
@@ -137,7 +141,10 @@ pub fn humanize(message: &str) -> String {
     for (marker, json) in [
         ("expected struct ", "expected an object"),
         ("expected enum ", "expected one of the documented values"),
-        ("expected tuple struct ", "expected a value of the documented type"),
+        (
+            "expected tuple struct ",
+            "expected a value of the documented type",
+        ),
     ] {
         if let Some(at) = out.find(marker) {
             let name_end = out[at + marker.len()..]
@@ -181,8 +188,8 @@ mod tests {
 
     #[test]
     fn names_every_wrong_member() {
-        let errs =
-            deserialize_all::<Body>(json!({"name": 5, "count": "x", "flag": 1}), "").unwrap_err();
+        let errs = deserialize_all::<Body>(json!({"name": 5, "count": "x", "flag": 1}), "")
+            .expect_err("invalid");
         assert_eq!(fields(&errs), ["count", "flag", "name"], "{errs:?}");
         let count = errs.iter().find(|e| e.field == "count").expect("count");
         assert!(count.message.contains("non-negative integer"), "{errs:?}");
@@ -192,22 +199,26 @@ mod tests {
     #[test]
     fn unknown_and_missing_members_are_named_too() {
         let errs = deserialize_all::<Body>(json!({"bogus": 1, "count": -1}), "signals[2]")
-            .unwrap_err();
+            .expect_err("invalid");
         assert_eq!(
             fields(&errs),
-            ["signals[2].bogus", "signals[2].count", "signals[2]"],
+            ["signals[2]", "signals[2].bogus", "signals[2].count"],
             "{errs:?}"
         );
-        let whole = errs.iter().find(|e| e.field == "signals[2]").expect("missing");
+        let whole = errs
+            .iter()
+            .find(|e| e.field == "signals[2]")
+            .expect("missing");
         assert!(whole.message.contains("missing field `name`"), "{errs:?}");
     }
 
     #[test]
     fn nested_errors_keep_their_path_and_no_rust_names() {
-        let errs = deserialize_all::<Body>(json!({"name": "a", "inner": []}), "").unwrap_err();
+        let errs =
+            deserialize_all::<Body>(json!({"name": "a", "inner": []}), "").expect_err("invalid");
         assert_eq!(fields(&errs), ["inner"]);
         assert!(!errs[0].message.contains("Inner"), "{errs:?}");
-        let errs = deserialize_all::<Body>(json!([1]), "").unwrap_err();
+        let errs = deserialize_all::<Body>(json!([1]), "").expect_err("invalid");
         assert_eq!(fields(&errs), ["body"]);
         assert_eq!(errs[0].message, "must be a JSON object");
     }

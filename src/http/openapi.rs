@@ -134,9 +134,7 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
         }
         if !causes.is_empty() {
             let text = format!("Malformed request: {}", causes.join("; "));
-            op.responses
-                .responses
-                .insert("400".into(), problem(text));
+            op.responses.responses.insert("400".into(), problem(text));
         }
         if op.request_body.is_some() {
             op.responses.responses.insert(

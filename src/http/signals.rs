@@ -305,7 +305,7 @@ pub struct BatchRequest {
     /// Up to `signals.batch_max` (default 1000) items, each a signal body plus `"type"`:
     /// `user-risk`, `device-risk`, `ip-change`, `session-revoked`, `device-compliance` or
     /// `identifier-changed`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Object>, min_items = 1)]
     pub signals: Vec<Value>,
 }
 
@@ -569,15 +569,19 @@ pub async fn get_signal(
 
 /// List filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only this status: queued, retrying, delivered, failed, dead.
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Option<String>,
     /// Only this subject: a user's email, or a subject key as shown by the service.
     pub subject: Option<String>,
     /// Page size (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 

@@ -101,7 +101,8 @@ impl KeyMaterial {
 
     /// Parses a PEM file holding a PKCS#8 or PKCS#1 RSA private key of at least 2048 bits.
     pub fn from_pem(text: &[u8]) -> Result<Self, KeyMaterialError> {
-        let block = pem::parse(text).map_err(|e| KeyMaterialError::NotPem(pem_problem(&e).into()))?;
+        let block =
+            pem::parse(text).map_err(|e| KeyMaterialError::NotPem(pem_problem(&e).into()))?;
         let pair = match block.tag() {
             "PRIVATE KEY" => KeyPair::from_pkcs8(block.contents()),
             "RSA PRIVATE KEY" => KeyPair::from_der(block.contents()),

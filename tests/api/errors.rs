@@ -195,7 +195,11 @@ async fn a_callers_request_id_is_kept_only_when_short_and_printable() {
     };
     let max = "a".repeat(128);
     let max: &'static [u8] = Box::leak(max.into_bytes().into_boxed_slice());
-    assert_eq!(echoed(max).await.len(), 128, "128 visible characters are kept");
+    assert_eq!(
+        echoed(max).await.len(),
+        128,
+        "128 visible characters are kept"
+    );
     assert_eq!(echoed(b"req:42/a~b").await, "req:42/a~b");
     let too_long: &'static [u8] = Box::leak("a".repeat(129).into_bytes().into_boxed_slice());
     for bad in [
@@ -261,18 +265,26 @@ async fn docs_are_served_with_a_csp_nosniff_and_no_external_validator() {
 async fn error_bodies_carry_no_rust_debug_text() {
     let dir = tempdir();
     // A receiver that is never reached: every signal here is refused before it is queued.
-    let app =
-        TestApp::spawn_with(config_with_receiver(dir.path(), "http://127.0.0.1:9")).await;
+    let app = TestApp::spawn_with(config_with_receiver(dir.path(), "http://127.0.0.1:9")).await;
     let ec_pem = {
         let out = std::process::Command::new("openssl")
-            .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
             .output()
             .expect("openssl");
         String::from_utf8(out.stdout).expect("pem")
     };
     let bodies = [
         ("/v1/admin/keys/import", json!({"pem": ec_pem})),
-        ("/v1/admin/keys/import", json!({"pem": "-----BEGIN PRIVATE KEY-----\nAAAA"})),
+        (
+            "/v1/admin/keys/import",
+            json!({"pem": "-----BEGIN PRIVATE KEY-----\nAAAA"}),
+        ),
         ("/v1/admin/keys/import", json!({"pem": 5})),
         ("/v1/admin/clients", json!([1, 2])),
         ("/v1/admin/clients", json!({"name": {}, "scopes": "admin"})),
@@ -300,7 +312,9 @@ async fn error_bodies_carry_no_rust_debug_text() {
         "f64",
     ];
     for (path, body) in bodies {
-        let resp = app.call(reqwest::Method::POST, path, ADMIN_TOKEN, Some(&body)).await;
+        let resp = app
+            .call(reqwest::Method::POST, path, ADMIN_TOKEN, Some(&body))
+            .await;
         let status = resp.status().as_u16();
         assert_eq!(status, 422, "{path}");
         let text = resp.text().await.expect("body");
@@ -329,8 +343,7 @@ async fn error_bodies_carry_no_rust_debug_text() {
 #[tokio::test]
 async fn a_422_names_every_wrong_typed_field() {
     let dir = tempdir();
-    let app =
-        TestApp::spawn_with(config_with_receiver(dir.path(), "http://127.0.0.1:9")).await;
+    let app = TestApp::spawn_with(config_with_receiver(dir.path(), "http://127.0.0.1:9")).await;
     let cases = [
         (
             "/v1/signals/user-risk",

@@ -74,14 +74,20 @@ fn malformed_requests_and_oversized_bodies_are_documented() {
             let has_body = op.get("requestBody").is_some();
             let malformable = has_body
                 || key.is_some()
-                || params.iter().any(|p| p["in"] == "query" || p["in"] == "path");
+                || params
+                    .iter()
+                    .any(|p| p["in"] == "query" || p["in"] == "path");
             let responses = &op["responses"];
             assert_eq!(
                 responses.get("400").is_some(),
                 malformable,
                 "{method} {path} documents 400 exactly when a request can be malformed"
             );
-            assert_eq!(responses.get("413").is_some(), has_body, "{method} {path} 413");
+            assert_eq!(
+                responses.get("413").is_some(),
+                has_body,
+                "{method} {path} 413"
+            );
             if malformable {
                 checked += 1;
             }
@@ -102,7 +108,11 @@ fn malformed_requests_and_oversized_bodies_are_documented() {
         );
     }
     let detail = &doc["components"]["schemas"]["AuditRow"]["properties"]["detail"];
-    assert_eq!(detail["type"], serde_json::json!(["object", "null"]), "{detail}");
+    assert_eq!(
+        detail["type"],
+        serde_json::json!(["object", "null"]),
+        "{detail}"
+    );
 }
 
 /// An audit detail is always an object: one recorded as text is under `message`.
@@ -120,7 +130,9 @@ async fn audit_details_are_objects() {
         )
         .await;
     assert_eq!(resp.status(), 404);
-    let (status, rows) = app.get_json("/v1/audit?action=client.revoke", ADMIN_TOKEN).await;
+    let (status, rows) = app
+        .get_json("/v1/audit?action=client.revoke", ADMIN_TOKEN)
+        .await;
     assert_eq!(status, 200, "{rows}");
     assert_eq!(
         rows[0]["detail"],
@@ -140,4 +152,65 @@ async fn swagger_ui_is_served_offline() {
     assert!(!html.contains("https://"), "no CDN assets: {html}");
     let js = app.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(js.status(), 200);
+}
+
+/// Parameters are where the code reads them (query options were once documented as required
+/// path parameters), and request schemas carry the rules the handlers enforce.
+#[test]
+fn parameters_and_request_schemas_match_the_code() {
+    let doc: Value = serde_json::from_str(&generated()).expect("json");
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().expect("name");
+                if p["in"] == "path" {
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: {name}"
+                    );
+                    assert_eq!(p["required"], true, "{method} {path}: {name}");
+                }
+            }
+        }
+    }
+    let param = |path: &str, method: &str, name: &str| {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} {path} {name}"))
+    };
+    let role = param("/v1/users/{user}/roles", "post", "type");
+    assert_eq!(role["in"], "query");
+    assert_eq!(role["required"], true);
+    let roles: Vec<&str> = role["schema"]["enum"]
+        .as_array()
+        .expect("enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(roles, ssf_transmitter::enforcement::STANDARD_ROLE_TYPES);
+    let limit = param("/v1/signals", "get", "limit");
+    assert_eq!(
+        (
+            limit["schema"]["minimum"].as_u64(),
+            limit["schema"]["maximum"].as_u64()
+        ),
+        (Some(1), Some(500))
+    );
+    let bits = param("/v1/admin/keys", "post", "bits");
+    assert_eq!(bits["schema"]["multipleOf"].as_u64(), Some(1024));
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["NewClientRequest"]["properties"]["name"]["pattern"],
+        "^[A-Za-z0-9._-]{1,64}$"
+    );
+    assert_eq!(
+        schemas["SetPasswordBody"]["properties"]["length"]["minimum"].as_u64(),
+        Some(8)
+    );
+    assert_eq!(
+        schemas["RiskSignal"]["properties"]["score"]["maximum"].as_u64(),
+        Some(100)
+    );
 }
