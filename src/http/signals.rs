@@ -242,6 +242,7 @@ macro_rules! intake_route {
             responses(
                 (status = 202, description = "Signed and queued for delivery", body = Accepted),
                 (status = 200, description = "Unchanged since the last accepted signal for this subject: nothing sent", body = Accepted),
+                (status = 409, description = "A request with this Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
                 (status = 503, description = "No receiver configured ([okta] org_url)", body = Problem, content_type = "application/problem+json"),
                 BodyErrors, AuthErrors))]
         pub async fn $fn_name(
@@ -377,6 +378,7 @@ fn batch_item(index: usize, r: &ItemResult) -> BatchItem {
     security(("bearer" = ["signals:write"])),
     responses(
         (status = 200, description = "Per-item results", body = BatchResponse),
+        (status = 409, description = "A request with this Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No receiver configured", body = Problem, content_type = "application/problem+json"),
         BodyErrors, AuthErrors))]
 pub async fn batch(
