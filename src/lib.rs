@@ -28,6 +28,7 @@ pub mod set;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
+pub mod validation;
 
 pub use app::Application;
 pub use config::Config;

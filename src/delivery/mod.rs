@@ -503,7 +503,7 @@ impl Worker {
                 err, description, ..
             } => {
                 self.metrics.set_failed();
-                tracing::warn!(jti = %row.jti, err = ?err, description = ?description, "receiver refused a SET");
+                tracing::warn!(jti = %row.jti, err = err.as_deref().unwrap_or("-"), description = description.as_deref().unwrap_or("-"), "receiver refused a SET");
             }
             Attempt::Dead { error, .. } => {
                 self.metrics.set_dead();

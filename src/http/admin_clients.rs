@@ -60,9 +60,15 @@ pub struct ClientList {
 #[serde(deny_unknown_fields)]
 pub struct NewClientRequest {
     /// 1–64 characters of letters, digits, `.`, `_`, `-`.
-    #[schema(example = "ueba-prod")]
+    #[schema(
+        example = "ueba-prod",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._-]{1,64}$"
+    )]
     pub name: String,
     /// Scopes to grant (at least one).
+    #[schema(value_type = Vec<Scope>, min_items = 1)]
     pub scopes: Vec<String>,
 }
 
@@ -199,7 +205,7 @@ pub async fn revoke_client(
     match revoked {
         Some(c) => Ok(ApiJson(c.into())),
         None => Err(ApiError::NotFound(format!(
-            "no active API client named {name:?}"
+            "no active API client named '{name}'"
         ))),
     }
 }

@@ -32,9 +32,11 @@ pub struct KeyList {
 
 /// Options of key generation.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateParams {
     /// Modulus size: 2048 (default), 3072 or 4096.
+    #[param(minimum = 2048, maximum = 4096, multiple_of = 1024)]
     pub bits: Option<u32>,
 }
 
@@ -44,11 +46,13 @@ pub struct GenerateParams {
 pub struct ImportKey {
     /// PEM text of an unencrypted RSA private key (PKCS#8 `PRIVATE KEY` or PKCS#1
     /// `RSA PRIVATE KEY`), at least 2048 bits.
+    #[schema(min_length = 1)]
     pub pem: String,
 }
 
 /// Options of activation.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateParams {
     /// Activate even though the key has been published for less than the JWKS cache lifetime.
@@ -57,6 +61,7 @@ pub struct ActivateParams {
 
 /// Options of retirement.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RetireParams {
     /// Retire even though SETs it signed are still queued (they will fail verification).
@@ -66,7 +71,7 @@ pub struct RetireParams {
 impl From<KeyDirError> for ApiError {
     fn from(e: KeyDirError) -> Self {
         match e {
-            KeyDirError::NotFound(kid) => ApiError::NotFound(format!("no key with kid {kid:?}")),
+            KeyDirError::NotFound(kid) => ApiError::NotFound(format!("no key with kid '{kid}'")),
             KeyDirError::Conflict(m) => ApiError::Conflict(m),
             KeyDirError::Material(m) => ApiError::field("pem", m.to_string()),
             other => ApiError::internal(other),

@@ -37,7 +37,9 @@ pub struct ProviderRegistration {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
-    /// Provider name shown in Okta (default `ssf-transmitter`).
+    /// Provider name shown in Okta (default `ssf-transmitter`): 1–100 characters, not all
+    /// white space.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: Option<String>,
     /// `well_known_url` (default: Okta reads our SSF metadata) or `jwks_url` (issuer + JWKS URL).
     pub by: Option<RegisterBy>,

@@ -165,6 +165,7 @@ impl From<EnforceError> for ApiError {
 
 /// Options of a lifecycle action.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActionParams {
     /// Return the exact Okta request without sending it.
@@ -177,7 +178,8 @@ pub struct ActionParams {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
-    /// Why; recorded in the audit log.
+    /// Why; recorded in the audit log (at most 1000 characters).
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -230,7 +232,7 @@ macro_rules! lifecycle_route {
     ($name:ident, $path:literal, $action:expr, $doc:literal, $security:tt) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "enforcement",
-            params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), ActionParams),
+            params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"), ActionParams),
             request_body(content = Option<ActionBody>, description = "Optional: the reason, recorded in the audit log"),
             security $security,
             responses(
@@ -298,6 +300,7 @@ lifecycle_route!(
 
 /// Options of clearing sessions.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionParams {
     /// Also revoke OAuth/OIDC access and refresh tokens (default **true**: containment).
@@ -310,6 +313,7 @@ pub struct SessionParams {
 
 /// Options of password actions.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordParams {
     /// expire-password: set a temporary password and return it (once).
@@ -324,6 +328,7 @@ pub struct PasswordParams {
 
 /// Options of reset-factors.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DryRunParams {
     /// Return the exact Okta request without sending it.
@@ -340,7 +345,7 @@ fn opts(dry_run: Option<bool>, body: &Bytes) -> Result<ActionOptions, ApiError> 
 
 /// Clear a user's sessions (and, by default, OAuth tokens).
 #[utoipa::path(delete, path = "/v1/users/{user}/sessions", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), SessionParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"), SessionParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -377,7 +382,7 @@ pub async fn clear_sessions(
 /// once in `result`: that hands a credential back and needs `enforce:admin` instead.
 /// `revoke_sessions=true` also ends the user's sessions.
 #[utoipa::path(post, path = "/v1/users/{user}/expire-password", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), PasswordParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"), PasswordParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"]), ("bearer" = ["enforce:admin"])),
     responses(
@@ -419,7 +424,7 @@ pub async fn expire_password(
 /// Okta emails the user (scope `enforce:write`) unless `send_email=false`, in which case the
 /// reset URL is returned: that hands a credential back and needs `enforce:admin` instead.
 #[utoipa::path(post, path = "/v1/users/{user}/reset-password", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), PasswordParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"), PasswordParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"]), ("bearer" = ["enforce:admin"])),
     responses(
@@ -458,6 +463,7 @@ pub async fn reset_password(
 
 /// Options of setting a password.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SetPasswordParams {
     /// Also end the user's sessions and revoke their OAuth tokens.
@@ -473,13 +479,18 @@ pub struct SetPasswordParams {
 pub struct SetPasswordBody {
     /// The password to set. Absent: one is generated from the configured policy
     /// (`[enforcement.password]`) and returned once.
-    #[schema(value_type = Option<String>, format = Password, write_only)]
+    #[schema(value_type = Option<String>, format = Password, write_only, min_length = 1, max_length = 256)]
     pub password: Option<secrecy::SecretString>,
     /// Append this many random characters (0–64) to `password`; the result is returned once.
+    /// Needs `password`.
+    #[schema(minimum = 0, maximum = 64)]
     pub append_random: Option<usize>,
-    /// Length of a generated password (8–256; default from the policy).
+    /// Length of a generated password (8–256; default from the policy). Only without
+    /// `password`.
+    #[schema(minimum = 8, maximum = 256)]
     pub length: Option<usize>,
-    /// Why; recorded in the audit log.
+    /// Why; recorded in the audit log (at most 1000 characters).
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -491,7 +502,7 @@ pub struct SetPasswordBody {
 /// `E0000001` when the password breaks it → 409 here). A password made here is returned once in
 /// `result.password`; no password appears in the audit log, the logs, or a dry run.
 #[utoipa::path(post, path = "/v1/users/{user}/password", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), SetPasswordParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"), SetPasswordParams),
     request_body(content = Option<SetPasswordBody>, description = "Optional: the password, and the reason"),
     security(("bearer" = ["enforce:admin"])),
     responses(
@@ -560,7 +571,7 @@ pub async fn set_password(
 
 /// Reset every enrolled MFA factor of a user.
 #[utoipa::path(post, path = "/v1/users/{user}/reset-factors", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), DryRunParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"), DryRunParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -594,7 +605,7 @@ pub struct UserLookup {
 
 /// Look up one user.
 #[utoipa::path(get, path = "/v1/users/{user}", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]")),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com")),
     security(("bearer" = ["enforce:read"])),
     responses(
         (status = 200, description = "The user", body = UserLookup),
@@ -612,6 +623,7 @@ pub async fn get_user(
 
 /// Options of a profile update.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileParams {
     /// Why; recorded in the audit log.
@@ -627,7 +639,7 @@ pub struct ProfileParams {
 /// are refused with 403 `not-permitted` unless `[enforcement] profile_attributes` lists them;
 /// when that list is set, only the attributes it names may change.
 #[utoipa::path(patch, path = "/v1/users/{user}/profile", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), ProfileParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"), ProfileParams),
     request_body(content = Object, description = "Profile attributes to change", example = json!({"uebaHealth": 75})),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -672,6 +684,7 @@ pub async fn update_profile(
 
 /// User list options (Okta's).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserListParams {
     /// Starts-with match on first name, last name or email (omits DEPROVISIONED users).
@@ -681,6 +694,7 @@ pub struct UserListParams {
     /// Okta search expression, e.g. `profile.department eq "Finance"`.
     pub search: Option<String>,
     /// Most users to return (1–1000, default 200); pages are followed.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Okta's opaque cursor.
     pub after: Option<String>,
@@ -731,6 +745,7 @@ pub async fn list_users(
 
 /// Group list options (Okta's).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GroupListParams {
     /// Starts-with match on the group name.
@@ -738,6 +753,7 @@ pub struct GroupListParams {
     /// Okta search expression, e.g. `type eq "OKTA_GROUP"`.
     pub search: Option<String>,
     /// Most groups to return (1–1000, default 200).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -769,15 +785,17 @@ pub async fn list_groups(
 
 /// Identity provider list options (Okta's).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IdpListParams {
     /// Starts-with match on the IdP name.
     pub q: Option<String>,
     /// IdP type, e.g. `SAML2`, `OIDC`, `GOOGLE`, `MICROSOFT`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<IdpType>, inline)]
     pub kind: Option<String>,
     /// Most IdPs to return (1–1000; pages of up to 200 are followed, Okta's default page is 20).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -830,7 +848,7 @@ pub struct UserRoles {
 
 /// The admin roles assigned to a user.
 #[utoipa::path(get, path = "/v1/users/{user}/roles", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]")),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com")),
     security(("bearer" = ["enforce:read"])),
     responses(
         (status = 200, description = "Role assignments", body = UserRoles),
@@ -846,12 +864,44 @@ pub async fn user_roles(
     Ok(ApiJson(UserRoles { user, roles }))
 }
 
+/// One of `values`, as a string schema (the lists are the ones the handlers check against).
+fn one_of(values: &[&str]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .into()
+}
+
+/// The schema of a standard Okta admin role type (`STANDARD_ROLE_TYPES`).
+struct RoleType;
+
+impl utoipa::PartialSchema for RoleType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        one_of(crate::enforcement::STANDARD_ROLE_TYPES)
+    }
+}
+
+impl ToSchema for RoleType {}
+
+/// The schema of an Okta IdP type (`IDP_TYPES`).
+struct IdpType;
+
+impl utoipa::PartialSchema for IdpType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        one_of(crate::enforcement::IDP_TYPES)
+    }
+}
+
+impl ToSchema for IdpType {}
+
 /// Options of a role assignment.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RoleParams {
     /// Standard role type, e.g. `READ_ONLY_ADMIN`, `HELP_DESK_ADMIN`, `SUPER_ADMIN`.
     #[serde(rename = "type")]
+    #[param(rename = "type", value_type = RoleType, inline)]
     pub role_type: String,
     /// Return the exact Okta request without sending it.
     pub dry_run: Option<bool>,
@@ -863,7 +913,7 @@ pub struct RoleParams {
 /// standard role except `SUPER_ADMIN` and `ORG_ADMIN`); others get 403 `not-permitted` and
 /// nothing is sent.
 #[utoipa::path(post, path = "/v1/users/{user}/roles", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), RoleParams),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"), RoleParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:admin"])),
     responses(
@@ -900,7 +950,7 @@ pub async fn assign_role(
 
 /// Remove an admin role from a user (by assignment id or role type).
 #[utoipa::path(delete, path = "/v1/users/{user}/roles/{role}", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"),
         ("role" = String, Path, description = "Role assignment id, or a role type resolved to the assignment"), DryRunParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
@@ -974,7 +1024,7 @@ pub struct UserGroups {
 
 /// The groups a user belongs to.
 #[utoipa::path(get, path = "/v1/users/{user}/groups", tag = "enforcement",
-    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]")),
+    params(("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com")),
     security(("bearer" = ["enforce:read"])),
     responses(
         (status = 200, description = "Groups", body = UserGroups),
@@ -992,7 +1042,7 @@ pub async fn user_groups(
 
 /// Look up one group.
 #[utoipa::path(get, path = "/v1/groups/{group}", tag = "enforcement",
-    params(("group" = String, Path, description = "Okta group id or exact group name")),
+    params(("group" = String, Path, description = "Okta group id or exact group name", example = "Restricted Users")),
     security(("bearer" = ["enforce:read"])),
     responses(
         (status = 200, description = "Okta's group object", body = Object),
@@ -1009,8 +1059,8 @@ pub async fn get_group(
 
 /// Add a user to a group (e.g. a restricted-access quarantine group).
 #[utoipa::path(put, path = "/v1/groups/{group}/members/{user}", tag = "enforcement",
-    params(("group" = String, Path, description = "Okta group id or exact group name"),
-        ("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), DryRunParams),
+    params(("group" = String, Path, description = "Okta group id or exact group name", example = "Restricted Users"),
+        ("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"), DryRunParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -1037,8 +1087,8 @@ pub async fn add_member(
 
 /// Remove a user from a group.
 #[utoipa::path(delete, path = "/v1/groups/{group}/members/{user}", tag = "enforcement",
-    params(("group" = String, Path, description = "Okta group id or exact group name"),
-        ("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]"), DryRunParams),
+    params(("group" = String, Path, description = "Okta group id or exact group name", example = "Restricted Users"),
+        ("user" = String, Path, description = "Okta id, login, email, unambiguous login short name, or DOMAIN\\sam / UPN mapped by [enforcement.identity]", example = "jane.doe@example.com"), DryRunParams),
     request_body(content = Option<ActionBody>, description = "Optional: the reason"),
     security(("bearer" = ["enforce:write"])),
     responses(
@@ -1065,6 +1115,7 @@ pub async fn remove_member(
 
 /// Audit filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// Rows whose target contains this (an Okta id or login).
@@ -1074,8 +1125,10 @@ pub struct AuditParams {
     /// API client name.
     pub client: Option<String>,
     /// RFC 3339: rows at or after this time.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// At most this many (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -1099,10 +1152,20 @@ pub struct AuditRow {
     pub target: Option<String>,
     /// `ok` or `error`.
     pub outcome: String,
-    /// Details (JSON when structured: dry run, reason, Okta status and errorCode).
+    /// Details, always an object: `dry_run`, `reason`, `okta_status`, `okta_error_code`, … for
+    /// enforcement; a detail recorded as text (e.g. why an admin action failed, or rows written
+    /// before details were structured) is `{"message": "…"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub detail: Option<Value>,
+    pub detail: Option<serde_json::Map<String, Value>>,
+}
+
+/// A stored detail as an object: JSON objects as they are, anything else under `message`.
+fn audit_detail(stored: String) -> serde_json::Map<String, Value> {
+    match serde_json::from_str::<Value>(&stored) {
+        Ok(Value::Object(o)) => o,
+        _ => serde_json::Map::from_iter([("message".to_owned(), Value::String(stored))]),
+    }
 }
 
 /// The audit log, newest first.
@@ -1154,9 +1217,7 @@ pub async fn audit(
                 action: r.action,
                 target: r.target,
                 outcome: r.outcome,
-                detail: r
-                    .detail
-                    .map(|d| serde_json::from_str(&d).unwrap_or(Value::String(d))),
+                detail: r.detail.map(audit_detail),
             })
             .collect(),
     ))

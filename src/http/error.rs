@@ -246,9 +246,30 @@ pub fn problem_body(e: &ApiError) -> Problem {
     e.problem()
 }
 
+/// JSON text with every non-ASCII character as a `\uXXXX` escape. A problem often quotes what
+/// the caller sent; in pure ASCII it reads the same whatever charset a client guesses for a
+/// media type without one (`application/problem+json` has no charset parameter).
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            // Outside JSON strings there is only ASCII, so every such character is in a string.
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
 /// Renders a problem body with the right content type.
 pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
-    let body = serde_json::to_vec(problem).unwrap_or_else(|_| b"{}".to_vec());
+    let body = serde_json::to_string(problem)
+        .map(|j| ascii_json(&j))
+        .unwrap_or_else(|_| "{}".to_owned());
     let mut resp = (status, body).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -320,22 +341,52 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(r: axum::extract::rejection::PathRejection) -> Self {
-        ApiError::BadRequest(r.body_text())
+        ApiError::BadRequest(crate::validation::humanize(&r.body_text()))
     }
 }
 
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(r: axum::extract::rejection::QueryRejection) -> Self {
-        ApiError::BadRequest(r.body_text())
+        ApiError::BadRequest(crate::validation::humanize(&r.body_text()))
+    }
+}
+
+/// The problem of a body over the limit, which it states.
+fn too_large(max_body_bytes: usize) -> Problem {
+    let status = StatusCode::PAYLOAD_TOO_LARGE;
+    Problem {
+        kind: format!("{TYPE_PREFIX}payload-too-large"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: Some(format!(
+            "the request body is larger than the limit of {max_body_bytes} bytes (max_body_bytes)"
+        )),
+        errors: Vec::new(),
+        okta: None,
+        candidates: None,
     }
 }
 
 /// Turns any error response produced outside our handlers (unknown route, method not allowed,
-/// panics, body limits) into problem+json, so every error body has the same shape.
-pub async fn ensure_problem_json(resp: Response) -> Response {
+/// panics, body limits) into problem+json, so every error body has the same shape. A 413 (from
+/// any layer) states the configured limit.
+pub async fn ensure_problem_json(
+    axum::extract::State(max_body_bytes): axum::extract::State<usize>,
+    resp: Response,
+) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let (parts, _) = resp.into_parts();
+        let mut out = problem_response(status, &too_large(max_body_bytes));
+        for (name, value) in &parts.headers {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                out.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+        return out;
     }
     let is_problem = resp
         .headers()
@@ -376,4 +427,16 @@ pub async fn ensure_problem_json(resp: Response) -> Response {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn problem_json_is_ascii_and_round_trips() {
+        let text = "Zoë \u{88}\"\\ 😀";
+        let json = super::ascii_json(&serde_json::to_string(text).expect("json"));
+        assert!(json.is_ascii(), "{json}");
+        let back: String = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(back, text);
+    }
 }

@@ -193,18 +193,41 @@ async fn run(
     Ok(Response::from_parts(parts, Body::from(out)))
 }
 
-/// Adds the `Idempotency-Key` header to every operation the middleware covers.
+/// The schema of `Idempotency-Key`, as [`key_from`] checks it.
+fn key_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(255))
+        .pattern(Some("^[!-~]{1,255}$"))
+        .build()
+}
+
+/// Adds the `Idempotency-Key` header to every operation the middleware covers, and gives every
+/// `Idempotency-Key` (signal intake declares its own) the rule [`key_from`] enforces.
 pub(super) fn document(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
     use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
     for (path, item) in doc.paths.paths.iter_mut() {
         for (method, op) in [
+            (Method::GET, item.get.as_mut()),
             (Method::POST, item.post.as_mut()),
             (Method::PUT, item.put.as_mut()),
             (Method::PATCH, item.patch.as_mut()),
             (Method::DELETE, item.delete.as_mut()),
         ] {
             let Some(op) = op else { continue };
-            if !applies(&method, path) {
+            let mut declared = false;
+            for p in op.parameters.iter_mut().flatten() {
+                if let RefOr::T(p) = p
+                    && p.parameter_in == ParameterIn::Header
+                    && p.name.eq_ignore_ascii_case(HEADER)
+                {
+                    p.schema = Some(key_schema().into());
+                    declared = true;
+                }
+            }
+            if declared || !applies(&method, path) {
                 continue;
             }
             let param: Parameter = ParameterBuilder::new()
@@ -216,12 +239,7 @@ pub(super) fn document(doc: &mut utoipa::openapi::OpenApi) {
                      shown once are not replayed",
                 ))
                 .required(utoipa::openapi::Required::False)
-                .schema(Some(
-                    utoipa::openapi::ObjectBuilder::new()
-                        .schema_type(utoipa::openapi::schema::Type::String)
-                        .min_length(Some(1))
-                        .max_length(Some(255)),
-                ))
+                .schema(Some(key_schema()))
                 .build();
             op.parameters
                 .get_or_insert_with(Vec::new)

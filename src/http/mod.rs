@@ -129,27 +129,11 @@ pub fn parse_optional_json<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// Parses `bytes` as `T`, naming the failing field.
+/// Parses `bytes` as `T`: not JSON → 400; otherwise every member with a wrong type, every
+/// unknown member and a missing one → 422 naming each.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return syntax_error(&inner);
-        }
-        let field = if path == "." { "body".to_owned() } else { path };
-        // serde's message carries the position; keep the rule, drop the position.
-        let message = inner.to_string();
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
-        ApiError::field(field, message)
-    })?;
-    de.end().map_err(|e| syntax_error(&e))?;
-    Ok(value)
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| syntax_error(&e))?;
+    crate::validation::deserialize_all(value, "").map_err(ApiError::Validation)
 }
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
@@ -198,6 +182,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(signals::router())
         .merge(enforce::router());
     idempotency::document(router.get_openapi_mut());
+    openapi::complete(router.get_openapi_mut());
     router
 }
 
@@ -208,7 +193,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let app = with_issuer_path(api, &state);
     let swagger: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/docs")
         .url("/openapi.json", doc)
+        // Swagger UI's default sends the document's URL to validator.swagger.io.
+        .config(utoipa_swagger_ui::Config::default().validator_url("none"))
         .into();
+    let swagger = swagger.layer(middleware::map_response(docs_headers));
     let app = app
         .merge(swagger)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
@@ -219,7 +207,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ))
         .layer(middleware::from_fn(no_store_under_v1))
         .layer(DefaultBodyLimit::max(max_body_bytes));
-    with_common_layers(app, state)
+    with_common_layers(app, state, max_body_bytes)
 }
 
 /// The public listener's router: only what receivers must reach — the JWKS, the SSF metadata
@@ -238,9 +226,12 @@ pub fn public_router(state: AppState) -> Router {
     let app = with_issuer_path(app, &state)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(4096));
-    with_common_layers(app, state)
+        .layer(DefaultBodyLimit::max(PUBLIC_MAX_BODY_BYTES));
+    with_common_layers(app, state, PUBLIC_MAX_BODY_BYTES)
 }
+
+/// The public routes take no body; anything larger than this is refused.
+const PUBLIC_MAX_BODY_BYTES: usize = 4096;
 
 /// SSF §7.2: the metadata also lives at /.well-known/ssf-configuration + the issuer's path.
 fn with_issuer_path(app: Router<AppState>, state: &AppState) -> Router<AppState> {
@@ -256,11 +247,14 @@ fn with_issuer_path(app: Router<AppState>, state: &AppState) -> Router<AppState>
 
 /// What every listener's requests pass through: panics caught and rendered as problem+json,
 /// metrics, request ids, tracing, and secrets kept out of logs.
-fn with_common_layers(app: Router<AppState>, state: AppState) -> Router {
+fn with_common_layers(app: Router<AppState>, state: AppState, max_body_bytes: usize) -> Router {
     app
         // Inside the problem+json mapper, so a panic's 500 is rendered like every other error.
         .layer(CatchPanicLayer::new())
-        .layer(middleware::map_response(error::ensure_problem_json))
+        .layer(middleware::map_response_with_state(
+            max_body_bytes,
+            error::ensure_problem_json,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
@@ -289,6 +283,8 @@ fn with_common_layers(app: Router<AppState>, state: AppState) -> Router {
             header::COOKIE,
         ]))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Outermost: a caller's request id that could garble logs is dropped (then replaced).
+        .layer(middleware::map_request(drop_unusable_request_id))
         .with_state(state)
 }
 
@@ -304,6 +300,46 @@ async fn no_store_under_v1(req: Request, next: Next) -> Response {
         );
     }
     resp
+}
+
+/// The Content-Security-Policy of Swagger UI and the document: only this origin's scripts,
+/// styles, images and API; no framing, no forms, no base rewriting.
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+async fn docs_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(DOCS_CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// Whether a caller's `X-Request-Id` is kept: 1–128 visible ASCII characters (no spaces or
+/// control characters), so it can go into logs and back out as a header as it is.
+pub fn usable_request_id(v: &[u8]) -> bool {
+    (1..=128).contains(&v.len()) && v.iter().all(u8::is_ascii_graphic)
+}
+
+async fn drop_unusable_request_id(mut req: Request) -> Request {
+    let ids = req.headers().get_all(REQUEST_ID);
+    let mut values = ids.iter();
+    let keep = match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => usable_request_id(v.as_bytes()),
+        // Several: none is taken.
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
 }
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -72,21 +72,94 @@ pub enum AuthErrors {
     Internal(Problem),
 }
 
-/// Errors of routes that take a JSON body.
+/// Errors of routes that take a JSON body with `Content-Type: application/json` (400 and 413 are
+/// added by [`complete`]).
 #[derive(IntoResponses)]
 pub enum BodyErrors {
-    /// Malformed JSON, wrong types or unknown fields.
-    #[response(status = 400, content_type = "application/problem+json")]
-    BadRequest(Problem),
-    /// The body is larger than the configured limit.
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
     /// The body is not `application/json`.
     #[response(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Problem),
-    /// Well-formed, but a field breaks a rule; `errors` names each field.
+    /// Well-formed JSON, but members have the wrong type, are unknown or missing, or break a
+    /// rule; `errors` names every one.
     #[response(status = 422, content_type = "application/problem+json")]
     Invalid(Problem),
+}
+
+/// Adds what an operation answers because of what it reads, so no operation can forget it:
+/// 400 wherever the body, a query or path parameter, or the `Idempotency-Key` header can be
+/// malformed (the description lists which), and 413 wherever a body is read. Runs after every
+/// parameter (including `Idempotency-Key`) is in the document.
+pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{Operation, ParameterIn};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let problem = |description: String| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    super::error::PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let complete_op = |op: &mut Operation| {
+        let params: Vec<(ParameterIn, String)> = op
+            .parameters
+            .iter()
+            .flatten()
+            .filter_map(|p| match p {
+                RefOr::T(p) => Some((p.parameter_in.clone(), p.name.clone())),
+                RefOr::Ref(_) => None,
+            })
+            .collect();
+        let mut causes = Vec::new();
+        if op.request_body.is_some() {
+            causes.push("the body is not well-formed JSON");
+        }
+        if params.iter().any(|(i, _)| *i == ParameterIn::Query) {
+            causes.push("a query parameter is unknown, repeated or not of its type");
+        }
+        if params.iter().any(|(i, _)| *i == ParameterIn::Path) {
+            causes.push("a path parameter is not valid percent-encoded UTF-8");
+        }
+        if params
+            .iter()
+            .any(|(i, n)| *i == ParameterIn::Header && n.eq_ignore_ascii_case("idempotency-key"))
+        {
+            causes.push("`Idempotency-Key` is not 1 to 255 visible ASCII characters");
+        }
+        if !causes.is_empty() {
+            let text = format!("Malformed request: {}", causes.join("; "));
+            op.responses.responses.insert("400".into(), problem(text));
+        }
+        if op.request_body.is_some() {
+            op.responses.responses.insert(
+                "413".into(),
+                problem("The body is larger than the configured limit (`max_body_bytes`, stated in `detail`)".into()),
+            );
+        }
+    };
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+            item.head.as_mut(),
+            item.options.as_mut(),
+            item.trace.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            complete_op(op);
+        }
+    }
 }
 
 /// Errors of routes that call Okta.

@@ -259,6 +259,7 @@ macro_rules! intake_route {
             responses(
                 (status = 202, description = "Signed and queued for delivery", body = Accepted),
                 (status = 200, description = "Unchanged since the last accepted signal for this subject: nothing sent", body = Accepted),
+                (status = 409, description = "A request with this Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
                 (status = 503, description = "No receiver configured ([okta] org_url)", body = Problem, content_type = "application/problem+json"),
                 BodyErrors, AuthErrors))]
         pub async fn $fn_name(
@@ -322,7 +323,7 @@ pub struct BatchRequest {
     /// Up to `signals.batch_max` (default 1000) items, each a signal body plus `"type"`:
     /// `user-risk`, `device-risk`, `ip-change`, `session-revoked`, `device-compliance` or
     /// `identifier-changed`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Object>, min_items = 1)]
     pub signals: Vec<Value>,
 }
 
@@ -404,6 +405,7 @@ fn batch_item(index: usize, r: &ItemResult) -> BatchItem {
     security(("bearer" = ["signals:write"])),
     responses(
         (status = 200, description = "Per-item results", body = BatchResponse),
+        (status = 409, description = "A request with this Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No receiver configured", body = Problem, content_type = "application/problem+json"),
         BodyErrors, AuthErrors))]
 pub async fn batch(
@@ -451,7 +453,7 @@ pub async fn batch(
                     vec![FieldError {
                         field: format!("{prefix}.type"),
                         message: format!(
-                            "unknown type {t:?}; use user-risk, device-risk, ip-change, session-revoked, device-compliance or identifier-changed"
+                            "unknown type '{t}'; use user-risk, device-risk, ip-change, session-revoked, device-compliance or identifier-changed"
                         ),
                     }]
                 })?,
@@ -590,21 +592,25 @@ pub async fn get_signal(
         .store
         .outbox_get(&jti)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no SET with jti {jti:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no SET with jti '{jti}'")))?;
     Ok(ApiJson(view(row, true)))
 }
 
 /// List filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only this status: queued, retrying, delivered, failed, dead.
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Option<String>,
     /// Only this subject: a user's email, or a subject key as shown by the service.
     pub subject: Option<String>,
     /// Page size (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -717,7 +723,7 @@ pub async fn retry_signal(
         outcome.as_ref().map(|_| ()).map_err(String::as_str),
     )
     .await;
-    let row = result?.ok_or_else(|| ApiError::NotFound(format!("no SET with jti {jti:?}")))?;
+    let row = result?.ok_or_else(|| ApiError::NotFound(format!("no SET with jti '{jti}'")))?;
     state.notify.notify_one();
     Ok((StatusCode::ACCEPTED, ApiJson(view(row, false))))
 }

@@ -18,7 +18,7 @@ pub enum KeyMaterialError {
     NotPem(String),
     /// A PEM block we do not take.
     #[error(
-        "PEM block {0:?} is not an unencrypted RSA private key; give a PKCS#8 \"PRIVATE KEY\" or PKCS#1 \"RSA PRIVATE KEY\" block"
+        "PEM block '{0}' is not an unencrypted RSA private key; give a PKCS#8 'PRIVATE KEY' or PKCS#1 'RSA PRIVATE KEY' block"
     )]
     WrongBlock(String),
     /// The DER did not parse as an RSA private key.
@@ -57,6 +57,35 @@ impl std::fmt::Debug for KeyMaterial {
     }
 }
 
+/// Why a PEM text could not be read, in words (the `pem` crate's own text includes
+/// `malformedframing`).
+pub fn pem_problem(e: &pem::PemError) -> &'static str {
+    use pem::PemError as E;
+    match e {
+        E::MismatchedTags(..) => "its BEGIN and END lines name different blocks",
+        E::MalformedFraming => "the BEGIN/END lines are missing or malformed",
+        E::MissingBeginTag => "the -----BEGIN …----- line is missing",
+        E::MissingEndTag => "the -----END …----- line is missing",
+        E::MissingData => "the block holds no data",
+        E::InvalidData(_) => "the block is not valid base64",
+        E::InvalidHeader(_) => "a header line of the block is invalid",
+        E::NotUtf8(_) => "it is not UTF-8 text",
+    }
+}
+
+/// aws-lc's reason for refusing a key (`WrongAlgorithm`, `InvalidEncoding`, …), in words.
+fn rejection(e: aws_lc_rs::error::KeyRejected) -> &'static str {
+    match e.description_() {
+        "WrongAlgorithm" => "the key is not an RSA key",
+        "InvalidEncoding" => "the key's DER encoding is invalid",
+        "TooSmall" => "the key is too small",
+        "TooLarge" => "the key is too large",
+        "InconsistentComponents" => "the key's components are inconsistent",
+        "PublicKeyIsMissing" => "the public key is missing",
+        _ => "the key cannot be used",
+    }
+}
+
 impl KeyMaterial {
     /// Generates a new key of `bits` (2048, 3072 or 4096).
     pub fn generate(bits: u32) -> Result<Self, KeyMaterialError> {
@@ -72,7 +101,8 @@ impl KeyMaterial {
 
     /// Parses a PEM file holding a PKCS#8 or PKCS#1 RSA private key of at least 2048 bits.
     pub fn from_pem(text: &[u8]) -> Result<Self, KeyMaterialError> {
-        let block = pem::parse(text).map_err(|e| KeyMaterialError::NotPem(e.to_string()))?;
+        let block =
+            pem::parse(text).map_err(|e| KeyMaterialError::NotPem(pem_problem(&e).into()))?;
         let pair = match block.tag() {
             "PRIVATE KEY" => KeyPair::from_pkcs8(block.contents()),
             "RSA PRIVATE KEY" => KeyPair::from_der(block.contents()),
@@ -87,7 +117,7 @@ impl KeyMaterial {
                 {
                     return Err(KeyMaterialError::TooWeak(bits));
                 }
-                return Err(KeyMaterialError::Malformed(e.to_string()));
+                return Err(KeyMaterialError::Malformed(rejection(e).into()));
             }
         };
         Self::from_pair(pair)
@@ -103,7 +133,7 @@ impl KeyMaterial {
         }
         let der = pair
             .as_der()
-            .map_err(|e| KeyMaterialError::Malformed(e.to_string()))?;
+            .map_err(|_| KeyMaterialError::Malformed("cannot encode it as PKCS#8".into()))?;
         let pkcs8_pem = Zeroizing::new(pem::encode(&pem::Pem::new(
             "PRIVATE KEY",
             der.as_ref().to_vec(),

@@ -12,7 +12,7 @@
 mod material;
 mod store;
 
-pub use material::{KeyMaterial, KeyMaterialError};
+pub use material::{KeyMaterial, KeyMaterialError, pem_problem};
 pub use store::{KeyDir, KeyDirError};
 
 use std::sync::{Arc, RwLock};

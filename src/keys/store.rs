@@ -33,7 +33,7 @@ pub enum KeyDirError {
     #[error(transparent)]
     Material(#[from] KeyMaterialError),
     /// No such key.
-    #[error("no key with kid {0:?}; see `ssf-transmitter keys list`")]
+    #[error("no key with kid '{0}'; see `ssf-transmitter keys list`")]
     NotFound(String),
     /// The change is not allowed in the key's current state (or not yet).
     #[error("{0}")]

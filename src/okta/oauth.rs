@@ -47,7 +47,10 @@ impl AssertionKey {
     /// says what to fix and never holds key material.
     pub fn from_pem(pem_text: &str) -> Result<Self, String> {
         let block = pem::parse(pem_text.trim()).map_err(|e| {
-            format!("is not a PEM private key ({e}); give the key file Okta's app was given the public half of")
+            format!(
+                "is not a PEM private key ({}); give the key file Okta's app was given the public half of",
+                crate::keys::pem_problem(&e)
+            )
         })?;
         let bad = |what: &str| format!("{what}; use an RSA (2048+ bits) or EC P-256 key");
         match block.tag() {
@@ -77,7 +80,7 @@ impl AssertionKey {
                 "is a SEC1 EC key; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt`"
                     .into(),
             ),
-            other => Err(bad(&format!("PEM block {other:?} is not a private key"))),
+            other => Err(bad(&format!("PEM block '{other}' is not a private key"))),
         }
     }
 

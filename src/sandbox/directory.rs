@@ -431,7 +431,7 @@ async fn lifecycle(
         Op::Activate | Op::Reactivate => Json(json!({})).into_response(),
         _ => StatusCode::OK.into_response(),
     };
-    tracing::debug!(user = %user_id, op = ?op, "sandbox lifecycle");
+    tracing::debug!(user = %user_id, status = %next, "sandbox lifecycle");
     Ok(resp)
 }
 
@@ -502,7 +502,7 @@ pub(super) async fn clear_sessions(
     Query(q): Query<SessionsQuery>,
 ) -> Result<StatusCode, OktaError> {
     user_op(&state, &id, |_| Ok(()))?;
-    tracing::debug!(user = %id, oauth_tokens = ?q.oauth_tokens, forget_devices = ?q.forget_devices, "sandbox sessions cleared");
+    tracing::debug!(user = %id, oauth_tokens = q.oauth_tokens, forget_devices = q.forget_devices, "sandbox sessions cleared");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -82,7 +82,7 @@ impl SubjectId {
                 return Err(fe(
                     &format!("{path}.format"),
                     format!(
-                        "unsupported format {other:?}; use email, iss_sub, opaque, phone_number, account, uri or did"
+                        "unsupported format '{other}'; use email, iss_sub, opaque, phone_number, account, uri or did"
                     ),
                 ));
             }
@@ -93,7 +93,7 @@ impl SubjectId {
         {
             return Err(fe(
                 &format!("{path}.{extra}"),
-                format!("is not a member of the {format:?} format (RFC 9493)"),
+                format!("is not a member of the '{format}' format (RFC 9493)"),
             ));
         }
         let id = match format {

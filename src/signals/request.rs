@@ -56,6 +56,7 @@ pub enum TimestampInput {
 /// or `severity`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"user": {"format": "email", "email": "jane.doe@example.com"}, "device": {"format": "opaque", "id": "device-7f3a"}}, "current_level": "high", "reason_admin": "Impossible travel"}))]
 pub struct RiskSignal {
     /// An RFC 9493 identifier (taken as the user) or `{"user": {…}, "device": {…}}`.
     #[schema(value_type = Object, example = json!({"format": "email", "email": "jane@example.com"}))]
@@ -63,6 +64,7 @@ pub struct RiskSignal {
     /// The new level.
     pub current_level: Option<RiskLevel>,
     /// A 0–100 score, mapped by the configured thresholds.
+    #[schema(minimum = 0, maximum = 100)]
     pub score: Option<f64>,
     /// A SIEM severity, mapped by the configured table.
     pub severity: Option<Severity>,
@@ -84,13 +86,16 @@ pub struct RiskSignal {
 /// `POST /v1/signals/ip-change`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"format": "email", "email": "jane.doe@example.com"}, "current_ip_address": "203.0.113.7", "previous_ip_address": "198.51.100.20"}))]
 pub struct IpChangeSignal {
     /// The user.
     #[schema(value_type = Object)]
     pub subject: Value,
     /// The new IP address.
+    #[schema(schema_with = ip_schema)]
     pub current_ip_address: String,
     /// The previous IP address.
+    #[schema(schema_with = ip_schema)]
     pub previous_ip_address: String,
     /// Reason for administrators.
     pub reason_admin: Option<ReasonInput>,
@@ -105,17 +110,22 @@ pub struct IpChangeSignal {
 /// `POST /v1/signals/session-revoked`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"format": "email", "email": "jane.doe@example.com"}, "current_ip": "203.0.113.7", "reason_admin": "Session hijack suspected"}))]
 pub struct SessionRevokedSignal {
     /// The user.
     #[schema(value_type = Object)]
     pub subject: Value,
     /// Current IP of the session.
+    #[schema(schema_with = ip_schema)]
     pub current_ip: Option<String>,
-    /// Current user agent.
+    /// Current user agent (1–1024 characters, not all white space).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     pub current_user_agent: Option<String>,
     /// Last known IP.
+    #[schema(schema_with = ip_schema)]
     pub last_known_ip: Option<String>,
-    /// Last known user agent.
+    /// Last known user agent (1–1024 characters, not all white space).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     pub last_known_user_agent: Option<String>,
     /// Reason for administrators.
     pub reason_admin: Option<ReasonInput>,
@@ -130,6 +140,7 @@ pub struct SessionRevokedSignal {
 /// `POST /v1/signals/device-compliance`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"user": {"format": "email", "email": "jane.doe@example.com"}, "device": {"format": "opaque", "id": "device-7f3a"}}, "current_status": "not-compliant", "previous_status": "compliant"}))]
 pub struct DeviceComplianceSignal {
     /// Needs a `device` (and should carry the `user`).
     #[schema(value_type = Object)]
@@ -154,15 +165,52 @@ pub struct DeviceComplianceSignal {
 /// `POST /v1/signals/identifier-changed`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"format": "email", "email": "jane.doe@example.com"}, "new-value": "jane.smith@example.com"}))]
 pub struct IdentifierChangedSignal {
     /// The user, by the old identifier.
     #[schema(value_type = Object)]
     pub subject: Value,
-    /// The new identifier (email or phone number).
+    /// The new identifier: an email address or an E.164 phone number (`+` and up to 15 digits).
     #[serde(rename = "new-value", alias = "new_value")]
+    #[schema(schema_with = new_value_schema)]
     pub new_value: Option<String>,
     /// When; default now.
     pub event_timestamp: Option<TimestampInput>,
+}
+
+/// An IPv4 or IPv6 address (as `ip` checks it).
+fn ip_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let format = |f| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(f)))
+    };
+    utoipa::openapi::schema::Schema::AnyOf(
+        AnyOfBuilder::new()
+            .item(format(KnownFormat::Ipv4))
+            .item(format(KnownFormat::Ipv6))
+            .build(),
+    )
+}
+
+/// An email address or an E.164 phone number (as `IdentifierChangedSignal::validate` checks).
+fn new_value_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    utoipa::openapi::schema::Schema::AnyOf(
+        AnyOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^\\+[0-9]{1,15}$")),
+            )
+            .build(),
+    )
 }
 
 /// The level or status a draft carries before state is consulted.
@@ -263,19 +311,9 @@ fn fe(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     }
 }
 
-/// Deserializes a JSON value into `T`, naming the failing field (prefixed with `prefix`).
+/// Deserializes a JSON value into `T`, naming every failing field (prefixed with `prefix`).
 pub fn from_value<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, Vec<FieldError>> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = match (prefix.is_empty(), path.as_str()) {
-            (_, ".") if prefix.is_empty() => "body".to_owned(),
-            (_, ".") => prefix.to_owned(),
-            (true, p) => p.to_owned(),
-            (false, p) => format!("{prefix}.{p}"),
-        };
-        let msg = e.into_inner().to_string();
-        vec![fe(field, msg)]
-    })
+    crate::validation::deserialize_all(value, prefix)
 }
 
 /// Context for validation.

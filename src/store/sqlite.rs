@@ -325,7 +325,7 @@ impl SqliteStore {
                 revoked_at: None,
             }),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
-                format!("an active API client named {:?} already exists", new.name),
+                format!("an active API client named '{}' already exists", new.name),
             )),
             Err(e) => Err(e.into()),
         }
