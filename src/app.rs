@@ -17,7 +17,7 @@ use crate::config::{Config, DatabaseLocation, OktaConfig, issuer_string};
 use crate::delivery::{self, Worker};
 use crate::http::{AppState, router};
 use crate::ids::{Ids, RandomIds};
-use crate::keys::{KeyDir, KeyManager, KeyState};
+use crate::keys::{KeyDir, KeyManager};
 use crate::metrics::Metrics;
 use crate::okta::{OktaClient, SecurityEventsProvider, well_known_url};
 #[cfg(feature = "sandbox")]
@@ -174,15 +174,6 @@ pub async fn open_keys(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Resul
     .with_context(|| format!("cannot load issuer keys from {}", config.keys_dir.display()))
 }
 
-/// Publishes the per-state key counts.
-pub fn publish_key_metrics(keys: &KeyManager, metrics: &Metrics) {
-    let ring = keys.ring();
-    for state in [KeyState::Next, KeyState::Active, KeyState::Retiring] {
-        let n = ring.keys().iter().filter(|k| k.info.state == state).count();
-        metrics.issuer_keys(state.as_str(), n);
-    }
-}
-
 impl Application {
     /// Binds the listener, derives the issuer when not configured, opens the store (migrating it)
     /// and the keys.
@@ -232,7 +223,7 @@ impl Application {
         let keys = open_keys(&config, &clock).await?;
         let admin_token = config.admin_token().map_err(anyhow::Error::new)?;
         let metrics = Metrics::new();
-        publish_key_metrics(&keys, &metrics);
+        metrics.publish_keys(&keys);
         let target = config
             .okta
             .as_ref()
@@ -473,7 +464,7 @@ async fn watch_keys(
         match tokio::task::spawn_blocking(move || keys.reload_if_changed()).await {
             Ok(Ok(true)) => {
                 state.metrics.key_reload();
-                publish_key_metrics(&state.keys, &state.metrics);
+                state.metrics.publish_keys(&state.keys);
                 tracing::info!(active_kid = %state.keys.ring().active_kid(), "issuer keys reloaded");
             }
             Ok(Ok(false)) => {}

@@ -155,6 +155,16 @@ impl Metrics {
             .increment(1);
     }
 
+    /// Publishes the number of keys per published state (`ssf_issuer_keys{state}`).
+    pub fn publish_keys(&self, keys: &crate::keys::KeyManager) {
+        use crate::keys::KeyState;
+        let ring = keys.ring();
+        for state in [KeyState::Next, KeyState::Active, KeyState::Retiring] {
+            let n = ring.keys().iter().filter(|k| k.info.state == state).count();
+            self.issuer_keys(state.as_str(), n);
+        }
+    }
+
     /// Sets the number of published keys per state.
     pub fn issuer_keys(&self, state: &'static str, count: usize) {
         self.recorder

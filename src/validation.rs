@@ -10,7 +10,15 @@ use std::collections::BTreeSet;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::http::FieldError;
+/// A field that failed validation: what every domain module reports about bad input, and what
+/// the HTTP layer renders in a problem's `errors`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON pointer-ish path of the field (`scopes[1]`, `name`).
+    pub field: String,
+    /// The rule it broke.
+    pub message: String,
+}
 
 /// Deserializes the JSON object `value` into `T`. On failure, every top-level member with a wrong
 /// type or shape and every unknown member is named (prefixed with `prefix`, e.g. `signals[3]`),

@@ -112,7 +112,7 @@ where
         err_text.as_deref().map_or(Ok(()), Err),
     )
     .await;
-    crate::app::publish_key_metrics(&state.keys, &state.metrics);
+    state.metrics.publish_keys(&state.keys);
     Ok(result?)
 }
 

@@ -14,14 +14,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Prefix of our problem `type` URIs.
 const TYPE_PREFIX: &str = "urn:ssf-transmitter:problem:";
 
-/// A field that failed validation.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct FieldError {
-    /// JSON pointer-ish path of the field (`scopes[1]`, `name`).
-    pub field: String,
-    /// The rule it broke.
-    pub message: String,
-}
+pub use crate::validation::FieldError;
 
 /// An upstream (Okta) outcome to report.
 #[derive(Debug, Clone)]

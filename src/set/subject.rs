@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::http::FieldError;
+use crate::validation::FieldError;
 
 /// One RFC 9493 subject identifier.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -104,7 +104,7 @@ impl std::fmt::Debug for Intake {
 }
 
 /// A per-item result of [`Intake::submit`].
-pub type ItemResult = Result<Outcome, Vec<crate::http::FieldError>>;
+pub type ItemResult = Result<Outcome, Vec<crate::validation::FieldError>>;
 
 impl Intake {
     /// Builds the service.
@@ -155,7 +155,7 @@ impl Intake {
     pub async fn submit<R>(
         &self,
         client: &Caller,
-        drafts: Vec<Result<Draft, Vec<crate::http::FieldError>>>,
+        drafts: Vec<Result<Draft, Vec<crate::validation::FieldError>>>,
         idempotency: Option<IdempotencyKey>,
         render: R,
     ) -> Result<Vec<ItemResult>, IntakeError>
@@ -341,7 +341,7 @@ impl Intake {
                         last.and_then(RiskLevel::parse).unwrap_or(RiskLevel::None)
                     }
                     None => {
-                        return Decision::Invalid(crate::http::FieldError {
+                        return Decision::Invalid(crate::validation::FieldError {
                             field: "previous_level".into(),
                             message: "is required (filling it from state is turned off)".into(),
                         });
@@ -373,7 +373,7 @@ impl Intake {
                         ComplianceStatus::NotCompliant
                     }
                     _ => {
-                        return Decision::Invalid(crate::http::FieldError {
+                        return Decision::Invalid(crate::validation::FieldError {
                             field: "previous_status".into(),
                             message: "is required: no earlier status is known for this device"
                                 .into(),
@@ -484,7 +484,7 @@ impl Drop for SubjectGuards {
 enum Decision {
     Send(EventBody, Option<String>),
     Unchanged(String),
-    Invalid(crate::http::FieldError),
+    Invalid(crate::validation::FieldError),
 }
 
 /// Decodes the claims of a compact JWS without verifying it (for showing what was sent).

@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::config::SignalsConfig;
-use crate::http::FieldError;
+use crate::validation::FieldError;
 use crate::set::{
     ComplianceStatus, EventBody, EventType, InitiatingEntity, Reason, RiskLevel, Subject, SubjectId,
 };
