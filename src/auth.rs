@@ -12,6 +12,71 @@ use utoipa::ToSchema;
 
 use crate::store::{ApiClient, NewClient, Store, StoreError};
 
+/// An API client (never with its token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Stable id (UUID).
+    pub id: String,
+    /// Unique name among active clients.
+    pub name: String,
+    /// Granted scopes.
+    pub scopes: Vec<Scope>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Revocation time, when revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Client {
+    /// Gives the stored scope names their meaning; a name this build does not know means the
+    /// store was written by something else.
+    fn from_stored(c: ApiClient) -> Result<Self, StoreError> {
+        let scopes = c
+            .scopes
+            .iter()
+            .map(|s| {
+                s.parse::<Scope>().map_err(|_| {
+                    StoreError::Corrupt(format!(
+                        "API client '{}' holds an unknown scope '{s}'",
+                        c.name
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            id: c.id,
+            name: c.name,
+            scopes,
+            created_at: c.created_at,
+            revoked_at: c.revoked_at,
+        })
+    }
+}
+
+/// Every API client, revoked ones included.
+pub async fn list_clients(store: &Store) -> Result<Vec<Client>, StoreError> {
+    store
+        .list_clients()
+        .await?
+        .into_iter()
+        .map(Client::from_stored)
+        .collect()
+}
+
+/// Revokes the active client called `name`; `None` when there is none. Its token stops working
+/// at once.
+pub async fn revoke_client(
+    store: &Store,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Client>, StoreError> {
+    store
+        .revoke_client(name, now)
+        .await?
+        .map(Client::from_stored)
+        .transpose()
+}
+
 /// Prefix of every token this service issues (helps secret scanners recognise leaked tokens).
 pub const TOKEN_PREFIX: &str = "ssft_";
 
@@ -178,6 +243,8 @@ impl Authenticator {
             .store
             .client_by_token_hash(&digest)
             .await?
+            .map(Client::from_stored)
+            .transpose()?
             .map(|c| Caller {
                 id: c.id,
                 name: c.name,
@@ -245,7 +312,7 @@ pub async fn create_client(
     name: &str,
     scopes: &[Scope],
     now: DateTime<Utc>,
-) -> Result<(ApiClient, SecretString), ClientError> {
+) -> Result<(Client, SecretString), ClientError> {
     validate_client_name(name)?;
     if scopes.is_empty() {
         return Err(ClientError::Invalid(
@@ -258,16 +325,17 @@ pub async fn create_client(
     let token = generate_token();
     let digest = token_digest(token.expose_secret());
     let id = uuid::Uuid::new_v4().to_string();
+    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
     let client = store
         .create_client(NewClient {
             id: &id,
             name,
             token_hash: &digest,
-            scopes: &scopes,
+            scopes: &names,
             created_at: now,
         })
         .await?;
-    Ok((client, token))
+    Ok((Client::from_stored(client)?, token))
 }
 
 #[cfg(test)]

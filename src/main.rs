@@ -400,7 +400,7 @@ async fn clients(
             }
         }
         ClientsCommand::List => {
-            let clients = store.list_clients().await?;
+            let clients = ssf_transmitter::auth::list_clients(&store).await?;
             println!("{:<32} {:<8} {:<25} SCOPES", "NAME", "STATUS", "CREATED");
             for c in clients {
                 let scopes: Vec<&str> = c.scopes.iter().map(|s| s.as_str()).collect();
@@ -420,7 +420,7 @@ async fn clients(
             Ok(())
         }
         ClientsCommand::Revoke { name } => {
-            let revoked = store.revoke_client(&name, now).await?;
+            let revoked = ssf_transmitter::auth::revoke_client(&store, &name, now).await?;
             let outcome = if revoked.is_some() {
                 Ok(())
             } else {

@@ -10,8 +10,7 @@ use std::collections::BTreeSet;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// A field that failed validation: what every domain module reports about bad input, and what
-/// the HTTP layer renders in a problem's `errors`.
+/// A field that failed validation.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct FieldError {
     /// JSON pointer-ish path of the field (`scopes[1]`, `name`).

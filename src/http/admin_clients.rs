@@ -12,7 +12,6 @@ use super::auth::{AdminScope, Auth};
 use super::openapi::{AuthErrors, BodyErrors};
 use super::{ApiError, ApiJson, ApiPath, AppState, FieldError, Problem};
 use crate::auth::{ClientError, Scope};
-use crate::store::ApiClient;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -36,8 +35,8 @@ pub struct ClientView {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-impl From<ApiClient> for ClientView {
-    fn from(c: ApiClient) -> Self {
+impl From<crate::auth::Client> for ClientView {
+    fn from(c: crate::auth::Client) -> Self {
         Self {
             id: c.id,
             name: c.name,
@@ -100,7 +99,7 @@ pub async fn list_clients(
     _auth: Auth<AdminScope>,
     State(state): State<AppState>,
 ) -> Result<ApiJson<ClientList>, ApiError> {
-    let clients = state.store.list_clients().await?;
+    let clients = crate::auth::list_clients(&state.store).await?;
     Ok(ApiJson(ClientList {
         clients: clients.into_iter().map(ClientView::from).collect(),
     }))
@@ -187,7 +186,7 @@ pub async fn revoke_client(
     ApiPath(name): ApiPath<String>,
 ) -> Result<ApiJson<ClientView>, ApiError> {
     let now = state.clock.now();
-    let revoked = state.store.revoke_client(&name, now).await?;
+    let revoked = crate::auth::revoke_client(&state.store, &name, now).await?;
     let outcome = if revoked.is_some() {
         Ok(())
     } else {

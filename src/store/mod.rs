@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::auth::Scope;
 use crate::config::DatabaseLocation;
 
 /// A store failure. `Conflict` is something the caller caused; everything else is internal.
@@ -126,15 +125,16 @@ impl WriterLock {
     }
 }
 
-/// An API client as stored (never with its token).
+/// An API client as stored (never with its token). Scopes are kept as the names they were
+/// granted under; `auth` gives them meaning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiClient {
     /// Stable id (UUID).
     pub id: String,
     /// Unique name among active clients.
     pub name: String,
-    /// Granted scopes.
-    pub scopes: Vec<Scope>,
+    /// Granted scope names.
+    pub scopes: Vec<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Revocation time, when revoked.
@@ -150,8 +150,8 @@ pub struct NewClient<'a> {
     pub name: &'a str,
     /// SHA-256 digest of the bearer token.
     pub token_hash: &'a [u8],
-    /// Scopes.
-    pub scopes: &'a [Scope],
+    /// Scope names.
+    pub scopes: &'a [&'a str],
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }
@@ -414,19 +414,10 @@ impl Store {
     }
 }
 
-pub(crate) fn scopes_to_text(scopes: &[Scope]) -> String {
-    scopes
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+pub(crate) fn scopes_to_text(scopes: &[&str]) -> String {
+    scopes.join(" ")
 }
 
-pub(crate) fn scopes_from_text(text: &str) -> Result<Vec<Scope>, StoreError> {
-    text.split_whitespace()
-        .map(|s| {
-            s.parse::<Scope>()
-                .map_err(|_| StoreError::Corrupt(format!("unknown scope {s:?}")))
-        })
-        .collect()
+pub(crate) fn scopes_from_text(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
 }

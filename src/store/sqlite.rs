@@ -320,7 +320,7 @@ impl SqliteStore {
             Ok(_) => Ok(ApiClient {
                 id: new.id.to_owned(),
                 name: new.name.to_owned(),
-                scopes: new.scopes.to_vec(),
+                scopes: new.scopes.iter().map(|s| (*s).to_owned()).collect(),
                 created_at: new.created_at,
                 revoked_at: None,
             }),
@@ -713,7 +713,7 @@ fn client_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiClient, StoreError>
     Ok(ApiClient {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        scopes: scopes_from_text(&scopes)?,
+        scopes: scopes_from_text(&scopes),
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
     })
@@ -738,7 +738,6 @@ fn insert_idempotency(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Scope;
     use crate::store::DeliveryStatus;
 
     async fn mem() -> SqliteStore {
@@ -757,7 +756,7 @@ mod tests {
             id: "a",
             name: "ueba",
             token_hash: &[1; 32],
-            scopes: &[Scope::SignalsWrite, Scope::SignalsRead],
+            scopes: &["signals:read", "signals:write"],
             created_at: now,
         };
         s.create_client(new.clone()).await.expect("create");
@@ -775,7 +774,7 @@ mod tests {
             .await
             .expect("q")
             .expect("found");
-        assert_eq!(found.scopes, vec![Scope::SignalsWrite, Scope::SignalsRead]);
+        assert_eq!(found.scopes, vec!["signals:read", "signals:write"]);
         s.revoke_client("ueba", now)
             .await
             .expect("revoke")
