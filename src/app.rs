@@ -31,6 +31,7 @@ const PRUNE_PAUSE: Duration = Duration::from_millis(100);
 
 /// A built, bound application, ready to run.
 pub struct Application {
+    store: Store,
     listener: TcpListener,
     public: Option<TcpListener>,
     tls: Option<Tls>,
@@ -280,7 +281,8 @@ impl Application {
             enforcer,
             issuer,
             auth: Authenticator::new(store.clone(), admin_token.as_ref()),
-            store,
+            audit: crate::enforcement::audit::Audit::new(store.clone()),
+            idempotency: crate::enforcement::idempotency::Idempotency::new(store.clone()),
             keys,
             metrics,
             clock,
@@ -288,6 +290,7 @@ impl Application {
             notify,
         };
         Ok(Self {
+            store,
             listener,
             public,
             tls,
@@ -324,7 +327,12 @@ impl Application {
         &self.state.issuer
     }
 
-    /// The shared state (tests use it to reach the store and keys).
+    /// The store (tests look into it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The shared state (tests use it to reach the keys and services).
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -336,6 +344,7 @@ impl Application {
         F: Future<Output = ()> + Send + 'static,
     {
         let Self {
+            store,
             listener,
             public,
             tls,
@@ -377,6 +386,7 @@ impl Application {
         });
         let maintenance = tokio::spawn(maintain(
             state.clone(),
+            store.clone(),
             config.delivery.clone(),
             stop_rx.clone(),
         ));
@@ -439,7 +449,7 @@ impl Application {
                 tracing::error!(error = %e, "delivery worker failed");
             }
         }
-        state.store.close().await;
+        store.close().await;
         // Only now may another process write to the store.
         drop(writer_lock);
         tracing::info!("stopped");
@@ -694,6 +704,7 @@ where
 /// [`delivery::prune`]).
 async fn maintain(
     state: AppState,
+    store: Store,
     config: crate::config::DeliveryConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -705,9 +716,13 @@ async fn maintain(
             _ = stop.changed() => return,
         }
         let now_ms = state.clock.now().timestamp_millis();
-        match delivery::prune(&state.store, &config, now_ms, PRUNE_PAUSE, &stop).await {
+        match delivery::prune(&store, &config, now_ms, PRUNE_PAUSE, &stop).await {
             Ok(p) => {
-                state.metrics.outbox_pruned(&p);
+                state.metrics.outbox_pruned(&[
+                    ("delivered", p.delivered),
+                    ("failed", p.failed),
+                    ("dead", p.dead),
+                ]);
                 if p != crate::store::Pruned::default() {
                     tracing::info!(
                         delivered = p.delivered,
@@ -720,7 +735,7 @@ async fn maintain(
             Err(e) => tracing::warn!(error = %e, "cannot prune finished SETs"),
         }
         let cutoff = state.clock.now().timestamp_millis() - 24 * 3600 * 1000;
-        match state.store.prune_idempotency(cutoff).await {
+        match store.prune_idempotency(cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "pruned idempotency records older than 24 h"),
             Err(e) => tracing::warn!(error = %e, "cannot prune idempotency records"),

@@ -227,6 +227,30 @@ impl Authenticator {
         }
     }
 
+    /// Creates an API client (see [`create_client`]).
+    pub async fn create_client(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        now: DateTime<Utc>,
+    ) -> Result<(Client, SecretString), ClientError> {
+        create_client(&self.store, name, scopes, now).await
+    }
+
+    /// Every API client, revoked ones included.
+    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        list_clients(&self.store).await
+    }
+
+    /// Revokes the active client called `name` (see [`revoke_client`]).
+    pub async fn revoke_client(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Client>, StoreError> {
+        revoke_client(&self.store, name, now).await
+    }
+
     /// The caller for a presented token, or `None` when the token is unknown or revoked.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, StoreError> {
         let digest = token_digest(token);

@@ -10,7 +10,6 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod app;
-pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

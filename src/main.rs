@@ -11,8 +11,9 @@ use secrecy::ExposeSecret as _;
 use ssf_transmitter::auth::Scope;
 use ssf_transmitter::clock::{Clock, SystemClock};
 use ssf_transmitter::config::Config;
+use ssf_transmitter::enforcement::audit;
 use ssf_transmitter::keys::{KeyDir, KeyInfo};
-use ssf_transmitter::{Application, app, audit, telemetry};
+use ssf_transmitter::{Application, app, telemetry};
 
 /// Shared Signals (SSF) transmitter for Okta: signed risk SETs, push delivery, issuer keys and
 /// enforcement over the Okta Management API.

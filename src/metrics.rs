@@ -237,24 +237,16 @@ impl Metrics {
             .record(seconds);
     }
 
-    /// SETs per status, every status (0 when none).
-    pub fn outbox_counts(&self, counts: &[(crate::store::DeliveryStatus, i64)]) {
-        for status in crate::store::DeliveryStatus::ALL {
-            let n = counts
-                .iter()
-                .find(|(s, _)| *s == status)
-                .map_or(0, |(_, n)| *n);
-            self.outbox(status.as_str(), n);
+    /// SETs per status (`ssf_outbox_sets{status}`), for every status given.
+    pub fn outbox_counts(&self, counts: &[(&'static str, i64)]) {
+        for (status, n) in counts {
+            self.outbox(status, *n);
         }
     }
 
-    /// Counts SETs deleted by pruning.
-    pub fn outbox_pruned(&self, pruned: &crate::store::Pruned) {
-        for (status, n) in [
-            ("delivered", pruned.delivered),
-            ("failed", pruned.failed),
-            ("dead", pruned.dead),
-        ] {
+    /// Counts SETs deleted by pruning, per status (`ssf_outbox_pruned_total{status}`).
+    pub fn outbox_pruned(&self, pruned: &[(&'static str, u64)]) {
+        for &(status, n) in pruned {
             self.recorder
                 .register_counter(
                     &Key::from_parts(

@@ -333,7 +333,9 @@ impl Worker {
 
     async fn publish_gauges(&self) {
         match self.store.status_counts().await {
-            Ok(counts) => self.metrics.outbox_counts(&counts),
+            Ok(counts) => self
+                .metrics
+                .outbox_counts(&crate::store::DeliveryStatus::zero_filled(&counts)),
             Err(e) => tracing::warn!(error = %e, "cannot count the outbox"),
         }
     }

@@ -2,6 +2,8 @@
 //! clear 404/409), lifecycle actions with dry-run, and an audit row for every call — dry runs and
 //! failures included.
 
+pub mod audit;
+pub mod idempotency;
 pub mod password;
 
 use std::sync::Arc;
@@ -914,7 +916,7 @@ impl Enforcer {
         if let (Some(d), Value::Object(extra)) = (detail.as_object_mut(), extra) {
             d.extend(extra);
         }
-        crate::audit::record_detail(
+        crate::enforcement::audit::record_detail(
             &self.store,
             self.clock.now(),
             caller.into(),
@@ -975,7 +977,7 @@ impl Enforcer {
             Err(e) => json!({"settings": settings, "error": e.to_string()}),
         }
         .to_string();
-        crate::audit::record_detail(
+        crate::enforcement::audit::record_detail(
             &self.store,
             self.clock.now(),
             caller.into(),
@@ -1080,7 +1082,7 @@ impl Enforcer {
             }
         };
         let detail = detail.to_string();
-        crate::audit::record_detail(
+        crate::enforcement::audit::record_detail(
             &self.store,
             now,
             caller.into(),

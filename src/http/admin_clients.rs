@@ -86,7 +86,7 @@ impl From<ClientError> for ApiError {
         match e {
             ClientError::Invalid(m) => ApiError::field("name", m),
             ClientError::Conflict(m) => ApiError::Conflict(m),
-            ClientError::Store(s) => s.into(),
+            ClientError::Store(s) => ApiError::internal(s),
         }
     }
 }
@@ -99,7 +99,11 @@ pub async fn list_clients(
     _auth: Auth<AdminScope>,
     State(state): State<AppState>,
 ) -> Result<ApiJson<ClientList>, ApiError> {
-    let clients = crate::auth::list_clients(&state.store).await?;
+    let clients = state
+        .auth
+        .list_clients()
+        .await
+        .map_err(ApiError::internal)?;
     Ok(ApiJson(ClientList {
         clients: clients.into_iter().map(ClientView::from).collect(),
     }))
@@ -148,17 +152,18 @@ pub async fn add_client(
         return Err(ApiError::Validation(errors));
     }
     let now = state.clock.now();
-    let result = crate::auth::create_client(&state.store, &body.name, &scopes, now).await;
+    let result = state.auth.create_client(&body.name, &scopes, now).await;
     let outcome = result.as_ref().err().map(ToString::to_string);
-    crate::audit::record(
-        &state.store,
-        now,
-        (&auth.caller).into(),
-        "client.add",
-        Some(&body.name),
-        outcome.as_deref().map_or(Ok(()), Err),
-    )
-    .await;
+    state
+        .audit
+        .record(
+            now,
+            (&auth.caller).into(),
+            "client.add",
+            Some(&body.name),
+            outcome.as_deref().map_or(Ok(()), Err),
+        )
+        .await;
     let (client, token) = result?;
     use secrecy::ExposeSecret as _;
     Ok((
@@ -186,21 +191,26 @@ pub async fn revoke_client(
     ApiPath(name): ApiPath<String>,
 ) -> Result<ApiJson<ClientView>, ApiError> {
     let now = state.clock.now();
-    let revoked = crate::auth::revoke_client(&state.store, &name, now).await?;
+    let revoked = state
+        .auth
+        .revoke_client(&name, now)
+        .await
+        .map_err(ApiError::internal)?;
     let outcome = if revoked.is_some() {
         Ok(())
     } else {
         Err("no active client with this name")
     };
-    crate::audit::record(
-        &state.store,
-        now,
-        (&auth.caller).into(),
-        "client.revoke",
-        Some(&name),
-        outcome,
-    )
-    .await;
+    state
+        .audit
+        .record(
+            now,
+            (&auth.caller).into(),
+            "client.revoke",
+            Some(&name),
+            outcome,
+        )
+        .await;
     match revoked {
         Some(c) => Ok(ApiJson(c.into())),
         None => Err(ApiError::NotFound(format!(

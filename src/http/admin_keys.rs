@@ -82,7 +82,7 @@ impl From<KeyDirError> for ApiError {
 /// Runs a key-directory change off the async threads, reloads the ring, audits the outcome.
 async fn change<F>(
     state: &AppState,
-    actor: crate::audit::Actor<'_>,
+    actor: crate::enforcement::audit::Actor<'_>,
     action: &str,
     target: Option<String>,
     op: F,
@@ -103,15 +103,16 @@ where
     .map_err(ApiError::internal)?;
     let target = result.as_ref().ok().map(|i| i.kid.clone()).or(target);
     let err_text = result.as_ref().err().map(ToString::to_string);
-    crate::audit::record(
-        &state.store,
-        now,
-        actor,
-        action,
-        target.as_deref(),
-        err_text.as_deref().map_or(Ok(()), Err),
-    )
-    .await;
+    state
+        .audit
+        .record(
+            now,
+            actor,
+            action,
+            target.as_deref(),
+            err_text.as_deref().map_or(Ok(()), Err),
+        )
+        .await;
     state.metrics.publish_keys(&state.keys);
     Ok(result?)
 }
@@ -249,7 +250,11 @@ pub async fn retire_key(
     ApiQuery(params): ApiQuery<RetireParams>,
 ) -> Result<ApiJson<KeyInfo>, ApiError> {
     if !params.force.unwrap_or(false) {
-        let pending = state.store.pending_with_kid(&kid).await?;
+        let pending = state
+            .intake
+            .waiting_on_key(&kid)
+            .await
+            .map_err(ApiError::internal)?;
         if pending > 0 {
             return Err(ApiError::Conflict(crate::keys::pending_message(
                 &kid, pending,

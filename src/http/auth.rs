@@ -109,7 +109,12 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
             state.metrics.auth_failure("missing_token");
             return Err(ApiError::Unauthorized { token_sent: false });
         };
-        let Some(caller) = state.auth.authenticate(token).await? else {
+        let Some(caller) = state
+            .auth
+            .authenticate(token)
+            .await
+            .map_err(ApiError::internal)?
+        else {
             state.metrics.auth_failure("invalid_token");
             return Err(ApiError::Unauthorized { token_sent: true });
         };

@@ -16,11 +16,11 @@ use super::error::{OktaErrorView, Upstream};
 use super::openapi::{AuthErrors, OktaErrors};
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Problem};
 use crate::auth::Scope;
+use crate::enforcement::audit::AuditFilter;
 use crate::enforcement::{
     ActionOptions, ActionReport, Collection, EnforceError, LifecycleAction, UserSummary,
 };
 use crate::okta::OktaApiError;
-use crate::store::AuditFilter;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -1198,15 +1198,16 @@ pub async fn audit(
         return Err(ApiError::field("limit", "must be from 1 to 1000"));
     }
     let rows = state
-        .store
-        .audit(&AuditFilter {
+        .audit
+        .list(&AuditFilter {
             target_contains: q.user,
             action: q.action,
             actor: q.client,
             since,
             limit,
         })
-        .await?;
+        .await
+        .map_err(ApiError::internal)?;
     Ok(ApiJson(
         rows.into_iter()
             .map(|r| AuditRow {

@@ -52,7 +52,7 @@ pub async fn healthz() -> ApiJson<Health> {
         (status = 503, description = "The store cannot commit or its writer stopped, the delivery worker is not running or cannot record outcomes, or no active key", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<ApiJson<Ready>, ApiError> {
-    if !state.store.writer_running() {
+    if !state.intake.store_writer_running() {
         tracing::warn!("readiness: the store's writer has stopped");
         return Err(ApiError::Unavailable(
             "the store's writer is not running".into(),
@@ -61,7 +61,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<ApiJson<Ready>, Api
     // A real commit through the writer intake uses: a store that answers reads but cannot
     // write (disk full, read-only file, lock held elsewhere) is not ready.
     let now_ms = state.clock.now().timestamp_millis();
-    if let Err(e) = state.store.probe_write(now_ms).await {
+    if let Err(e) = state.intake.probe_store(now_ms).await {
         tracing::warn!(error = %e, "readiness: the store cannot commit");
         return Err(ApiError::Unavailable(
             "the store cannot commit a write".into(),
@@ -96,7 +96,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<ApiJson<Ready>, Api
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // SETs by status, fresh at every scrape (the worker also refreshes them while it runs).
-    match state.store.status_counts().await {
+    match state.intake.status_counts().await {
         Ok(counts) => state.metrics.outbox_counts(&counts),
         Err(e) => tracing::warn!(error = %e, "cannot count the outbox for /metrics"),
     }

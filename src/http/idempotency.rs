@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::auth::{Auth, EnforceWrite};
 use super::{ApiError, AppState};
-use crate::store::IdempotencyRecord;
+use crate::enforcement::idempotency::{Check, IdempotencyRecord};
 
 const HEADER: &str = "idempotency-key";
 /// Members of an action report's `result` that are secrets shown once.
@@ -146,13 +146,15 @@ async fn run(
     let client = auth.caller.id.clone();
 
     let lookup = |state: AppState, client: String, key: String, hash: Vec<u8>| async move {
-        match state.store.idempotency(&client, &key).await? {
-            Some(rec) if rec.request_hash == hash => Ok(Some(replayed(rec.status, rec.body))),
-            Some(_) => Err(ApiError::field(
-                "Idempotency-Key",
-                "was already used with a different request; use a new key",
-            )),
-            None => Ok::<_, ApiError>(None),
+        match state
+            .idempotency
+            .check(&client, &key, &hash)
+            .await
+            .map_err(ApiError::internal)?
+        {
+            Check::Replay { status, body } => Ok(Some(replayed(status, body))),
+            Check::Mismatch => Err(mismatch()),
+            Check::Fresh => Ok::<_, ApiError>(None),
         }
     };
     if let Some(r) = lookup(state.clone(), client.clone(), key.clone(), hash.clone()).await? {
@@ -186,11 +188,19 @@ async fn run(
         body: scrub(&out),
         created_at: state.clock.now().timestamp_millis(),
     };
-    if let Err(e) = state.store.put_idempotency(&record).await {
+    if let Err(e) = state.idempotency.put(&record).await {
         // The action happened; the caller gets its answer. A retry may act again.
         tracing::error!(error = %e, "cannot store the idempotent response");
     }
     Ok(Response::from_parts(parts, Body::from(out)))
+}
+
+/// The answer to a key reused with another request (signals and enforcement alike).
+pub(super) fn mismatch() -> ApiError {
+    ApiError::field(
+        "Idempotency-Key",
+        "was already used with a different request; use a new key",
+    )
 }
 
 /// The schema of `Idempotency-Key`, as [`key_from`] checks it.

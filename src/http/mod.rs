@@ -31,7 +31,6 @@ use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
-use crate::store::Store;
 
 pub use error::{ApiError, FieldError, Problem};
 
@@ -43,8 +42,10 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     /// Public issuer URL, no trailing slash.
     pub issuer: Arc<str>,
-    /// The store.
-    pub store: Store,
+    /// The audit log.
+    pub audit: crate::enforcement::audit::Audit,
+    /// Stored first answers of requests that carried an `Idempotency-Key`.
+    pub idempotency: crate::enforcement::idempotency::Idempotency,
     /// Issuer keys.
     pub keys: KeyManager,
     /// Bearer token resolution.

@@ -14,10 +14,12 @@ use super::auth::{Auth, SignalsRead, SignalsWrite};
 use super::openapi::{AuthErrors, BodyErrors};
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, FieldError, Problem, RawJson};
 use crate::auth::Caller;
+use crate::enforcement::idempotency::Check;
 use crate::set::EventType;
 use crate::signals::request::{self, Ctx};
-use crate::signals::{IdempotencyKey, IntakeError, ItemResult, Outcome};
-use crate::store::{DeliveryStatus, OutboxFilter, OutboxRow};
+use crate::signals::{
+    DeliveryStatus, IdempotencyKey, IntakeError, ItemResult, OutboxFilter, OutboxRow, Outcome,
+};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -89,7 +91,7 @@ impl From<IntakeError> for ApiError {
     fn from(e: IntakeError) -> Self {
         match e {
             IntakeError::NoReceiver => ApiError::Unavailable(e.to_string()),
-            IntakeError::Store(s) => s.into(),
+            IntakeError::Store(s) => ApiError::internal(s),
             IntakeError::Sign(s) => ApiError::internal(s),
             IntakeError::IdempotencyRace => {
                 ApiError::Conflict("a request with this Idempotency-Key is in progress".into())
@@ -136,15 +138,15 @@ async fn replay(
     caller: &Caller,
     key: &IdempotencyKey,
 ) -> Result<Option<Response>, ApiError> {
-    match state.store.idempotency(&caller.id, &key.key).await? {
-        Some(rec) if rec.request_hash == key.request_hash => {
-            Ok(Some(json_response(rec.status, rec.body, true)))
-        }
-        Some(_) => Err(ApiError::field(
-            "Idempotency-Key",
-            "was already used with a different request; use a new key",
-        )),
-        None => Ok(None),
+    match state
+        .idempotency
+        .check(&caller.id, &key.key, &key.request_hash)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Check::Replay { status, body } => Ok(Some(json_response(status, body, true))),
+        Check::Mismatch => Err(super::idempotency::mismatch()),
+        Check::Fresh => Ok(None),
     }
 }
 
@@ -589,9 +591,10 @@ pub async fn get_signal(
     ApiPath(jti): ApiPath<String>,
 ) -> Result<ApiJson<SignalView>, ApiError> {
     let row = state
-        .store
-        .outbox_get(&jti)
-        .await?
+        .intake
+        .get(&jti)
+        .await
+        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::NotFound(format!("no SET with jti '{jti}'")))?;
     Ok(ApiJson(view(row, true)))
 }
@@ -670,14 +673,15 @@ pub async fn list_signals(
         }
     });
     let rows = state
-        .store
-        .outbox_list(&OutboxFilter {
+        .intake
+        .list(&OutboxFilter {
             status,
             subject_key,
             before_seq,
             limit: limit + 1,
         })
-        .await?;
+        .await
+        .map_err(ApiError::internal)?;
     let more = rows.len() > limit as usize;
     let rows: Vec<OutboxRow> = rows.into_iter().take(limit as usize).collect();
     let next_cursor = if more {
@@ -708,22 +712,27 @@ pub async fn retry_signal(
     ApiPath(jti): ApiPath<String>,
 ) -> Result<(StatusCode, ApiJson<SignalView>), ApiError> {
     let now = state.clock.now();
-    let result = state.store.requeue(&jti, now.timestamp_millis()).await;
+    let result = state.intake.retry(&jti, now.timestamp_millis()).await;
     let outcome = match &result {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err("no such SET".to_owned()),
         Err(e) => Err(e.to_string()),
     };
-    crate::audit::record(
-        &state.store,
-        now,
-        (&auth.caller).into(),
-        "signal.retry",
-        Some(&jti),
-        outcome.as_ref().map(|_| ()).map_err(String::as_str),
-    )
-    .await;
-    let row = result?.ok_or_else(|| ApiError::NotFound(format!("no SET with jti '{jti}'")))?;
-    state.notify.notify_one();
+    state
+        .audit
+        .record(
+            now,
+            (&auth.caller).into(),
+            "signal.retry",
+            Some(&jti),
+            outcome.as_ref().map(|_| ()).map_err(String::as_str),
+        )
+        .await;
+    let row = result
+        .map_err(|e| match e {
+            crate::signals::RetryError::NotRetryable(m) => ApiError::Conflict(m),
+            crate::signals::RetryError::Store(s) => ApiError::internal(s),
+        })?
+        .ok_or_else(|| ApiError::NotFound(format!("no SET with jti '{jti}'")))?;
     Ok((StatusCode::ACCEPTED, ApiJson(view(row, false))))
 }

@@ -18,9 +18,8 @@ use crate::ids::Ids;
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
 use crate::set::{self, ComplianceStatus, Event, EventBody, RiskLevel};
-use crate::store::{
-    DeliveryStatus, IdempotencyRecord, NewOutbox, StateUpdate, Store, StoreError, SubjectState,
-};
+pub use crate::store::{DeliveryStatus, OutboxFilter, OutboxRow};
+use crate::store::{IdempotencyRecord, NewOutbox, StateUpdate, Store, StoreError, SubjectState};
 
 pub use request::{Draft, DraftBody};
 
@@ -78,6 +77,17 @@ pub struct IdempotencyKey {
     pub key: String,
     /// SHA-256 of method, path and body.
     pub request_hash: Vec<u8>,
+}
+
+/// Why a SET was not put back in the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// It is not failed or dead, or a newer SET for its subject exists.
+    #[error("{0}")]
+    NotRetryable(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
 }
 
 /// The intake service.
@@ -147,6 +157,51 @@ impl Intake {
     /// Refuses early when there is nowhere to send signals.
     pub fn require_receiver(&self) -> Result<&OktaTarget, IntakeError> {
         self.target.as_deref().ok_or(IntakeError::NoReceiver)
+    }
+
+    /// One SET and its delivery state.
+    pub async fn get(&self, jti: &str) -> Result<Option<OutboxRow>, StoreError> {
+        self.store.outbox_get(jti).await
+    }
+
+    /// SETs matching `filter`, newest first.
+    pub async fn list(&self, filter: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
+        self.store.outbox_list(filter).await
+    }
+
+    /// Puts a `failed` or `dead` SET back in the queue (its age counts from now); `None` when
+    /// there is no such SET or it is not finished unsuccessfully.
+    pub async fn retry(&self, jti: &str, now_ms: i64) -> Result<Option<OutboxRow>, RetryError> {
+        let row = self.store.requeue(jti, now_ms).await.map_err(|e| match e {
+            StoreError::Conflict(m) => RetryError::NotRetryable(m),
+            other => RetryError::Store(other),
+        })?;
+        if row.is_some() {
+            self.notify.notify_one();
+        }
+        Ok(row)
+    }
+
+    /// How many SETs signed by `kid` still wait for delivery.
+    pub async fn waiting_on_key(&self, kid: &str) -> Result<i64, StoreError> {
+        self.store.pending_with_kid(kid).await
+    }
+
+    /// SETs per delivery status, every status (0 where none).
+    pub async fn status_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
+        Ok(DeliveryStatus::zero_filled(
+            &self.store.status_counts().await?,
+        ))
+    }
+
+    /// Whether the store's writer (which commits intake and outcomes) is running.
+    pub fn store_writer_running(&self) -> bool {
+        self.store.writer_running()
+    }
+
+    /// Commits a probe write through the same writer intake uses.
+    pub async fn probe_store(&self, now_ms: i64) -> Result<(), StoreError> {
+        self.store.probe_write(now_ms).await
     }
 
     /// Applies state, signs and stores every valid draft in one transaction, in order. Invalid

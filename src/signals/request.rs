@@ -11,10 +11,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::config::SignalsConfig;
-use crate::validation::FieldError;
 use crate::set::{
     ComplianceStatus, EventBody, EventType, InitiatingEntity, Reason, RiskLevel, Subject, SubjectId,
 };
+use crate::validation::FieldError;
 
 /// A SIEM severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

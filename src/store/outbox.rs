@@ -20,6 +20,20 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// `(status name, count)` for every status, 0 where `counts` has none.
+    pub fn zero_filled(counts: &[(DeliveryStatus, i64)]) -> Vec<(&'static str, i64)> {
+        DeliveryStatus::ALL
+            .iter()
+            .map(|status| {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == status)
+                    .map_or(0, |(_, n)| *n);
+                (status.as_str(), n)
+            })
+            .collect()
+    }
+
     /// Every status.
     pub const ALL: [DeliveryStatus; 5] = [
         DeliveryStatus::Queued,

@@ -67,7 +67,7 @@ async fn client_lifecycle_over_the_admin_api() {
         .expect("send");
     assert_problem(resp, 404).await;
 
-    let audit = app.state.store.recent_audit(10).await.expect("audit");
+    let audit = app.store.recent_audit(10).await.expect("audit");
     let actions: Vec<(&str, &str)> = audit
         .iter()
         .map(|a| (a.action.as_str(), a.outcome.as_str()))
@@ -114,14 +114,7 @@ async fn client_creation_validates_name_and_scopes() {
     let body = assert_problem(resp, 422).await;
     assert_eq!(body["errors"][0]["field"], "scopes");
     // Nothing was created.
-    assert!(
-        app.state
-            .store
-            .list_clients()
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(app.store.list_clients().await.expect("list").is_empty());
 }
 
 #[tokio::test]

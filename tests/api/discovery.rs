@@ -126,7 +126,7 @@ async fn health_readiness_and_metrics() {
 async fn readiness_fails_when_the_store_is_gone() {
     let dir = tempdir();
     let app = TestApp::spawn(dir.path()).await;
-    app.state.store.close().await;
+    app.store.close().await;
     let resp = app.get("/readyz").await;
     let body = crate::helpers::assert_problem(resp, 503).await;
     assert!(body["detail"].as_str().expect("detail").contains("store"));

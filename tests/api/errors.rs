@@ -141,14 +141,7 @@ async fn oversized_bodies_get_413() {
             .is_some_and(|d| d.contains("4096 bytes")),
         "{body}"
     );
-    assert!(
-        app.state
-            .store
-            .list_clients()
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(app.store.list_clients().await.expect("list").is_empty());
 }
 
 #[tokio::test]

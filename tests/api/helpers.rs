@@ -16,6 +16,7 @@ pub struct TestApp {
     pub base: String,
     pub issuer: String,
     pub state: AppState,
+    pub store: ssf_transmitter::store::Store,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -52,6 +53,7 @@ impl TestApp {
         let base = format!("http://{}", app.local_addr());
         let issuer = app.issuer().to_owned();
         let state = app.state().clone();
+        let store = app.store().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -60,6 +62,7 @@ impl TestApp {
             base,
             issuer,
             state,
+            store,
             http: http_client(),
             stop: Some(tx),
             task: Some(task),

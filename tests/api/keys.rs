@@ -143,7 +143,7 @@ async fn full_rotation_never_breaks_a_verifier() {
     assert_problem(resp, 404).await;
 
     // every change is in the audit log.
-    let audit = app.state.store.recent_audit(20).await.expect("audit");
+    let audit = app.store.recent_audit(20).await.expect("audit");
     let actions: Vec<(&str, &str)> = audit
         .iter()
         .map(|a| (a.action.as_str(), a.outcome.as_str()))
@@ -301,7 +301,7 @@ async fn a_running_server_sees_key_changes_made_by_the_cli() {
         "the CLI's new key is published by the running server"
     );
     // The CLI's action is audited as `cli`.
-    let audit = app.state.store.recent_audit(5).await.expect("audit");
+    let audit = app.store.recent_audit(5).await.expect("audit");
     assert!(
         audit
             .iter()

@@ -4,7 +4,38 @@
 use chrono::{DateTime, Utc};
 
 use crate::auth::Caller;
-use crate::store::{NewAudit, Store};
+pub use crate::store::{AuditEntry, AuditFilter};
+use crate::store::{NewAudit, Store, StoreError};
+
+/// The audit log: append and query.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    store: Store,
+}
+
+impl Audit {
+    /// Over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Records one action and its outcome (see [`record`]).
+    pub async fn record(
+        &self,
+        at: DateTime<Utc>,
+        actor: Actor<'_>,
+        action: &str,
+        target: Option<&str>,
+        outcome: Result<(), &str>,
+    ) {
+        record(&self.store, at, actor, action, target, outcome).await;
+    }
+
+    /// Rows matching `filter`, newest first.
+    pub async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        self.store.audit(filter).await
+    }
+}
 
 /// Who an audit row names: the API client's stable id and its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
