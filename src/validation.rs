@@ -63,7 +63,7 @@ pub fn deserialize_all<T: DeserializeOwned>(
             message: humanize(&message),
         });
         let removed = match (top, value.as_object_mut()) {
-            (Some(k), Some(obj)) => obj.shift_remove(&k).map(|_| k),
+            (Some(k), Some(obj)) => obj.remove(&k).map(|_| k),
             _ => None,
         };
         match removed {
