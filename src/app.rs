@@ -356,6 +356,7 @@ impl Application {
         } = self;
         let app = router(state.clone(), config.max_body_bytes);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
         let tls_for = |on_public: bool| {
             tls.as_ref()
                 .filter(|t| t.settings.on(on_public))
@@ -401,10 +402,11 @@ impl Application {
             "serving"
         );
         let mut grace_rx = stop_rx.clone();
+        let stopper = stop_tx.clone();
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutdown requested; draining in-flight requests");
-            let _ = stop_tx.send(true);
+            let _ = stopper.send(true);
         });
         let api_server = serve_on(listener, app, tls_for(false), stop_rx.clone());
         let public_server = async {
@@ -438,6 +440,8 @@ impl Application {
                 Ok(())
             }
         };
+        // A listener that failed ends the service too: the worker and housekeeping stop.
+        let _ = stop_tx.send(true);
         if let Some(t) = tls_watch {
             t.abort();
         }

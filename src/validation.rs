@@ -19,6 +19,9 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// At most this many members are reported in one answer; the rest show up once these are fixed.
+pub const MAX_REPORTED: usize = 20;
+
 /// Deserializes the JSON object `value` into `T`. On failure, every top-level member with a wrong
 /// type or shape and every unknown member is named (prefixed with `prefix`, e.g. `signals[3]`),
 /// then the first required member that is missing. Anything but an object is refused as a whole
@@ -35,8 +38,10 @@ pub fn deserialize_all<T: DeserializeOwned>(
     }
     let mut errors: Vec<FieldError> = Vec::new();
     let mut set_aside: BTreeSet<String> = BTreeSet::new();
-    // Each round either succeeds, stops, or removes one member: bounded by the member count.
-    let rounds = value.as_object().map_or(0, serde_json::Map::len) + 1;
+    // Each round either succeeds, stops, or removes one member: bounded by the member count,
+    // and by MAX_REPORTED so a body of many thousand bad members costs a few passes, not one
+    // per member.
+    let rounds = (value.as_object().map_or(0, serde_json::Map::len) + 1).min(MAX_REPORTED);
     for _ in 0..rounds {
         let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
             Ok(v) if errors.is_empty() => return Ok(v),
@@ -191,6 +196,25 @@ mod tests {
         let mut f: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         f.sort_unstable();
         f
+    }
+
+    #[test]
+    fn a_body_of_many_bad_members_reports_a_bounded_number_in_bounded_passes() {
+        let mut body = serde_json::Map::new();
+        body.insert("name".into(), json!("ok"));
+        for i in 0..5000 {
+            body.insert(format!("bogus{i}"), json!(i));
+        }
+        let errs = deserialize_all::<Body>(Value::Object(body), "").expect_err("invalid");
+        assert!(
+            !errs.is_empty() && errs.len() <= MAX_REPORTED,
+            "{}",
+            errs.len()
+        );
+        assert!(
+            errs.iter().all(|e| e.field.starts_with("bogus")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -689,7 +689,14 @@ impl Enforcer {
                     .await);
             }
         };
-        let gid = answered_id(IdKind::Group, g["id"].as_str().unwrap_or_default())?;
+        let gid = match answered_id(IdKind::Group, g["id"].as_str().unwrap_or_default()) {
+            Ok(id) => id,
+            Err(e) => {
+                return Err(self
+                    .refuse(caller, action, input, &opts, json!({"group": group}), e)
+                    .await);
+            }
+        };
         let method = if add { "PUT" } else { "DELETE" };
         self.perform(caller, input, action, &opts, |user| {
             vec![OktaCall::new(
@@ -860,17 +867,39 @@ impl Enforcer {
                 )
                 .await);
         }
-        let assignment = match self.user_roles(input).await {
+        let matching: Vec<Value> = match self.user_roles(input).await {
             Ok((_, roles)) => roles
-                .iter()
-                .find(|r| r["id"].as_str() == Some(role) || r["type"].as_str() == Some(role))
-                .map(|r| answered_id(IdKind::RoleAssignment, r["id"].as_str().unwrap_or_default())),
+                .into_iter()
+                .filter(|r| r["id"].as_str() == Some(role) || r["type"].as_str() == Some(role))
+                .collect(),
             Err(e) => {
                 return Err(self
                     .refuse(caller, action, input, &opts, json!({"role": role}), e)
                     .await);
             }
         };
+        if matching.len() > 1 {
+            // Several assignments of one type (custom roles): removing "the first" would be a
+            // guess. Nothing is removed; the caller picks an assignment id.
+            let e = EnforceError::Ambiguous {
+                input: role.to_owned(),
+                candidates: matching
+                    .iter()
+                    .map(|r| UserSummary {
+                        id: r["id"].as_str().unwrap_or_default().to_owned(),
+                        login: String::new(),
+                        display_name: r["label"].as_str().unwrap_or_default().to_owned(),
+                        status: r["type"].as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect(),
+            };
+            return Err(self
+                .refuse(caller, action, input, &opts, json!({"role": role}), e)
+                .await);
+        }
+        let assignment = matching
+            .first()
+            .map(|r| answered_id(IdKind::RoleAssignment, r["id"].as_str().unwrap_or_default()));
         let ra = match assignment {
             Some(Ok(ra)) => ra,
             Some(Err(e)) => {

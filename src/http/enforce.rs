@@ -203,11 +203,14 @@ async fn act(
     params: ActionParams,
     body: &Bytes,
 ) -> Result<ApiJson<ActionReport>, ApiError> {
-    // An activation link handed back (not e-mailed by Okta) is a credential.
-    let hands_back_link = matches!(
-        action,
-        LifecycleAction::Activate | LifecycleAction::Reactivate
-    ) && params.send_email == Some(false);
+    // An activation link handed back (not e-mailed by Okta) is a credential. Okta's default
+    // `sendEmail` is true for activate but false for reactivate: without the parameter,
+    // reactivate hands the link back.
+    let hands_back_link = match action {
+        LifecycleAction::Activate => params.send_email == Some(false),
+        LifecycleAction::Reactivate => params.send_email != Some(true),
+        _ => false,
+    };
     auth.require(if hands_back_link {
         Scope::EnforceAdmin
     } else {
@@ -285,7 +288,7 @@ lifecycle_route!(
     reactivate,
     "/v1/users/{user}/reactivate",
     LifecycleAction::Reactivate,
-    "Reactivate a PROVISIONED or RECOVERY user. Scope `enforce:write`; with `send_email=false` the new activation link is returned, which needs `enforce:admin`.",
+    "Reactivate a PROVISIONED or RECOVERY user. Scope `enforce:write` with `send_email=true`; without it (Okta's default for reactivate is false) or with `send_email=false` the new activation link is returned, which needs `enforce:admin`.",
     (
         ("bearer" = ["enforce:write"]),
         ("bearer" = ["enforce:admin"])
@@ -626,7 +629,8 @@ pub async fn get_user(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileParams {
-    /// Why; recorded in the audit log.
+    /// Why; recorded in the audit log (at most 1000 characters).
+    #[param(max_length = 1000)]
     pub reason: Option<String>,
     /// Return the exact Okta request without sending it.
     pub dry_run: Option<bool>,
@@ -668,6 +672,9 @@ pub async fn update_profile(
             k.clone(),
             "profile attributes are strings, numbers, booleans, arrays or null",
         ));
+    }
+    if p.reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
+        return Err(ApiError::field("reason", "must be at most 1000 characters"));
     }
     let o = ActionOptions {
         dry_run: p.dry_run.unwrap_or(false),

@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use serde_json::Value;
 
-use super::auth::{Auth, EnforceWrite};
+use super::auth::{Auth, EnforceWriteOrAdmin};
 use super::{ApiError, AppState};
 use crate::enforcement::idempotency::{Check, IdempotencyRecord};
 
@@ -129,7 +129,8 @@ async fn run(
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
     // Authenticate first: the key is per API client, and a stranger learns nothing.
-    let auth = Auth::<EnforceWrite>::from_request_parts(&mut parts, &state).await?;
+    // Either enforcement scope: the handler then checks the one its options need.
+    let auth = Auth::<EnforceWriteOrAdmin>::from_request_parts(&mut parts, &state).await?;
     let key = key_from(&parts.headers)?
         .ok_or_else(|| ApiError::BadRequest("Idempotency-Key is missing".into()))?
         .to_owned();

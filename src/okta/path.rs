@@ -14,20 +14,20 @@ pub enum IdKind {
     User,
     /// A group: `00g…`.
     Group,
-    /// An admin role assignment: `ra…`.
+    /// An admin role assignment: `ra…` (standard roles) or `irb…` (custom role bindings).
     RoleAssignment,
     /// A Security Events Provider: `sse…`.
     SecurityEventsProvider,
 }
 
 impl IdKind {
-    /// Okta's prefix for this kind of id.
-    pub fn prefix(self) -> &'static str {
+    /// Okta's prefixes for this kind of id.
+    pub fn prefixes(self) -> &'static [&'static str] {
         match self {
-            IdKind::User => "00u",
-            IdKind::Group => "00g",
-            IdKind::RoleAssignment => "ra",
-            IdKind::SecurityEventsProvider => "sse",
+            IdKind::User => &["00u"],
+            IdKind::Group => &["00g"],
+            IdKind::RoleAssignment => &["ra", "irb"],
+            IdKind::SecurityEventsProvider => &["sse"],
         }
     }
 
@@ -50,7 +50,7 @@ pub const OKTA_ID_LEN: usize = 20;
 #[error(
     "not an Okta {} id: expected {OKTA_ID_LEN} letters and digits starting with '{}'",
     kind.noun(),
-    kind.prefix()
+    kind.prefixes().join("' or '")
 )]
 pub struct InvalidOktaId {
     /// The kind that was expected.
@@ -80,7 +80,7 @@ impl OktaId {
     /// Whether `s` is an id of `kind`.
     pub fn is_valid(kind: IdKind, s: &str) -> bool {
         s.len() == OKTA_ID_LEN
-            && s.starts_with(kind.prefix())
+            && kind.prefixes().iter().any(|p| s.starts_with(p))
             && s.bytes().all(|b| b.is_ascii_alphanumeric())
     }
 
@@ -208,6 +208,7 @@ mod tests {
         assert!(OktaId::parse(IdKind::User, "00u00000000000000001").is_ok());
         assert!(OktaId::parse(IdKind::Group, "00g1a2b3c4d5e6f7g8h9").is_ok());
         assert!(OktaId::parse(IdKind::RoleAssignment, "ra1b8anIk7rx7em7L0g4").is_ok());
+        assert!(OktaId::parse(IdKind::RoleAssignment, "irb1q92TFAHzySt3x0g4").is_ok());
         assert!(OktaId::parse(IdKind::SecurityEventsProvider, "sse1qg25RpusjUP6m0g5").is_ok());
         for bad in [
             "",
@@ -226,7 +227,7 @@ mod tests {
         let e = OktaId::parse(IdKind::RoleAssignment, "x").expect_err("invalid");
         assert_eq!(
             e.to_string(),
-            "not an Okta role assignment id: expected 20 letters and digits starting with 'ra'"
+            "not an Okta role assignment id: expected 20 letters and digits starting with 'ra' or 'irb'"
         );
     }
 

@@ -103,6 +103,9 @@ pub struct Intake {
     locks: SubjectLocks,
     notify: Arc<Notify>,
     metrics: Metrics,
+    /// When the last readiness probe committed: one probe at a time, and callers that waited
+    /// for it reuse its success, so a flood of `/readyz` cannot crowd intake out of the writer.
+    last_probe: Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl std::fmt::Debug for Intake {
@@ -141,6 +144,7 @@ impl Intake {
             locks: SubjectLocks::default(),
             notify,
             metrics,
+            last_probe: Arc::default(),
         }
     }
 
@@ -199,9 +203,17 @@ impl Intake {
         self.store.writer_running()
     }
 
-    /// Commits a probe write through the same writer intake uses.
+    /// Commits a probe write through the same writer intake uses — one at a time; a caller
+    /// that waited for another's probe takes its success (it committed after this call began).
     pub async fn probe_store(&self, now_ms: i64) -> Result<(), StoreError> {
-        self.store.probe_write(now_ms).await
+        let asked = tokio::time::Instant::now();
+        let mut last = self.last_probe.lock().await;
+        if last.is_some_and(|t| t >= asked) {
+            return Ok(());
+        }
+        self.store.probe_write(now_ms).await?;
+        *last = Some(tokio::time::Instant::now());
+        Ok(())
     }
 
     /// Applies state, signs and stores every valid draft in one transaction, in order. Invalid

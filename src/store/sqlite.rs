@@ -590,7 +590,8 @@ impl SqliteStore {
         now_ms: i64,
     ) -> Result<Option<OutboxRow>, StoreError> {
         let updated = sqlx::query(
-            "UPDATE outbox SET status = 'queued', attempts = 0, queued_at = ?2, next_attempt_at = ?2, updated_at = ?2 \
+            "UPDATE outbox SET status = 'queued', attempts = 0, queued_at = ?2, next_attempt_at = ?2, updated_at = ?2, \
+             verify_failing_since = NULL \
              WHERE jti = ?1 AND status IN ('failed', 'dead') \
              AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.stream_id = outbox.stream_id \
                  AND n.subject_key = outbox.subject_key AND n.seq > outbox.seq)",

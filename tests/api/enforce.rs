@@ -211,7 +211,7 @@ async fn other_lifecycle_actions_and_their_okta_errors() {
         .call(
             Method::POST,
             "/v1/users/jane.doe@example.com/reactivate",
-            &token,
+            &admin,
             None,
         )
         .await;

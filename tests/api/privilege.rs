@@ -22,6 +22,8 @@ const ADMIN_CALLS: &[(&str, &str)] = &[
         "POST",
         "/v1/users/provisioned.user/reactivate?send_email=false",
     ),
+    // Okta's default for reactivate is not to e-mail: the link comes back.
+    ("POST", "/v1/users/recovery.user/reactivate"),
 ];
 
 /// Containment and its undo.
@@ -106,6 +108,29 @@ async fn containment_cannot_take_over_an_account() {
         assert_eq!(status, 200, "{m} {path}: {body}");
         assert!(hands_back(&body), "{m} {path}: {body}");
     }
+    // enforce:admin alone may retry safely with an Idempotency-Key, like enforce:write.
+    let send = |key: &'static str| {
+        s.app
+            .http
+            .post(
+                s.app
+                    .url("/v1/users/john.smith/reset-password?send_email=false"),
+            )
+            .bearer_auth(&admin)
+            .header("idempotency-key", key)
+            .send()
+    };
+    let first = send("hd-1").await.expect("send");
+    assert_eq!(first.status(), 200);
+    let again = send("hd-1").await.expect("send");
+    assert_eq!(again.status(), 200);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
     // The bootstrap admin token holds every scope.
     let (status, body) = s
         .app
