@@ -191,6 +191,18 @@ impl Application {
         config.validate().map_err(anyhow::Error::new)?;
         // Before anything else touches the database: a second `serve` on it refuses to start.
         let writer_lock = WriterLock::acquire(&config.database().map_err(anyhow::Error::new)?)?;
+        Self::build_locked(config, clock, ids, writer_lock).await
+    }
+
+    /// Like [`Application::build_with`], with the store's writer lock already held (`serve
+    /// --sandbox` takes it before it writes anything beside the database).
+    async fn build_locked(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn Ids>,
+        writer_lock: WriterLock,
+    ) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::new)?;
         let tls = match &config.tls {
             Some(t) => Some(Tls::load(t).await?),
             None => None,
@@ -661,8 +673,12 @@ where
             .into(),
         );
     }
+    // The lock first: a refused second instance must not rewrite the running one's sandbox.json.
+    config.validate().map_err(anyhow::Error::new)?;
+    let writer_lock = WriterLock::acquire(&config.database().map_err(anyhow::Error::new)?)?;
     let sandbox = attach_sandbox(&mut config, clock.clone()).await?;
-    let mut app = Application::build(config.clone(), clock).await?;
+    let mut app =
+        Application::build_locked(config.clone(), clock, Arc::new(RandomIds), writer_lock).await?;
     // Nothing is pushed before the fresh sandbox knows this transmitter: SETs still queued from
     // the last run would otherwise meet `invalid_issuer`.
     let (registered, gate) = oneshot::channel();

@@ -1129,8 +1129,10 @@ pub struct AuditParams {
     pub user: Option<String>,
     /// Exact action, e.g. `user.suspend`, `key.activate`.
     pub action: Option<String>,
-    /// API client name.
+    /// API client name (names can be reused after a revocation).
     pub client: Option<String>,
+    /// API client id (stable; `admin-token` and `cli` for the service's own).
+    pub client_id: Option<String>,
     /// RFC 3339: rows at or after this time.
     #[param(format = DateTime)]
     pub since: Option<String>,
@@ -1210,6 +1212,7 @@ pub async fn audit(
             target_contains: q.user,
             action: q.action,
             actor: q.client,
+            actor_id: q.client_id,
             since,
             limit,
         })

@@ -182,8 +182,10 @@ pub struct AuditFilter {
     pub target_contains: Option<String>,
     /// Exact action.
     pub action: Option<String>,
-    /// Exact actor.
+    /// Exact actor (name).
     pub actor: Option<String>,
+    /// Exact actor id.
+    pub actor_id: Option<String>,
     /// At or after.
     pub since: Option<DateTime<Utc>>,
     /// At most.

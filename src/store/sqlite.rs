@@ -549,8 +549,13 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<u64, StoreError> {
         let r = sqlx::query(
-            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox INDEXED BY outbox_finished_age \
-             WHERE status = ?1 AND status IN ('delivered', 'failed', 'dead') AND updated_at < ?2 LIMIT ?3)",
+            // A SET newer than a kept failed or dead one of its subject stays as long as that
+            // one does: it is what refuses a manual retry that would put stale state last.
+            "DELETE FROM outbox WHERE seq IN (SELECT o.seq FROM outbox o INDEXED BY outbox_finished_age \
+             WHERE o.status = ?1 AND o.status IN ('delivered', 'failed', 'dead') AND o.updated_at < ?2 \
+             AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.stream_id = o.stream_id \
+                 AND f.subject_key = o.subject_key AND f.seq < o.seq AND f.status IN ('failed', 'dead')) \
+             LIMIT ?3)",
         )
         .bind(status.as_str())
         .bind(before_ms)
@@ -648,13 +653,15 @@ impl SqliteStore {
         let rows = sqlx::query(
             "SELECT id, at, actor, actor_id, action, target, outcome, detail FROM audit_log \
              WHERE (?1 IS NULL OR instr(lower(target), lower(?1)) > 0) AND (?2 IS NULL OR action = ?2) \
-             AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR at >= ?4) ORDER BY id DESC LIMIT ?5",
+             AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR at >= ?4) AND (?6 IS NULL OR actor_id = ?6) \
+             ORDER BY id DESC LIMIT ?5",
         )
         .bind(f.target_contains.as_deref())
         .bind(f.action.as_deref())
         .bind(f.actor.as_deref())
         .bind(f.since)
         .bind(i64::from(f.limit))
+        .bind(f.actor_id.as_deref())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -1040,6 +1047,47 @@ mod tests {
         assert_eq!(
             counts,
             vec![(DeliveryStatus::Delivered, 1), (DeliveryStatus::Queued, 2)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_set_newer_than_a_kept_failed_one_outlives_its_retention_so_retry_stays_refused() {
+        let s = mem().await;
+        let rows = vec![row("old", "u"), row("new", "u")];
+        s.accept_signals(&rows, &[], None).await.expect("accept");
+        let failed = Attempt::Failed {
+            http_status: 400,
+            err: None,
+            description: None,
+            error: "x".into(),
+        };
+        s.record_attempt("old", &failed, 100).await.expect("record");
+        s.record_attempt("new", &Attempt::Delivered { http_status: 202 }, 100)
+            .await
+            .expect("record");
+        // The delivered one is past retention, but the failed one before it is still kept.
+        assert_eq!(
+            s.prune_batch(DeliveryStatus::Delivered, 500, 100)
+                .await
+                .expect("prune"),
+            0
+        );
+        assert!(matches!(
+            s.requeue("old", 1000).await,
+            Err(StoreError::Conflict(_))
+        ));
+        // Once the failed one goes, so may the newer one.
+        assert_eq!(
+            s.prune_batch(DeliveryStatus::Failed, 500, 100)
+                .await
+                .expect("prune"),
+            1
+        );
+        assert_eq!(
+            s.prune_batch(DeliveryStatus::Delivered, 500, 100)
+                .await
+                .expect("prune"),
+            1
         );
     }
 

@@ -74,6 +74,17 @@ async fn audit_rows_name_the_clients_id_and_service_names_are_reserved() {
         .await;
     assert_eq!(rows[0]["client"], "soar", "{rows}");
     assert_eq!(rows[0]["client_id"], id.as_str(), "{rows}");
+    let (_, by_id) = s
+        .app
+        .get_json(&format!("/v1/audit?client_id={id}"), ADMIN_TOKEN)
+        .await;
+    let by_id = by_id.as_array().expect("rows");
+    assert!(!by_id.is_empty() && by_id.iter().all(|r| r["client_id"] == id.as_str()));
+    let (_, none) = s
+        .app
+        .get_json("/v1/audit?client_id=no-such-id", ADMIN_TOKEN)
+        .await;
+    assert_eq!(none, serde_json::json!([]));
     let (_, rows) = s
         .app
         .get_json("/v1/audit?action=client.add", ADMIN_TOKEN)
@@ -468,4 +479,34 @@ fn tls_settings_are_checked_at_start() {
         e.contains("public_listen") && e.contains("SSF_ISSUER"),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn a_refused_second_serve_sandbox_leaves_the_running_ones_credentials_alone() {
+    let dir = tempdir();
+    let (server, _) = crate::cli::Server::start_sandboxed(dir.path(), &[]);
+    let credentials = dir.path().join("data/sandbox.json");
+    let before = std::fs::read(&credentials).expect("sandbox.json");
+    let path = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        bin(&path)
+            .env("SSF_SANDBOX__LISTEN", "127.0.0.1:0")
+            .args(["serve", "--sandbox"])
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("join");
+    assert!(!out.status.success(), "the second instance must not run");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ssf-transmitter.db"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&credentials).expect("sandbox.json"),
+        before,
+        "the running sandbox's org URL and token are untouched"
+    );
+    server.stop();
 }
