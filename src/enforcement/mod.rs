@@ -852,71 +852,46 @@ impl Enforcer {
             input: role.to_owned(),
             searched: "the user's admin role assignments (by assignment id or role type)".into(),
         };
-        let well_formed = OktaId::is_valid(IdKind::RoleAssignment, role)
-            || role == "CUSTOM"
-            || STANDARD_ROLE_TYPES.contains(&role);
-        if !well_formed {
-            return Err(self
-                .refuse(
-                    caller,
-                    action,
-                    input,
-                    &opts,
-                    json!({"role": role}),
-                    not_found(),
-                )
-                .await);
-        }
-        let matching: Vec<Value> = match self.user_roles(input).await {
-            Ok((_, roles)) => roles
-                .into_iter()
+        let found: Result<OktaId, EnforceError> = async {
+            let well_formed = OktaId::is_valid(IdKind::RoleAssignment, role)
+                || role == "CUSTOM"
+                || STANDARD_ROLE_TYPES.contains(&role);
+            if !well_formed {
+                return Err(not_found());
+            }
+            let (_, roles) = self.user_roles(input).await?;
+            let matching: Vec<&Value> = roles
+                .iter()
                 .filter(|r| r["id"].as_str() == Some(role) || r["type"].as_str() == Some(role))
-                .collect(),
+                .collect();
+            match matching.as_slice() {
+                [] => Err(not_found()),
+                [one] => answered_id(
+                    IdKind::RoleAssignment,
+                    one["id"].as_str().unwrap_or_default(),
+                ),
+                // Several assignments of one type (custom roles): removing "the first" would be
+                // a guess. Nothing is removed; the caller picks an assignment id.
+                many => Err(EnforceError::Ambiguous {
+                    input: role.to_owned(),
+                    candidates: many
+                        .iter()
+                        .map(|r| UserSummary {
+                            id: r["id"].as_str().unwrap_or_default().to_owned(),
+                            login: String::new(),
+                            display_name: r["label"].as_str().unwrap_or_default().to_owned(),
+                            status: r["type"].as_str().unwrap_or_default().to_owned(),
+                        })
+                        .collect(),
+                }),
+            }
+        }
+        .await;
+        let ra = match found {
+            Ok(ra) => ra,
             Err(e) => {
                 return Err(self
                     .refuse(caller, action, input, &opts, json!({"role": role}), e)
-                    .await);
-            }
-        };
-        if matching.len() > 1 {
-            // Several assignments of one type (custom roles): removing "the first" would be a
-            // guess. Nothing is removed; the caller picks an assignment id.
-            let e = EnforceError::Ambiguous {
-                input: role.to_owned(),
-                candidates: matching
-                    .iter()
-                    .map(|r| UserSummary {
-                        id: r["id"].as_str().unwrap_or_default().to_owned(),
-                        login: String::new(),
-                        display_name: r["label"].as_str().unwrap_or_default().to_owned(),
-                        status: r["type"].as_str().unwrap_or_default().to_owned(),
-                    })
-                    .collect(),
-            };
-            return Err(self
-                .refuse(caller, action, input, &opts, json!({"role": role}), e)
-                .await);
-        }
-        let assignment = matching
-            .first()
-            .map(|r| answered_id(IdKind::RoleAssignment, r["id"].as_str().unwrap_or_default()));
-        let ra = match assignment {
-            Some(Ok(ra)) => ra,
-            Some(Err(e)) => {
-                return Err(self
-                    .refuse(caller, action, input, &opts, json!({"role": role}), e)
-                    .await);
-            }
-            None => {
-                return Err(self
-                    .refuse(
-                        caller,
-                        action,
-                        input,
-                        &opts,
-                        json!({"role": role}),
-                        not_found(),
-                    )
                     .await);
             }
         };
