@@ -245,6 +245,7 @@ impl Application {
             .map_err(anyhow::Error::new)?;
         let issuer: Arc<str> = Arc::from(issuer.as_str());
         let notify = Arc::new(Notify::new());
+        let ids_for_work = ids.clone();
         let intake = Intake::new(
             store.clone(),
             keys.clone(),
@@ -288,9 +289,17 @@ impl Application {
             clock.clone(),
             config.enforcement.clone(),
         );
+        let containments = crate::enforcement::containment::Containments::new(
+            enforcer.clone(),
+            intake.clone(),
+            store.clone(),
+            clock.clone(),
+            ids_for_work,
+        );
         let state = AppState {
             delivery: worker.as_ref().map(Worker::health),
             enforcer,
+            containments,
             issuer,
             auth: Authenticator::new(store.clone(), admin_token.as_ref()),
             audit: crate::enforcement::audit::Audit::new(store.clone()),
@@ -397,6 +406,12 @@ impl Application {
                 }),
             }
         });
+        let timer = tokio::spawn(
+            state
+                .containments
+                .clone()
+                .run_timer(stop_rx.clone(), Duration::from_millis(250)),
+        );
         let maintenance = tokio::spawn(maintain(
             state.clone(),
             store.clone(),
@@ -459,6 +474,7 @@ impl Application {
         }
         reloader.abort();
         maintenance.abort();
+        let _ = timer.await;
         if let Some(d) = delivery {
             // The worker saw the stop signal; it finishes in-flight pushes within the grace period.
             if let Err(e) = d.await {

@@ -3,6 +3,7 @@
 //! failures included.
 
 pub mod audit;
+pub mod containment;
 pub mod idempotency;
 pub mod password;
 

@@ -46,7 +46,12 @@ fn applies(method: &Method, path: &str) -> bool {
     matches!(
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && (path.starts_with("/v1/users/") || path.starts_with("/v1/groups/"))
+    ) && (path.starts_with("/v1/users/")
+        || path.starts_with("/v1/groups/")
+        || path == "/v1/containments"
+        || path.starts_with("/v1/containments/")
+        || path == "/v1/jobs"
+        || path.starts_with("/v1/jobs/"))
 }
 
 fn scrub(body: &[u8]) -> String {

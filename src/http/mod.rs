@@ -5,6 +5,7 @@ pub mod admin_clients;
 pub mod admin_keys;
 pub mod admin_okta;
 pub mod auth;
+mod containments;
 pub mod enforce;
 pub mod error;
 pub mod health;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub notify: Arc<tokio::sync::Notify>,
     /// Enforcement over the Okta Management API.
     pub enforcer: crate::enforcement::Enforcer,
+    /// Containment playbooks and their release timer.
+    pub containments: crate::enforcement::containment::Containments,
     /// The delivery worker's health, when a receiver is configured (readiness).
     pub delivery: Option<Arc<crate::delivery::DeliveryHealth>>,
 }
@@ -181,7 +184,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(admin_clients::router())
         .merge(admin_okta::router())
         .merge(signals::router())
-        .merge(enforce::router());
+        .merge(enforce::router())
+        .merge(containments::router());
     idempotency::document(router.get_openapi_mut());
     openapi::complete(router.get_openapi_mut());
     router

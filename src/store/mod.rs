@@ -3,11 +3,13 @@
 
 mod outbox;
 mod sqlite;
+mod work;
 
 pub use outbox::{
     Attempt, DeliveryStatus, IdempotencyRecord, NewOutbox, OutboxFilter, OutboxRow, Pruned,
     StateUpdate, SubjectState,
 };
+pub use work::{ContainmentFilter, ContainmentRow, JobItem, JobProgress, JobRow};
 
 use std::path::{Path, PathBuf};
 
@@ -413,6 +415,104 @@ impl Store {
     /// The newest audit rows, newest first.
     pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         dispatch!(self, s => s.recent_audit(limit).await)
+    }
+
+    /// Stores a new containment.
+    pub async fn insert_containment(&self, c: &ContainmentRow) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_containment(c).await)
+    }
+
+    /// Replaces a containment's columns and record, when its status is still
+    /// `expected_status` (`false` otherwise: someone else moved it).
+    pub async fn save_containment(
+        &self,
+        c: &ContainmentRow,
+        expected_status: &str,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.save_containment(c, expected_status).await)
+    }
+
+    /// One containment.
+    pub async fn containment(&self, id: &str) -> Result<Option<ContainmentRow>, StoreError> {
+        dispatch!(self, s => s.containment(id).await)
+    }
+
+    /// Containments matching `filter`, newest first.
+    pub async fn containments(
+        &self,
+        filter: &ContainmentFilter,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        dispatch!(self, s => s.containments(filter).await)
+    }
+
+    /// Active (or failed) containments whose release time has come, earliest first.
+    pub async fn containments_due(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        dispatch!(self, s => s.containments_due(now_ms, limit).await)
+    }
+
+    /// Every containment in `status`, oldest first (resuming work after a restart).
+    pub async fn containments_with_status(
+        &self,
+        status: &str,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        dispatch!(self, s => s.containments_with_status(status).await)
+    }
+
+    /// Stores a job and one pending item per user, in one transaction.
+    pub async fn insert_job(&self, job: &JobRow, users: &[String]) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_job(job, users).await)
+    }
+
+    /// One job.
+    pub async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
+        dispatch!(self, s => s.job(id).await)
+    }
+
+    /// Every job in `status`, oldest first.
+    pub async fn jobs_with_status(&self, status: &str) -> Result<Vec<JobRow>, StoreError> {
+        dispatch!(self, s => s.jobs_with_status(status).await)
+    }
+
+    /// Moves a job from `from` to `to`; `false` when it was not in `from`.
+    pub async fn set_job_status(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.set_job_status(id, from, to, now_ms).await)
+    }
+
+    /// A job's items in one of `statuses`, in list order.
+    pub async fn job_items(
+        &self,
+        id: &str,
+        statuses: &[&str],
+        limit: u32,
+    ) -> Result<Vec<JobItem>, StoreError> {
+        dispatch!(self, s => s.job_items(id, statuses, limit).await)
+    }
+
+    /// Records an item's status and detail.
+    pub async fn set_job_item(
+        &self,
+        id: &str,
+        idx: i64,
+        status: &str,
+        detail: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.set_job_item(id, idx, status, detail, now_ms).await)
+    }
+
+    /// Counts of a job's items by outcome.
+    pub async fn job_progress(&self, id: &str) -> Result<JobProgress, StoreError> {
+        dispatch!(self, s => s.job_progress(id).await)
     }
 }
 

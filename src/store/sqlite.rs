@@ -1,6 +1,8 @@
 //! SQLite implementation: one file in WAL mode, `synchronous=FULL` so an acknowledged write
 //! survives a crash or power loss.
 
+mod work;
+
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;

@@ -47,9 +47,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(config: Config) -> TestApp {
-        let app = Application::build(config, Arc::new(SystemClock))
-            .await
-            .expect("build app");
+        Self::spawn_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// With a given clock (a `ManualClock` drives timers in tests).
+    pub async fn spawn_with_clock(
+        config: Config,
+        clock: Arc<dyn ssf_transmitter::clock::Clock>,
+    ) -> TestApp {
+        let app = Application::build(config, clock).await.expect("build app");
         let base = format!("http://{}", app.local_addr());
         let issuer = app.issuer().to_owned();
         let state = app.state().clone();
@@ -279,8 +285,17 @@ impl Sandboxed {
 
     /// From a given config (its `[sandbox]` settings apply), with `tweak` as in `start_with`.
     pub async fn start_from(
+        config: Config,
+        tweak: impl FnOnce(&mut Config, &ssf_transmitter::sandbox::Sandbox),
+    ) -> Sandboxed {
+        Self::start_clocked(config, tweak, Arc::new(SystemClock)).await
+    }
+
+    /// Like `start_from`, the app (not the sandbox) running on `clock`.
+    pub async fn start_clocked(
         mut config: Config,
         tweak: impl FnOnce(&mut Config, &ssf_transmitter::sandbox::Sandbox),
+        clock: Arc<dyn ssf_transmitter::clock::Clock>,
     ) -> Sandboxed {
         use secrecy::ExposeSecret as _;
         config.sandbox.listen = "127.0.0.1:0".parse().expect("addr");
@@ -298,7 +313,7 @@ impl Sandboxed {
         tokio::spawn(sandbox.run(async move {
             let _ = rx.await;
         }));
-        let app = TestApp::spawn_with(config.clone()).await;
+        let app = TestApp::spawn_with_clock(config.clone(), clock).await;
         let provider = ssf_transmitter::app::register_with_okta(&config, &app.issuer)
             .await
             .expect("register with the sandbox");

@@ -6,6 +6,7 @@ mod helpers;
 mod auth_walk;
 mod cli;
 mod clients;
+mod containments;
 mod delivery;
 mod discovery;
 mod enforce;

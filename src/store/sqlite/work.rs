@@ -1,0 +1,280 @@
+//! Containments and bulk jobs on SQLite.
+
+use sqlx::Row as _;
+
+use super::SqliteStore;
+use crate::store::StoreError;
+use crate::store::work::{ContainmentFilter, ContainmentRow, JobItem, JobProgress, JobRow};
+
+const CONTAINMENT_COLUMNS: &str =
+    "id, client_id, status, user_id, user_login, release_at, created_at, updated_at, record";
+
+fn containment(r: &sqlx::sqlite::SqliteRow) -> Result<ContainmentRow, StoreError> {
+    Ok(ContainmentRow {
+        id: r.try_get("id")?,
+        client_id: r.try_get("client_id")?,
+        status: r.try_get("status")?,
+        user_id: r.try_get("user_id")?,
+        user_login: r.try_get("user_login")?,
+        release_at: r.try_get("release_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        record: r.try_get("record")?,
+    })
+}
+
+fn job(r: &sqlx::sqlite::SqliteRow) -> Result<JobRow, StoreError> {
+    Ok(JobRow {
+        id: r.try_get("id")?,
+        client_id: r.try_get("client_id")?,
+        status: r.try_get("status")?,
+        total: r.try_get("total")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        record: r.try_get("record")?,
+    })
+}
+
+impl SqliteStore {
+    pub(in crate::store) async fn insert_containment(
+        &self,
+        c: &ContainmentRow,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO containments (id, client_id, status, user_id, user_login, release_at, created_at, updated_at, record) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.client_id)
+        .bind(&c.status)
+        .bind(&c.user_id)
+        .bind(&c.user_login)
+        .bind(c.release_at)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .bind(&c.record)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn save_containment(
+        &self,
+        c: &ContainmentRow,
+        expected_status: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE containments SET status = ?, user_id = ?, user_login = ?, release_at = ?, updated_at = ?, record = ? \
+             WHERE id = ? AND status = ?",
+        )
+        .bind(&c.status)
+        .bind(&c.user_id)
+        .bind(&c.user_login)
+        .bind(c.release_at)
+        .bind(c.updated_at)
+        .bind(&c.record)
+        .bind(&c.id)
+        .bind(expected_status)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(in crate::store) async fn containment(
+        &self,
+        id: &str,
+    ) -> Result<Option<ContainmentRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTAINMENT_COLUMNS} FROM containments WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(containment).transpose()
+    }
+
+    pub(in crate::store) async fn containments(
+        &self,
+        f: &ContainmentFilter,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTAINMENT_COLUMNS} FROM containments \
+             WHERE (?1 IS NULL OR user_id = ?1 OR lower(user_login) = lower(?1)) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY created_at DESC, id DESC LIMIT ?3"
+        )))
+        .bind(f.user.as_deref())
+        .bind(f.status.as_deref())
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(containment).collect()
+    }
+
+    pub(in crate::store) async fn containments_due(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTAINMENT_COLUMNS} FROM containments \
+             WHERE release_at IS NOT NULL AND release_at <= ? AND status IN ('active', 'failed') \
+             ORDER BY release_at LIMIT ?"
+        )))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(containment).collect()
+    }
+
+    pub(in crate::store) async fn containments_with_status(
+        &self,
+        status: &str,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTAINMENT_COLUMNS} FROM containments WHERE status = ? ORDER BY created_at"
+        )))
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(containment).collect()
+    }
+
+    pub(in crate::store) async fn insert_job(
+        &self,
+        j: &JobRow,
+        users: &[String],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO jobs (id, client_id, status, total, created_at, updated_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&j.id)
+        .bind(&j.client_id)
+        .bind(&j.status)
+        .bind(j.total)
+        .bind(j.created_at)
+        .bind(j.updated_at)
+        .bind(&j.record)
+        .execute(&mut *tx)
+        .await?;
+        for (i, u) in users.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO job_items (job_id, idx, user_input, status, updated_at) VALUES (?, ?, ?, 'pending', ?)",
+            )
+            .bind(&j.id)
+            .bind(i64::try_from(i).unwrap_or(i64::MAX))
+            .bind(u)
+            .bind(j.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, client_id, status, total, created_at, updated_at, record FROM jobs WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job).transpose()
+    }
+
+    pub(in crate::store) async fn jobs_with_status(
+        &self,
+        status: &str,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, status, total, created_at, updated_at, record FROM jobs WHERE status = ? ORDER BY created_at",
+        )
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job).collect()
+    }
+
+    pub(in crate::store) async fn set_job_status(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE jobs SET status = ?, updated_at = ? WHERE id = ? AND status = ?")
+                .bind(to)
+                .bind(now_ms)
+                .bind(id)
+                .bind(from)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(in crate::store) async fn job_items(
+        &self,
+        id: &str,
+        statuses: &[&str],
+        limit: u32,
+    ) -> Result<Vec<JobItem>, StoreError> {
+        let list = serde_json::to_string(statuses).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(
+            "SELECT idx, user_input, status, detail FROM job_items \
+             WHERE job_id = ? AND status IN (SELECT value FROM json_each(?)) ORDER BY idx LIMIT ?",
+        )
+        .bind(id)
+        .bind(list)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(JobItem {
+                    idx: r.try_get("idx")?,
+                    user_input: r.try_get("user_input")?,
+                    status: r.try_get("status")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(in crate::store) async fn set_job_item(
+        &self,
+        id: &str,
+        idx: i64,
+        status: &str,
+        detail: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE job_items SET status = ?, detail = ?, updated_at = ? WHERE job_id = ? AND idx = ?",
+        )
+        .bind(status)
+        .bind(detail)
+        .bind(now_ms)
+        .bind(id)
+        .bind(idx)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn job_progress(&self, id: &str) -> Result<JobProgress, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(status = 'done'), 0) AS done, COALESCE(SUM(status = 'failed'), 0) AS failed, \
+             COALESCE(SUM(status IN ('pending', 'running')), 0) AS open FROM job_items WHERE job_id = ?",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(JobProgress {
+            done: row.try_get("done")?,
+            failed: row.try_get("failed")?,
+            open: row.try_get("open")?,
+        })
+    }
+}
