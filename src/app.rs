@@ -294,12 +294,20 @@ impl Application {
             intake.clone(),
             store.clone(),
             clock.clone(),
+            ids_for_work.clone(),
+        );
+        let jobs = crate::enforcement::jobs::Jobs::new(
+            containments.clone(),
+            store.clone(),
+            clock.clone(),
             ids_for_work,
+            config.enforcement.job_workers.unwrap_or(4).clamp(1, 32),
         );
         let state = AppState {
             delivery: worker.as_ref().map(Worker::health),
             enforcer,
             containments,
+            jobs,
             issuer,
             auth: Authenticator::new(store.clone(), admin_token.as_ref()),
             audit: crate::enforcement::audit::Audit::new(store.clone()),
@@ -412,6 +420,7 @@ impl Application {
                 .clone()
                 .run_timer(stop_rx.clone(), Duration::from_millis(250)),
         );
+        let job_workers = tokio::spawn(state.jobs.clone().run(stop_rx.clone()));
         let maintenance = tokio::spawn(maintain(
             state.clone(),
             store.clone(),
@@ -475,6 +484,7 @@ impl Application {
         reloader.abort();
         maintenance.abort();
         let _ = timer.await;
+        let _ = job_workers.await;
         if let Some(d) = delivery {
             // The worker saw the stop signal; it finishes in-flight pushes within the grace period.
             if let Err(e) = d.await {

@@ -244,6 +244,9 @@ pub struct EnforcementConfig {
     /// except Okta's identity attributes (`login`, `email`, `secondEmail`, `mobilePhone`,
     /// `primaryPhone`); a list is the allow-list.
     pub profile_attributes: Option<Vec<String>>,
+    /// Users of a bulk job acted on at once (1–32, default 4). They share one Okta rate-limit
+    /// budget, so more workers only help when Okta answers slowly.
+    pub job_workers: Option<usize>,
 }
 
 /// Roles that are assignable only when `[enforcement] assignable_roles` lists them.

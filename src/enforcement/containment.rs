@@ -221,6 +221,10 @@ pub struct StepOutcome {
 }
 
 impl StepOutcome {
+    pub(crate) fn skipped(action: &str) -> Self {
+        Self::new(action, StepStatus::Skipped)
+    }
+
     fn new(action: &str, status: StepStatus) -> Self {
         Self {
             action: action.to_owned(),
@@ -401,8 +405,8 @@ pub enum ContainmentError {
 }
 
 /// The resolved user while steps run.
-pub(crate) struct Target {
-    id: OktaId,
+pub struct Target {
+    pub(crate) id: OktaId,
     login: Option<String>,
     email: Option<String>,
     profile: Map<String, Value>,
@@ -618,6 +622,17 @@ impl Containments {
     }
 
     /// Runs the stored steps of `c` (status `running`) on `target` and stores the outcome.
+    pub(crate) fn validate_user(input: &str) -> Result<&str, ContainmentError> {
+        let user = input.trim();
+        if user.is_empty() || user.chars().count() > 512 || user.chars().any(char::is_control) {
+            return Err(ContainmentError::Invalid(
+                "user",
+                "must be 1 to 512 characters without control characters".into(),
+            ));
+        }
+        Ok(user)
+    }
+
     pub(crate) async fn run_steps(
         &self,
         caller: &Caller,
@@ -691,7 +706,7 @@ impl Containments {
         }
     }
 
-    async fn target(&self, input: &str, dry_run: bool) -> Result<Target, EnforceError> {
+    pub(crate) async fn target(&self, input: &str, dry_run: bool) -> Result<Target, EnforceError> {
         let input = input.trim();
         if dry_run && let Ok(id) = OktaId::parse(IdKind::User, input) {
             // Nothing is read in a dry run given an Okta id.
@@ -797,7 +812,7 @@ impl Containments {
         Ok(okta.send(call).await?.body)
     }
 
-    async fn run_step(
+    pub(crate) async fn run_step(
         &self,
         caller: &Caller,
         target: &mut Target,

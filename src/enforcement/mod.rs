@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod containment;
 pub mod idempotency;
+pub mod jobs;
 pub mod password;
 
 use std::sync::Arc;

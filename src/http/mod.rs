@@ -10,6 +10,7 @@ pub mod enforce;
 pub mod error;
 pub mod health;
 mod idempotency;
+mod jobs;
 pub mod openapi;
 pub mod signals;
 pub mod well_known;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub enforcer: crate::enforcement::Enforcer,
     /// Containment playbooks and their release timer.
     pub containments: crate::enforcement::containment::Containments,
+    /// Bulk jobs and their workers.
+    pub jobs: crate::enforcement::jobs::Jobs,
     /// The delivery worker's health, when a receiver is configured (readiness).
     pub delivery: Option<Arc<crate::delivery::DeliveryHealth>>,
 }
@@ -185,7 +188,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(admin_okta::router())
         .merge(signals::router())
         .merge(enforce::router())
-        .merge(containments::router());
+        .merge(containments::router())
+        .merge(jobs::router());
     idempotency::document(router.get_openapi_mut());
     openapi::complete(router.get_openapi_mut());
     router

@@ -12,6 +12,7 @@ mod discovery;
 mod enforce;
 mod errors;
 mod exposure;
+mod jobs;
 mod keys;
 mod okta_contract;
 mod okta_oauth;

@@ -1,0 +1,239 @@
+//! Bulk jobs against the sandbox: outcomes per user, "already in that state" counted as done,
+//! cancel, and bad input.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use ssf_transmitter::auth::Scope;
+
+use crate::helpers::{Sandboxed, assert_problem, tempdir};
+
+async fn soc(s: &Sandboxed) -> String {
+    s.app
+        .client_with("tip", &[Scope::EnforceWrite, Scope::EnforceRead])
+        .await
+}
+
+async fn wait_for_end(s: &Sandboxed, token: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let (st, job) = s.app.get_json(&format!("/v1/jobs/{id}"), token).await;
+        assert_eq!(st, 200, "{job}");
+        if job["status"] != "running" {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} did not end");
+}
+
+#[tokio::test]
+async fn a_job_acts_on_each_user_and_counts_already_in_that_state_as_done() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let users = json!([
+        "jane.doe@example.com",
+        "john.smith@example.com",
+        "suspended.user@example.com",
+        "nobody@example.com",
+        "alex.kim"
+    ]);
+    let resp = s
+        .app
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            &token,
+            Some(&json!({"steps": [{"action": "suspend"}, {"action": "clear_sessions"}], "users": users, "reason": "TIP feed 42"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let accepted: Value = resp.json().await.expect("json");
+    let id = accepted["id"].as_str().expect("id").to_owned();
+    assert_eq!(location, format!("/v1/jobs/{id}"));
+    assert_eq!(accepted["status"], "running");
+    assert_eq!(accepted["total"], 5);
+    let job = wait_for_end(&s, &token, &id).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["total"], 5);
+    assert_eq!(job["done"], 3, "{job}");
+    assert_eq!(job["failed"], 2, "{job}");
+    let results = job["results"].as_array().expect("results");
+    let status_of: Vec<(&str, &str)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["user"].as_str().expect("user"),
+                r["status"].as_str().expect("status"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status_of,
+        [
+            ("jane.doe@example.com", "done"),
+            ("john.smith@example.com", "done"),
+            ("suspended.user@example.com", "done"),
+            ("nobody@example.com", "failed"),
+            ("alex.kim", "failed"),
+        ]
+    );
+    assert!(
+        results[2]["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already in that state"),
+        "{}",
+        results[2]
+    );
+    assert!(
+        results[3]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing in Okta matches"),
+        "{}",
+        results[3]
+    );
+    assert!(
+        results[4]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("candidates"),
+        "{}",
+        results[4]
+    );
+    // Each user once: one suspend per resolved, suspendable user.
+    let suspends = s
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/lifecycle/suspend"))
+        .count();
+    assert_eq!(suspends, 3);
+    let (_, audit) = s
+        .app
+        .get_json("/v1/audit?action=job.user", crate::helpers::ADMIN_TOKEN)
+        .await;
+    assert_eq!(audit.as_array().map(Vec::len), Some(5));
+}
+
+#[tokio::test]
+async fn cancel_stops_every_okta_call_of_the_job_before_it_answers() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    // Many users (the same few, again and again: each repeat is "already in that state").
+    let users: Vec<&str> = ["jane.doe@example.com", "john.smith@example.com"]
+        .into_iter()
+        .cycle()
+        .take(4000)
+        .collect();
+    let (st, accepted) = s
+        .app
+        .post_json(
+            "/v1/jobs",
+            &token,
+            &json!({"steps": [{"action": "suspend"}], "users": users}),
+        )
+        .await;
+    assert_eq!(st, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("id").to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (st, cancelled) = s
+        .app
+        .post_json(&format!("/v1/jobs/{id}/cancel"), &token, &json!({}))
+        .await;
+    assert_eq!(st, 200, "{cancelled}");
+    let seen = s.sandbox.requests().len();
+    assert_eq!(cancelled["status"], "cancelled");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        s.sandbox.requests().len(),
+        seen,
+        "Okta calls after the cancel answered"
+    );
+    let (_, job) = s.app.get_json(&format!("/v1/jobs/{id}"), &token).await;
+    assert_eq!(job["status"], "cancelled");
+    let results = job["results"].as_array().expect("results");
+    let finished = results.iter().filter(|r| r["status"] == "done").count();
+    let never = results
+        .iter()
+        .filter(|r| r["status"] == "cancelled")
+        .count();
+    assert!(
+        finished > 0 && never > 0,
+        "done {finished}, cancelled {never}"
+    );
+    assert_eq!(finished + never, 4000);
+    // Cancelling again answers the job as it is.
+    let (st, again) = s
+        .app
+        .post_json(&format!("/v1/jobs/{id}/cancel"), &token, &json!({}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(again["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn bad_jobs_are_refused_and_ids_steer_nowhere() {
+    let dir = tempdir();
+    let s = Sandboxed::start(dir.path()).await;
+    let token = soc(&s).await;
+    let reader = s.app.client_with("reader", &[Scope::EnforceRead]).await;
+    let ok = json!({"steps": [{"action": "suspend"}], "users": ["jane.doe@example.com"]});
+    let resp = s
+        .app
+        .call(Method::POST, "/v1/jobs", &reader, Some(&ok))
+        .await;
+    assert_problem(resp, 403).await;
+    let too_many: Vec<String> = (0..10_001).map(|i| format!("u{i}")).collect();
+    for (bad, field) in [
+        (
+            json!({"steps": [{"action": "suspend"}], "users": []}),
+            "users",
+        ),
+        (
+            json!({"steps": [{"action": "suspend"}], "users": too_many}),
+            "users",
+        ),
+        (
+            json!({"steps": [{"action": "suspend"}], "users": ["ok", "a\nb"]}),
+            "users[1]",
+        ),
+        (
+            json!({"steps": [], "users": ["jane.doe@example.com"]}),
+            "steps",
+        ),
+        (
+            json!({"steps": [{"action": "suspend"}], "users": ["x"], "extra": 1}),
+            "extra",
+        ),
+    ] {
+        let resp = s
+            .app
+            .call(Method::POST, "/v1/jobs", &token, Some(&bad))
+            .await;
+        let p = assert_problem(resp, 422).await;
+        assert!(p.to_string().contains(field), "{field}: {p}");
+    }
+    for id in [
+        "../x",
+        "job_%2F..",
+        "job_123",
+        "%3Fa",
+        "ctn_0123456789abcdef0123456789abcdef",
+    ] {
+        let (st, _) = s.app.get_json(&format!("/v1/jobs/{id}"), &token).await;
+        assert_eq!(st, 404, "{id}");
+        let (st, _) = s
+            .app
+            .post_json(&format!("/v1/jobs/{id}/cancel"), &token, &json!({}))
+            .await;
+        assert_eq!(st, 404, "{id}");
+    }
+}
