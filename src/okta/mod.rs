@@ -1,8 +1,9 @@
 //! A typed client for the Okta Management API: SSWS API-token or OAuth service-app auth (see
-//! [`oauth`]), rate-limit pacing, bounded 429 waits, retries of idempotent calls, `Link`
-//! pagination and Okta's error bodies.
+//! [`oauth`]), one rate-limit budget per org shared by every clone (see [`pacing`]), bounded 429
+//! waits, retries of idempotent calls, `Link` pagination and Okta's error bodies.
 
 pub mod oauth;
+pub mod pacing;
 pub mod path;
 
 pub use path::{IdKind, InvalidOktaId, OktaId, OktaPath};
@@ -172,8 +173,9 @@ pub struct OktaResponse {
     pub next: Option<String>,
 }
 
-/// Longest a call waits for Okta's rate-limit reset before giving up with `RateLimited`.
-const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+/// Longest a call waits for Okta's rate limit (window resets, 429 pauses, its turn) before giving
+/// up with `RateLimited`, unless the client was made with [`OktaClient::with_rate_limit_wait`].
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
 /// Retries of idempotent calls after 5xx or a timeout.
 const RETRIES: u32 = 2;
 
@@ -242,8 +244,10 @@ pub struct OktaClient {
     http: reqwest::Client,
     org_url: String,
     credentials: Credentials,
-    /// Not before this instant: Okta said the bucket is empty (`X-Rate-Limit-Remaining: 0`).
-    paced_until: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+    /// The org's rate-limit budget, shared by every clone.
+    pacer: pacing::Pacer,
+    /// Longest one call waits on the rate limit.
+    max_rate_limit_wait: Duration,
 }
 
 impl std::fmt::Debug for OktaClient {
@@ -283,8 +287,19 @@ impl OktaClient {
             http,
             org_url: org_url.trim_end_matches('/').to_owned(),
             credentials,
-            paced_until: Default::default(),
+            pacer: pacing::Pacer::default(),
+            max_rate_limit_wait: MAX_RATE_LIMIT_WAIT,
         })
+    }
+
+    /// A clone (same org, credentials and shared rate-limit budget) whose calls wait up to
+    /// `max_wait` on the rate limit instead of [`MAX_RATE_LIMIT_WAIT`]: for background work
+    /// such as bulk jobs, which should wait out a window rather than fail.
+    pub fn with_rate_limit_wait(&self, max_wait: Duration) -> Self {
+        Self {
+            max_rate_limit_wait: max_wait,
+            ..self.clone()
+        }
     }
 
     /// Whether `url` is on the org's own origin (scheme, host, port; no userinfo), so credentials
@@ -323,8 +338,9 @@ impl OktaClient {
         &self.org_url
     }
 
-    /// Sends one call: paces itself when Okta's bucket is empty, waits out a 429 (bounded by
-    /// 30 s), retries idempotent calls on 5xx and timeouts, and parses Okta's error body.
+    /// Sends one call: takes a slot in the org's shared rate-limit budget (waiting for the window
+    /// to reset when it is spent, or after a 429 seen by any caller; bounded by 30 s), retries
+    /// idempotent calls on 5xx and timeouts, and parses Okta's error body.
     pub async fn send(&self, call: &OktaCall) -> Result<OktaResponse, OktaApiError> {
         let mut url = format!("{}{}", self.org_url, call.path);
         if !call.query.is_empty() {
@@ -356,22 +372,12 @@ impl OktaClient {
         let mut auth_retries = 0u32;
         let mut token_generation = 0u64;
         loop {
-            let pause = self
-                .paced_until
-                .lock()
-                .ok()
-                .and_then(|p| *p)
-                .map(|until| until.saturating_duration_since(tokio::time::Instant::now()))
-                .unwrap_or_default();
-            if !pause.is_zero() {
-                if waited + pause > MAX_RATE_LIMIT_WAIT {
-                    return Err(OktaApiError::RateLimited {
-                        retry_after_secs: pause.as_secs().max(1),
-                    });
-                }
-                tokio::time::sleep(pause).await;
-                waited += pause;
-            }
+            // Given back when dropped: on an error below, or with the answer.
+            let slot = self
+                .pacer
+                .acquire(&mut waited, self.max_rate_limit_wait)
+                .await
+                .map_err(|retry_after_secs| OktaApiError::RateLimited { retry_after_secs })?;
             let mut req = self
                 .http
                 .request(method.clone(), url)
@@ -403,16 +409,7 @@ impl OktaClient {
             };
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            let remaining = headers
-                .get("x-rate-limit-remaining")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if remaining == Some(0)
-                && status != 429
-                && let (Some(wait), Ok(mut p)) = (reset_wait(&headers), self.paced_until.lock())
-            {
-                *p = Some(tokio::time::Instant::now() + wait);
-            }
+            slot.answered(&pacing::Answer::from_headers(status, &headers));
             if status == 401
                 && auth_retries < 2
                 && let Credentials::OAuth(session) = &self.credentials
@@ -433,15 +430,14 @@ impl OktaClient {
                 continue;
             }
             if status == 429 {
-                let wait = reset_wait(&headers).unwrap_or(Duration::from_secs(1));
-                if waited + wait > MAX_RATE_LIMIT_WAIT || attempt >= 3 {
+                // Nothing was done. The pacer now holds every caller, this one included, until
+                // the reset; the next turn of the loop waits for it (or gives up past the bound).
+                if attempt >= 3 {
                     return Err(OktaApiError::RateLimited {
-                        retry_after_secs: wait.as_secs().max(1),
+                        retry_after_secs: reset_wait(&headers).map_or(1, |w| w.as_secs().max(1)),
                     });
                 }
                 attempt += 1;
-                tokio::time::sleep(wait).await;
-                waited += wait;
                 continue;
             }
             if status >= 500 && idempotent && attempt < RETRIES {

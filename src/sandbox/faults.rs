@@ -1,5 +1,7 @@
 //! Fault injection for the receive endpoint (tests and demos): fail the next N pushes with a status,
-//! rate-limit the next N with a reset time, add latency, keep a stale JWKS for N seconds.
+//! rate-limit the next N with a reset time, add latency, keep a stale JWKS for N seconds; and for
+//! the Management API: fail or rate-limit the next N calls, or enforce a real per-second rate
+//! limit (`api_rate_limit_per_sec`, see `rate_limit`).
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -35,6 +37,11 @@ pub struct Faults {
     pub api_rate_limit_reset_secs: Option<u64>,
     /// Only Management API calls whose path contains this are affected (default: all).
     pub api_path_contains: Option<String>,
+    /// Management API: at most this many calls per one-second window (epoch seconds of the
+    /// sandbox's clock), answered with `X-Rate-Limit-*` of that window; a call beyond it gets 429
+    /// `E0000047` (see `rate_limit`). Not consumed; `None` (the default) sends Okta's default
+    /// headers.
+    pub api_rate_limit_per_sec: Option<u32>,
 }
 
 /// What to do with one push.
@@ -96,6 +103,11 @@ pub(super) async fn put(
     body: Result<Json<Faults>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Faults>, OktaError> {
     let Json(faults) = body.map_err(|e| OktaError::malformed(&e.body_text()))?;
+    if faults.api_rate_limit_per_sec == Some(0) {
+        return Err(OktaError::validation(vec![
+            "api_rate_limit_per_sec: must be at least 1".into(),
+        ]));
+    }
     state.set_faults(faults.clone());
     Ok(Json(faults))
 }
@@ -107,9 +119,18 @@ pub(super) async fn clear(_auth: Ssws, state: St) -> StatusCode {
 
 /// 429 `E0000047` with Okta's rate-limit headers, reset `secs` from now.
 pub(super) fn rate_limited(state: &super::SandboxState, secs: u64) -> axum::response::Response {
+    let reset = state
+        .clock
+        .now()
+        .timestamp()
+        .saturating_add(i64::try_from(secs).unwrap_or(1));
+    rate_limited_until(reset)
+}
+
+/// 429 `E0000047`, `X-Rate-Limit-Remaining: 0` and `X-Rate-Limit-Reset: reset` (epoch seconds).
+pub(super) fn rate_limited_until(reset: i64) -> axum::response::Response {
     use axum::http::HeaderValue;
     use axum::response::IntoResponse as _;
-    let reset = state.clock.now().timestamp() + i64::try_from(secs).unwrap_or(1);
     let mut resp = OktaError {
         status: StatusCode::TOO_MANY_REQUESTS,
         code: "E0000047",

@@ -23,6 +23,7 @@ mod logs;
 mod oauth;
 mod okta_error;
 mod providers;
+mod rate_limit;
 mod receiver;
 mod requests;
 mod roles;
@@ -46,6 +47,7 @@ pub use faults::Faults;
 pub use oauth::{AuthRejection, DEFAULT_SCOPES, Jwks, SandboxOAuthApp, ServiceApp};
 pub use okta_error::OktaError;
 pub use providers::Provider;
+pub use rate_limit::RateLimitStats;
 pub use receiver::ReceivedSet;
 pub use requests::{MAX_RECORDED, RecordedRequest};
 
@@ -67,6 +69,8 @@ pub struct SandboxState {
     /// Until then, cached JWKS are not refreshed (fault `jwks_stale_secs`).
     jwks_frozen_until: Mutex<Option<std::time::Instant>>,
     faults: Mutex<Faults>,
+    /// The Management API rate limit's window and counters (fault `api_rate_limit_per_sec`).
+    api_limiter: Mutex<rate_limit::Limiter>,
     requests: Mutex<VecDeque<RecordedRequest>>,
     oauth: oauth::OAuthState,
     http: reqwest::Client,
@@ -153,6 +157,7 @@ impl Sandbox {
             jwks_cache: Mutex::new(Default::default()),
             jwks_frozen_until: Mutex::new(None),
             faults: Mutex::new(Faults::default()),
+            api_limiter: Mutex::new(rate_limit::Limiter::default()),
             requests: Mutex::new(VecDeque::new()),
             oauth: oauth::OAuthState::default(),
             http,
@@ -292,6 +297,7 @@ impl SandboxState {
         if let Ok(mut f) = self.faults.lock() {
             *f = faults;
         }
+        self.reset_rate_limiter();
     }
 
     /// The current fault settings (what is left of them).
@@ -481,6 +487,7 @@ fn router(state: Arc<SandboxState>) -> Router {
             "/__sandbox/faults",
             get(faults::get).put(faults::put).delete(faults::clear),
         )
+        .route("/__sandbox/rate-limit", get(rate_limit::get))
         .route("/__sandbox/received", get(receiver::list_received))
         .route(
             "/__sandbox/requests",
@@ -497,7 +504,12 @@ fn router(state: Arc<SandboxState>) -> Router {
             state.clone(),
             faults::management,
         ))
-        // Outside the faults: a request answered by an injected fault was still sent.
+        // Outside the faults: a call refused by the limit never meets a fault (nor the route).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
+        // Outside the faults and the limit: a request answered by either was still sent.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             requests::record,
@@ -505,8 +517,19 @@ fn router(state: Arc<SandboxState>) -> Router {
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             |State(st): St, mut r: axum::response::Response| async move {
-                // Okta answers every call with rate-limit headers.
+                // Okta answers every call with rate-limit headers (the limit's, when one is
+                // set) and a `Date`, which Okta's SDKs use with `X-Rate-Limit-Reset`.
                 let h = r.headers_mut();
+                if !h.contains_key(header::DATE) {
+                    let date = st
+                        .clock
+                        .now()
+                        .format("%a, %d %b %Y %H:%M:%S GMT")
+                        .to_string();
+                    if let Ok(v) = HeaderValue::from_str(&date) {
+                        h.insert(header::DATE, v);
+                    }
+                }
                 h.entry("x-rate-limit-limit")
                     .or_insert(HeaderValue::from_static("600"));
                 h.entry("x-rate-limit-remaining")

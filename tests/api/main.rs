@@ -17,6 +17,7 @@ mod keys;
 mod okta_contract;
 mod okta_oauth;
 mod openapi;
+mod pacing;
 mod privilege;
 mod receiver;
 mod sandbox;
