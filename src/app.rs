@@ -283,6 +283,11 @@ impl Application {
             Some(o) => okta_client(o, clock.clone())?,
             None => None,
         };
+        // Bulk jobs wait out a spent rate-limit window (Okta's are per minute) instead of
+        // failing the user; they share the interactive client's budget.
+        let background_okta = okta_client
+            .as_ref()
+            .map(|c| c.with_rate_limit_wait(Duration::from_secs(150)));
         let enforcer = crate::enforcement::Enforcer::new(
             okta_client,
             store.clone(),
@@ -297,7 +302,18 @@ impl Application {
             ids_for_work.clone(),
         );
         let jobs = crate::enforcement::jobs::Jobs::new(
-            containments.clone(),
+            crate::enforcement::containment::Containments::new(
+                crate::enforcement::Enforcer::new(
+                    background_okta,
+                    store.clone(),
+                    clock.clone(),
+                    config.enforcement.clone(),
+                ),
+                intake.clone(),
+                store.clone(),
+                clock.clone(),
+                ids_for_work.clone(),
+            ),
             store.clone(),
             clock.clone(),
             ids_for_work,

@@ -237,3 +237,66 @@ async fn bad_jobs_are_refused_and_ids_steer_nowhere() {
         assert_eq!(st, 404, "{id}");
     }
 }
+
+#[tokio::test]
+async fn a_300_user_job_against_a_60_per_second_org_stays_under_its_rate_limit() {
+    const USERS: usize = 300;
+    let dir = tempdir();
+    let seed = dir.path().join("seed.json");
+    let users: Vec<Value> = (0..USERS)
+        .map(|i| json!({"profile": {"login": format!("user{i:03}@bulk.test")}}))
+        .collect();
+    std::fs::write(&seed, json!({"users": users}).to_string()).expect("seed");
+    let mut config = crate::helpers::config_for(dir.path());
+    config.sandbox.seed_file = Some(seed);
+    config.enforcement.job_workers = Some(8);
+    let s = Sandboxed::start_from(config, |_, _| {}).await;
+    let token = soc(&s).await;
+    s.sandbox.set_faults(ssf_transmitter::sandbox::Faults {
+        api_rate_limit_per_sec: Some(60),
+        ..Default::default()
+    });
+    let logins: Vec<String> = (0..USERS)
+        .map(|i| format!("user{i:03}@bulk.test"))
+        .collect();
+    let started = std::time::Instant::now();
+    let (st, accepted) = s
+        .app
+        .post_json("/v1/jobs", &token, &json!({"steps": [{"action": "suspend"}, {"action": "clear_sessions"}], "users": logins}))
+        .await;
+    assert_eq!(st, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("id").to_owned();
+    let mut job = Value::Null;
+    for _ in 0..1200 {
+        let (_, j) = s.app.get_json(&format!("/v1/jobs/{id}"), &token).await;
+        if j["status"] != "running" {
+            job = j;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["done"], USERS, "{}", job["results"]);
+    let stats = s.sandbox.rate_limit_stats();
+    let calls = stats.admitted + stats.rejected;
+    let share = stats.rejected as f64 / calls as f64;
+    println!(
+        "bulk job: {USERS} users, 2 steps, 8 workers, org limit 60/s: {calls} Okta calls, {} answered 429 ({:.1} %), {secs:.1} s, {:.0} users/minute",
+        stats.rejected,
+        share * 100.0,
+        USERS as f64 / secs * 60.0
+    );
+    assert!(
+        share <= 0.10,
+        "{} of {calls} calls answered 429",
+        stats.rejected
+    );
+    let suspended = s
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/lifecycle/suspend"))
+        .count();
+    assert_eq!(suspended, USERS);
+}
