@@ -13,6 +13,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod contain;
 pub mod delivery;
 pub mod enforcement;
 pub mod files;

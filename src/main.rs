@@ -51,9 +51,38 @@ enum Command {
     /// Work with the Okta org in [okta].
     #[command(subcommand)]
     Okta(OktaCommand),
+    /// Submit a bulk job to a running service and follow it: the same steps for every user
+    /// in a file. Exit 0 when every user is done, 1 otherwise (failed users are listed).
+    Contain(ContainArgs),
     /// Print the OpenAPI document of the HTTP API.
     #[command(hide = true)]
     Openapi,
+}
+
+#[derive(Debug, Args)]
+struct ContainArgs {
+    /// One user per line: Okta id, login, email, short name or DOMAIN\sam (blank lines and
+    /// '#' comments skipped; at most 10,000).
+    #[arg(long, value_name = "FILE")]
+    users_file: PathBuf,
+    /// Comma-separated steps: clear_sessions, suspend, deactivate, reset_factors,
+    /// expire_password, reset_password, add_to_group=GROUP, signal=LEVEL.
+    #[arg(long, value_name = "STEPS")]
+    steps: String,
+    /// Why (recorded in the audit log).
+    #[arg(long)]
+    reason: Option<String>,
+    /// The service's URL.
+    #[arg(
+        long,
+        env = "SSF_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    server: String,
+    /// An API token with enforce:write and enforce:read.
+    #[arg(long, env = "SSF_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    token: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +167,10 @@ fn main() -> ExitCode {
             }
         }
     }
+    if let Some(Command::Contain(args)) = cli.command {
+        // A client of a running service: no configuration of its own.
+        return contain(args);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -172,6 +205,34 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn contain(args: ContainArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let job = ssf_transmitter::contain::ContainJob {
+        server: args.server,
+        token: args.token,
+        users_file: args.users_file,
+        steps: args.steps,
+        reason: args.reason,
+    };
+    match runtime.block_on(ssf_transmitter::contain::run(job)) {
+        Ok(ssf_transmitter::contain::Ended::AllDone) => ExitCode::SUCCESS,
+        Ok(ssf_transmitter::contain::Ended::NotAll) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
         }
     }
 }
@@ -231,7 +292,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Keys(cmd) => keys(cmd, &config, clock).await,
         Command::Clients(cmd) => clients(cmd, &config, clock).await,
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Contain(_) => Ok(()),
         Command::Okta(OktaCommand::Status) => {
             let issuer = cli_issuer(&config)?;
             match app::okta_provider(&config, &issuer).await? {

@@ -89,7 +89,7 @@ pub struct Job {
     pub requested_by: ClientRef,
     /// When.
     pub created_at: DateTime<Utc>,
-    /// Each user's outcome, in the order given.
+    /// Each user's outcome, in the order given (empty with `results=false`).
     pub results: Vec<JobResult>,
 }
 
@@ -201,7 +201,7 @@ impl Jobs {
     }
 
     /// A job with every user's outcome.
-    pub async fn get(&self, id: &str) -> Result<Job, ContainmentError> {
+    pub async fn get(&self, id: &str, with_results: bool) -> Result<Job, ContainmentError> {
         if !valid_id("job_", id) {
             return Err(ContainmentError::NotFound);
         }
@@ -214,10 +214,13 @@ impl Jobs {
             ContainmentError::Store(crate::store::StoreError::Corrupt(format!("job {id}: {e}")))
         })?;
         let progress = self.store.job_progress(id).await?;
-        let items = self
-            .store
-            .job_items(id, &["pending", "running", "done", "failed"], u32::MAX)
-            .await?;
+        let items = if with_results {
+            self.store
+                .job_items(id, &["pending", "running", "done", "failed"], u32::MAX)
+                .await?
+        } else {
+            Vec::new()
+        };
         let cancelled = row.status == "cancelled";
         let results = items
             .into_iter()
@@ -286,7 +289,7 @@ impl Jobs {
             )
             .await;
         }
-        self.get(id).await
+        self.get(id, true).await
     }
 
     fn cancel_signal(&self, id: &str) -> watch::Receiver<bool> {

@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Auth, EnforceRead, EnforceWrite};
 use super::openapi::AuthErrors;
-use super::{ApiError, ApiJson, ApiPath, AppState, Problem};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Problem};
 use crate::auth::Scope;
 use crate::enforcement::containment::Step;
 use crate::enforcement::jobs::{Job, JobAccepted};
@@ -75,9 +75,18 @@ pub async fn submit(
     Ok(resp)
 }
 
+/// What a job read returns.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct JobParams {
+    /// Include each user's outcome (default true; false for a cheap progress poll).
+    pub results: Option<bool>,
+}
+
 /// A job: status, counts, and each user's outcome in the order given.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "containment",
-    params(("id" = String, Path, description = "Job id", pattern = "^job_[0-9a-f]{32}$")),
+    params(("id" = String, Path, description = "Job id", pattern = "^job_[0-9a-f]{32}$"), JobParams),
     security(("bearer" = ["enforce:read"])),
     responses(
         (status = 200, description = "The job", body = Job),
@@ -87,8 +96,11 @@ pub async fn get_one(
     _auth: Auth<EnforceRead>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<JobParams>,
 ) -> Result<ApiJson<Job>, ApiError> {
-    Ok(ApiJson(state.jobs.get(&id).await?))
+    Ok(ApiJson(
+        state.jobs.get(&id, q.results.unwrap_or(true)).await?,
+    ))
 }
 
 /// Cancel a job.

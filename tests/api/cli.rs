@@ -233,12 +233,30 @@ impl Server {
             .status();
         assert!(self.child.wait().expect("wait").success());
         self.drain(Duration::from_millis(200));
-        self.log
+        std::mem::take(&mut self.log)
+    }
+
+    /// SIGKILL: no shutdown at all, as a crash or an OOM kill.
+    pub fn kill9(mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
     }
 
     fn drain(&mut self, wait: Duration) {
         while let Ok(line) = self.lines.recv_timeout(wait) {
             self.log.push(line);
+        }
+    }
+}
+
+/// A failing assertion leaves no server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

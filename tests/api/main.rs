@@ -9,6 +9,7 @@ mod clients;
 mod containments;
 mod delivery;
 mod discovery;
+mod durable;
 mod enforce;
 mod errors;
 mod exposure;
