@@ -294,12 +294,14 @@ impl Application {
             clock.clone(),
             config.enforcement.clone(),
         );
+        let approval = approval_settings(&config, &issuer)?;
         let containments = crate::enforcement::containment::Containments::new(
             enforcer.clone(),
             intake.clone(),
             store.clone(),
             clock.clone(),
             ids_for_work.clone(),
+            approval.clone(),
         );
         let jobs = crate::enforcement::jobs::Jobs::new(
             crate::enforcement::containment::Containments::new(
@@ -313,6 +315,7 @@ impl Application {
                 store.clone(),
                 clock.clone(),
                 ids_for_work.clone(),
+                approval,
             ),
             store.clone(),
             clock.clone(),
@@ -585,6 +588,34 @@ pub async fn attach_sandbox(config: &mut Config, clock: Arc<dyn Clock>) -> anyho
         "Okta sandbox ready (org URL and SSWS API token written to the credentials file)"
     );
     Ok(sandbox)
+}
+
+/// `[approval]` as the containment service uses it.
+fn approval_settings(
+    config: &Config,
+    issuer: &str,
+) -> anyhow::Result<crate::enforcement::approval::ApprovalSettings> {
+    let a = &config.approval;
+    let webhook = a.webhook().map_err(anyhow::Error::new)?;
+    let http = match webhook {
+        Some(_) => Some(
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("cannot build the webhook's HTTP client")?,
+        ),
+        None => None,
+    };
+    Ok(crate::enforcement::approval::ApprovalSettings {
+        actions: a.actions.clone(),
+        protected_groups: a.protected_groups.clone(),
+        on_ambiguous: a.on_ambiguous,
+        webhook,
+        link_ttl: Duration::from_secs(a.link_ttl),
+        issuer: issuer.to_owned(),
+        http,
+    })
 }
 
 /// The Management API client of `[okta]`: the OAuth service app when `[okta.oauth]` is set, else

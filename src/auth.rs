@@ -167,6 +167,11 @@ pub fn generate_token() -> SecretString {
     ))
 }
 
+/// Compares two digests in constant time.
+pub fn digests_equal(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
 /// SHA-256 of a token: what the store keeps and looks up by.
 pub fn token_digest(token: &str) -> [u8; 32] {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());

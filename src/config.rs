@@ -73,6 +73,133 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// Direct enforcement (`[enforcement]`): password policy and identity mapping.
     pub enforcement: EnforcementConfig,
+    /// `[approval]`: containments a person decides on first.
+    pub approval: ApprovalConfig,
+}
+
+/// `[approval]`: which containments wait for a person, and how the person is told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalConfig {
+    /// Steps that need approval (e.g. `["deactivate", "reset_factors"]`): a containment with one
+    /// waits as a whole; no step runs before the decision.
+    pub actions: Vec<String>,
+    /// Okta group names or ids whose members need approval for any containment.
+    pub protected_groups: Vec<String>,
+    /// An ambiguous user becomes a pending approval listing the candidates instead of a 409.
+    pub on_ambiguous: bool,
+    /// Where a new approval is announced: a POST with JSON carrying a Slack-compatible `text`,
+    /// the `approval_id` and the link `url`. `https://` (or `http://` on loopback). Secret: the
+    /// link in it decides the approval. `SSF_APPROVAL__WEBHOOK_URL` or `webhook_url_file`.
+    pub webhook_url: Option<SecretString>,
+    /// A file holding `webhook_url`.
+    pub webhook_url_file: Option<PathBuf>,
+    /// How long an approval link works, in seconds (60 s to 7 days; default 24 h).
+    pub link_ttl: u64,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        Self {
+            actions: Vec::new(),
+            protected_groups: Vec::new(),
+            on_ambiguous: false,
+            webhook_url: None,
+            webhook_url_file: None,
+            link_ttl: 86_400,
+        }
+    }
+}
+
+/// Step names `[approval] actions` may list.
+pub const APPROVABLE_STEPS: &[&str] = &[
+    "clear_sessions",
+    "suspend",
+    "deactivate",
+    "reset_factors",
+    "add_to_group",
+    "expire_password",
+    "reset_password",
+    "set_profile",
+    "signal",
+];
+
+impl ApprovalConfig {
+    /// The webhook URL, from `webhook_url` or `webhook_url_file`.
+    pub fn webhook(&self) -> Result<Option<url::Url>, ConfigError> {
+        let raw = match (&self.webhook_url, &self.webhook_url_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "approval.webhook_url_file",
+                    "both webhook_url and webhook_url_file are set; keep only one",
+                ));
+            }
+            (Some(u), None) => u.expose_secret().trim().to_owned(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| {
+                    ConfigError::new(
+                        "approval.webhook_url_file",
+                        format!("cannot read {}: {e}", f.display()),
+                    )
+                })?
+                .trim()
+                .to_owned(),
+            (None, None) => return Ok(None),
+        };
+        let url = url::Url::parse(&raw).map_err(|_| {
+            ConfigError::new(
+                "approval.webhook_url",
+                "is not a URL; give the https:// address of the chat or ticketing webhook",
+            )
+        })?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        match url.scheme() {
+            "https" => Ok(Some(url)),
+            "http" if loopback => Ok(Some(url)),
+            _ => Err(ConfigError::new(
+                "approval.webhook_url",
+                "must be https:// (http:// only on a loopback host): the link it carries decides approvals",
+            )),
+        }
+    }
+
+    fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        for a in &self.actions {
+            if !APPROVABLE_STEPS.contains(&a.as_str()) {
+                errors.push(ConfigError::new(
+                    "approval.actions",
+                    format!(
+                        "'{a}' is not a containment step: {}",
+                        APPROVABLE_STEPS.join(", ")
+                    ),
+                ));
+            }
+        }
+        for g in &self.protected_groups {
+            if g.trim().is_empty() || g.chars().count() > 255 || g.chars().any(char::is_control) {
+                errors.push(ConfigError::new(
+                    "approval.protected_groups",
+                    "each entry must be an Okta group id or name of 1 to 255 characters",
+                ));
+            }
+        }
+        if !(60..=7 * 86_400).contains(&self.link_ttl) {
+            errors.push(ConfigError::new(
+                "approval.link_ttl",
+                "must be 60 to 604800 seconds (1 minute to 7 days)",
+            ));
+        }
+        if let Err(e) = self.webhook() {
+            errors.push(e);
+        }
+        errors
+    }
 }
 
 /// `[tls]`: a certificate and key (PEM) for native TLS (rustls), picked up again when the files
@@ -734,6 +861,7 @@ impl Default for Config {
             signals: SignalsConfig::default(),
             sandbox: SandboxConfig::default(),
             enforcement: EnforcementConfig::default(),
+            approval: ApprovalConfig::default(),
         }
     }
 }
@@ -890,6 +1018,7 @@ impl Config {
             errors.push(e);
         }
         errors.extend(self.sandbox.validate());
+        errors.extend(self.approval.validate());
         if let Err(e) = check_dir_usable(&self.keys_dir) {
             errors.push(ConfigError::new("keys_dir", e));
         }

@@ -221,6 +221,10 @@ pub struct StepOutcome {
 }
 
 impl StepOutcome {
+    pub(crate) fn pending(action: &str) -> Self {
+        Self::new(action, StepStatus::Pending)
+    }
+
     pub(crate) fn skipped(action: &str) -> Self {
         Self::new(action, StepStatus::Skipped)
     }
@@ -382,6 +386,9 @@ pub struct Containment {
     /// `release_after` as asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release_after: Option<u64>,
+    /// The approval it waits for (or waited for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
 }
 
 /// Why a containment request was refused, or a release could not start.
@@ -410,6 +417,28 @@ pub struct Target {
     login: Option<String>,
     email: Option<String>,
     profile: Map<String, Value>,
+    status: String,
+}
+
+impl Target {
+    fn display_name(&self) -> String {
+        match self.profile.get("displayName").and_then(Value::as_str) {
+            Some(d) => d.to_owned(),
+            None => format!(
+                "{} {}",
+                self.profile
+                    .get("firstName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                self.profile
+                    .get("lastName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            )
+            .trim()
+            .to_owned(),
+        }
+    }
 }
 
 /// How an Okta "already in that state" answer (400 `E0000001`) counts.
@@ -435,12 +464,13 @@ fn shown(call: &OktaCall) -> String {
 /// Containments: create, read, list, release, and the release timer.
 #[derive(Clone)]
 pub struct Containments {
-    enforcer: Enforcer,
+    pub(super) enforcer: Enforcer,
     intake: Intake,
-    store: Store,
-    clock: Arc<dyn Clock>,
-    ids: Arc<dyn Ids>,
+    pub(super) store: Store,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) ids: Arc<dyn Ids>,
     wake: Arc<Notify>,
+    pub(super) approval: Arc<super::approval::ApprovalSettings>,
 }
 
 impl std::fmt::Debug for Containments {
@@ -467,6 +497,7 @@ impl Containments {
         store: Store,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn Ids>,
+        approval: super::approval::ApprovalSettings,
     ) -> Self {
         Self {
             enforcer,
@@ -475,6 +506,7 @@ impl Containments {
             clock,
             ids,
             wake: Arc::new(Notify::new()),
+            approval: Arc::new(approval),
         }
     }
 
@@ -578,10 +610,22 @@ impl Containments {
             created_at: now,
             requested_steps: req.steps.clone(),
             release_after: req.release_after,
+            approval_id: None,
         };
-        // Resolve first: an unknown or ambiguous user stores nothing and runs nothing.
+        // Resolve first: an unknown or ambiguous user stores nothing and runs nothing (unless
+        // [approval] on_ambiguous lets a person pick).
         let target = match self.target(&req.user, req.dry_run).await {
             Ok(t) => t,
+            Err(EnforceError::Ambiguous { candidates, .. })
+                if self.approval.on_ambiguous && !req.dry_run =>
+            {
+                let why = format!(
+                    "'{}' matches {} users: pick one",
+                    c.requested_user,
+                    candidates.len()
+                );
+                return self.hold(caller, c, candidates, why).await;
+            }
             Err(e) => {
                 self.audit_refusal(caller, &c, &e).await;
                 return Err(e.into());
@@ -591,6 +635,17 @@ impl Containments {
             id: Some(target.id.as_str().to_owned()),
             login: target.login.clone(),
         };
+        if !req.dry_run
+            && let Some(why) = self.needs_approval(&target, &req.steps).await?
+        {
+            let summary = super::UserSummary {
+                id: target.id.as_str().to_owned(),
+                login: target.login.clone().unwrap_or_default(),
+                display_name: target.display_name(),
+                status: target.status.clone(),
+            };
+            return self.hold(caller, c, vec![summary], why).await;
+        }
         if req.dry_run {
             for step in &req.steps {
                 c.steps.push(self.plan(&target, step).await);
@@ -641,6 +696,8 @@ impl Containments {
         already: AlreadyIs,
     ) -> Result<(), ContainmentError> {
         let steps = c.requested_steps.clone();
+        // The timer counts from when the steps ran (after an approval, not from the request).
+        let started = self.clock.now();
         let mut failed = false;
         let mut status_before = ContainmentStatus::Running;
         let mut undo = Vec::new();
@@ -679,7 +736,7 @@ impl Containments {
         };
         c.release_at = c
             .release_after
-            .map(|s| c.created_at + chrono::Duration::seconds(i64::try_from(s).unwrap_or(0)));
+            .map(|s| started + chrono::Duration::seconds(i64::try_from(s).unwrap_or(0)));
         self.save(c, status_before).await?;
         if c.release_at.is_some() {
             self.wake.notify_one();
@@ -687,7 +744,7 @@ impl Containments {
         Ok(())
     }
 
-    async fn save(
+    pub(super) async fn save(
         &self,
         c: &Containment,
         expected: ContainmentStatus,
@@ -715,6 +772,7 @@ impl Containments {
                 login: None,
                 email: None,
                 profile: Map::new(),
+                status: String::new(),
             });
         }
         let (user, full) = self.enforcer.resolve(input).await?;
@@ -723,6 +781,7 @@ impl Containments {
             login: Some(user.login),
             email: full["profile"]["email"].as_str().map(str::to_owned),
             profile: full["profile"].as_object().cloned().unwrap_or_default(),
+            status: user.status,
         })
     }
 
@@ -1159,6 +1218,7 @@ impl Containments {
                         login: c.user.login.clone(),
                         email: None,
                         profile: Map::new(),
+                        status: String::new(),
                     };
                     let target = match self.enforcer.resolve(uid.as_str()).await {
                         Ok((_, full)) => Target {
@@ -1271,7 +1331,7 @@ impl Containments {
         }
     }
 
-    async fn audit(&self, caller: &Caller, action: &str, c: &Containment, ok: bool) {
+    pub(super) async fn audit(&self, caller: &Caller, action: &str, c: &Containment, ok: bool) {
         let steps: Vec<Value> = c
             .steps
             .iter()

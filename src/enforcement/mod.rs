@@ -2,6 +2,7 @@
 //! clear 404/409), lifecycle actions with dry-run, and an audit row for every call — dry runs and
 //! failures included.
 
+pub mod approval;
 pub mod audit;
 pub mod containment;
 pub mod idempotency;

@@ -376,7 +376,8 @@ pub async fn ensure_problem_json(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON) || v.starts_with("text/html"));
+    // An HTML error is the approval page's own answer to a person in a browser.
     if is_problem {
         return resp;
     }

@@ -243,7 +243,37 @@ pub(super) fn document(doc: &mut utoipa::openapi::OpenApi) {
                     declared = true;
                 }
             }
-            if declared || !applies(&method, path) {
+            if !applies(&method, path) {
+                continue;
+            }
+            // What the key itself can answer: 409 while the first request runs, 422 for a key
+            // reused with another request.
+            for (status, description) in [
+                (
+                    "409",
+                    "A request with this Idempotency-Key is still running",
+                ),
+                (
+                    "422",
+                    "The Idempotency-Key was used with a different request",
+                ),
+            ] {
+                if !op.responses.responses.contains_key(status) {
+                    let response = utoipa::openapi::ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/problem+json",
+                            utoipa::openapi::ContentBuilder::new()
+                                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                                .build(),
+                        )
+                        .build();
+                    op.responses
+                        .responses
+                        .insert(status.to_owned(), response.into());
+                }
+            }
+            if declared {
                 continue;
             }
             let param: Parameter = ParameterBuilder::new()

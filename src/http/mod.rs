@@ -4,6 +4,7 @@
 pub mod admin_clients;
 pub mod admin_keys;
 pub mod admin_okta;
+mod approvals;
 pub mod auth;
 mod containments;
 pub mod enforce;
@@ -189,7 +190,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(signals::router())
         .merge(enforce::router())
         .merge(containments::router())
-        .merge(jobs::router());
+        .merge(jobs::router())
+        .merge(approvals::router());
     idempotency::document(router.get_openapi_mut());
     openapi::complete(router.get_openapi_mut());
     router
@@ -231,7 +233,8 @@ pub fn public_router(state: AppState) -> Router {
         .route(
             "/.well-known/ssf-configuration",
             axum::routing::get(well_known::ssf_configuration),
-        );
+        )
+        .merge(approvals::page_routes());
     let app = with_issuer_path(app, &state)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -252,6 +255,8 @@ fn with_issuer_path(app: Router<AppState>, state: &AppState) -> Router<AppState>
         &format!("/.well-known/ssf-configuration{issuer_path}"),
         axum::routing::get(well_known::ssf_configuration),
     )
+    // Approval links start with the issuer, path included.
+    .nest(issuer_path.as_str(), approvals::page_routes())
 }
 
 /// What every listener's requests pass through: panics caught and rendered as problem+json,

@@ -9,7 +9,7 @@ pub use outbox::{
     Attempt, DeliveryStatus, IdempotencyRecord, NewOutbox, OutboxFilter, OutboxRow, Pruned,
     StateUpdate, SubjectState,
 };
-pub use work::{ContainmentFilter, ContainmentRow, JobItem, JobProgress, JobRow};
+pub use work::{ApprovalRow, ContainmentFilter, ContainmentRow, JobItem, JobProgress, JobRow};
 
 use std::path::{Path, PathBuf};
 
@@ -513,6 +513,36 @@ impl Store {
     /// Counts of a job's items by outcome.
     pub async fn job_progress(&self, id: &str) -> Result<JobProgress, StoreError> {
         dispatch!(self, s => s.job_progress(id).await)
+    }
+
+    /// Stores a new approval.
+    pub async fn insert_approval(&self, a: &ApprovalRow) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_approval(a).await)
+    }
+
+    /// One approval.
+    pub async fn approval(&self, id: &str) -> Result<Option<ApprovalRow>, StoreError> {
+        dispatch!(self, s => s.approval(id).await)
+    }
+
+    /// Approvals (of one status), newest first.
+    pub async fn approvals(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRow>, StoreError> {
+        dispatch!(self, s => s.approvals(status, limit).await)
+    }
+
+    /// Decides a pending approval; `false` when it was no longer pending (decided once).
+    pub async fn decide_approval(
+        &self,
+        id: &str,
+        status: &str,
+        record: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.decide_approval(id, status, record, now_ms).await)
     }
 }
 

@@ -79,3 +79,24 @@ pub struct JobProgress {
     /// Items not finished (pending or running).
     pub open: i64,
 }
+
+/// One approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRow {
+    /// Id (`apr_…`).
+    pub id: String,
+    /// The containment waiting for it.
+    pub containment_id: String,
+    /// `pending`, `approved`, `rejected`.
+    pub status: String,
+    /// SHA-256 of the link's token.
+    pub token_digest: Vec<u8>,
+    /// When the link stops working (ms).
+    pub expires_at: i64,
+    /// Created (ms).
+    pub created_at: i64,
+    /// Decided (ms).
+    pub decided_at: Option<i64>,
+    /// The domain record (JSON).
+    pub record: String,
+}

@@ -16,6 +16,13 @@ const PUBLIC: &[(&str, &str)] = &[
     ("get", "/.well-known/ssf-configuration"),
 ];
 
+/// The approval page: no bearer token; the link's single-use token (and, to post, the page's
+/// CSRF cookie and field) is the credential. Without them: 404 / 403, nothing shown or run.
+const LINK_AUTHORIZED: &[(&str, &str, u16)] = &[
+    ("get", "/approvals/{id}", 404),
+    ("post", "/approvals/{id}", 403),
+];
+
 struct Operation {
     method: String,
     path: String,
@@ -89,6 +96,26 @@ async fn only_known_routes_are_public() {
         ops.len()
     );
     for op in &ops {
+        if let Some((_, _, status)) = LINK_AUTHORIZED
+            .iter()
+            .find(|(m, p, _)| *m == op.method && *p == op.path)
+        {
+            assert!(
+                op.scopes.is_none(),
+                "{} {} declares security",
+                op.method,
+                op.path
+            );
+            let resp = call(&app, op, None).await;
+            assert_eq!(
+                resp.status(),
+                *status,
+                "{} {} without its link",
+                op.method,
+                op.path
+            );
+            continue;
+        }
         let public = PUBLIC.contains(&(op.method.as_str(), op.path.as_str()));
         match &op.scopes {
             None => assert!(

@@ -334,3 +334,10 @@ impl Sandboxed {
             .header("authorization", format!("SSWS {}", self.api_token))
     }
 }
+
+/// The origin (scheme://host:port) of a URL, as a browser sends it in `Origin`.
+pub fn origin(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .expect("url")
+}

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod approvals;
 mod auth_walk;
 mod cli;
 mod clients;

@@ -4,7 +4,9 @@ use sqlx::Row as _;
 
 use super::SqliteStore;
 use crate::store::StoreError;
-use crate::store::work::{ContainmentFilter, ContainmentRow, JobItem, JobProgress, JobRow};
+use crate::store::work::{
+    ApprovalRow, ContainmentFilter, ContainmentRow, JobItem, JobProgress, JobRow,
+};
 
 const CONTAINMENT_COLUMNS: &str =
     "id, client_id, status, user_id, user_login, release_at, created_at, updated_at, record";
@@ -277,4 +279,87 @@ impl SqliteStore {
             open: row.try_get("open")?,
         })
     }
+
+    pub(in crate::store) async fn insert_approval(
+        &self,
+        a: &ApprovalRow,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO approvals (id, containment_id, status, token_digest, expires_at, created_at, decided_at, record) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(&a.containment_id)
+        .bind(&a.status)
+        .bind(&a.token_digest)
+        .bind(a.expires_at)
+        .bind(a.created_at)
+        .bind(a.decided_at)
+        .bind(&a.record)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn approval(
+        &self,
+        id: &str,
+    ) -> Result<Option<ApprovalRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, containment_id, status, token_digest, expires_at, created_at, decided_at, record \
+             FROM approvals WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(approval).transpose()
+    }
+
+    pub(in crate::store) async fn approvals(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, containment_id, status, token_digest, expires_at, created_at, decided_at, record \
+             FROM approvals WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at DESC, id DESC LIMIT ?2",
+        )
+        .bind(status)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(approval).collect()
+    }
+
+    pub(in crate::store) async fn decide_approval(
+        &self,
+        id: &str,
+        status: &str,
+        record: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE approvals SET status = ?, record = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(record)
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn approval(r: &sqlx::sqlite::SqliteRow) -> Result<ApprovalRow, StoreError> {
+    Ok(ApprovalRow {
+        id: r.try_get("id")?,
+        containment_id: r.try_get("containment_id")?,
+        status: r.try_get("status")?,
+        token_digest: r.try_get("token_digest")?,
+        expires_at: r.try_get("expires_at")?,
+        created_at: r.try_get("created_at")?,
+        decided_at: r.try_get("decided_at")?,
+        record: r.try_get("record")?,
+    })
 }
