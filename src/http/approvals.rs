@@ -186,7 +186,9 @@ fn html_response(status: StatusCode, issuer: &str, body: Markup) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // The URL carries the link's token: never sent to another site. (`no-referrer` would make
+    // browsers send `Origin: null` with the form, defeating the origin check.)
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         "x-content-type-options",
@@ -383,7 +385,8 @@ pub async fn decide_on_page(
     form: Result<Form<PageForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, ApiError> {
     let issuer = state.issuer.to_string();
-    let refuse = || {
+    let refuse = |why: &str| {
+        tracing::warn!(approval = %id, why, "an approval form was refused");
         message(
             StatusCode::FORBIDDEN,
             &issuer,
@@ -391,19 +394,20 @@ pub async fn decide_on_page(
             "Nothing was done: this form was not sent from the approval page (or the page is stale). Open the link again.",
         )
     };
-    let Ok(Form(form)) = form else {
-        return Ok(refuse());
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(_) => return Ok(refuse("not a form with t, csrf and decision")),
     };
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
         && origin != origin_of(&issuer)
     {
-        return Ok(refuse());
+        return Ok(refuse("Origin is not the issuer's"));
     }
     let csrf_ok = cookie(&headers, CSRF_COOKIE).is_some_and(|c| {
         !c.is_empty() && crate::auth::digests_equal(c.as_bytes(), form.csrf.as_bytes())
     });
     if !csrf_ok {
-        return Ok(refuse());
+        return Ok(refuse("the CSRF field does not match its cookie"));
     }
     let a = match state.containments.open_link(&id, &form.t).await? {
         LinkState::Unknown => {
@@ -430,7 +434,7 @@ pub async fn decide_on_page(
             }
         },
         "reject" => None,
-        _ => return Ok(refuse()),
+        _ => return Ok(refuse("decision is neither approve nor reject")),
     };
     match state
         .containments

@@ -166,7 +166,7 @@ async fn an_ambiguous_user_waits_for_a_person_who_picks_on_the_link_once() {
     let h = resp.headers().clone();
     assert_eq!(h["content-type"], "text/html; charset=utf-8");
     assert_eq!(h["cache-control"], "no-store");
-    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["referrer-policy"], "same-origin");
     assert!(
         h["content-security-policy"]
             .to_str()

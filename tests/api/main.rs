@@ -5,6 +5,7 @@ mod helpers;
 
 mod approvals;
 mod auth_walk;
+mod browser;
 mod cli;
 mod clients;
 mod containments;
