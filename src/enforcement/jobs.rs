@@ -142,6 +142,18 @@ impl Jobs {
         reason: Option<String>,
     ) -> Result<JobAccepted, ContainmentError> {
         self.ctn.validate(&steps, reason.as_deref(), None)?;
+        let needs_approval: Vec<&str> = steps
+            .iter()
+            .map(Step::name)
+            .filter(|n| self.ctn.approval.actions.iter().any(|a| a == n))
+            .collect();
+        if !needs_approval.is_empty() {
+            return Err(super::EnforceError::NotPermitted(format!(
+                "{} needs approval ([approval] actions), which a bulk job cannot wait for: submit containments instead",
+                needs_approval.join(", ")
+            ))
+            .into());
+        }
         if users.is_empty() || users.len() > MAX_USERS {
             return Err(ContainmentError::Invalid(
                 "users",
@@ -267,16 +279,20 @@ impl Jobs {
             return Err(ContainmentError::NotFound);
         }
         // Tell the workers first: they drop their in-flight work before the answer goes out.
-        if let Ok(c) = self.cancels.lock()
-            && let Some(tx) = c.get(id)
-        {
-            let _ = tx.send(true);
-        }
+        // The flag is set even when no worker holds the job yet, so one that starts it now sees
+        // it before its first call.
+        self.cancel_flag(id);
         let now = self.clock.now();
         let changed = self
             .store
             .set_job_status(id, "running", "cancelled", now.timestamp_millis())
             .await?;
+        if !changed {
+            // Not running (done, or cancelled before): nothing to stop.
+            if let Ok(mut c) = self.cancels.lock() {
+                c.remove(id);
+            }
+        }
         if changed {
             super::audit::record_detail(
                 &self.store,
@@ -290,6 +306,17 @@ impl Jobs {
             .await;
         }
         self.get(id, true).await
+    }
+
+    fn cancel_flag(&self, id: &str) {
+        let mut map = self
+            .cancels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = map
+            .entry(id.to_owned())
+            .or_insert_with(|| watch::channel(false).0);
+        tx.send_replace(true);
     }
 
     fn cancel_signal(&self, id: &str) -> watch::Receiver<bool> {
@@ -360,6 +387,11 @@ impl Jobs {
             scopes: Vec::new(),
         };
         let cancel = self.cancel_signal(&job.id);
+        // A cancel that landed between the read of running jobs and the subscription.
+        if matches!(self.store.job(&job.id).await, Ok(Some(j)) if j.status != "running") {
+            self.forget(&job.id);
+            return;
+        }
         let record = Arc::new(record);
         let started = std::time::Instant::now();
         loop {
@@ -450,7 +482,11 @@ impl Jobs {
             }
             while workers.join_next().await.is_some() {}
         }
-        if *cancel.borrow() || *stop.borrow() {
+        if *cancel.borrow() {
+            self.forget(&job.id);
+            return;
+        }
+        if *stop.borrow() {
             return;
         }
         match self.store.job_progress(&job.id).await {
@@ -467,8 +503,12 @@ impl Jobs {
             Ok(_) => {}
             Err(e) => tracing::error!(job = %job.id, error = %e, "cannot read job progress"),
         }
+        self.forget(&job.id);
+    }
+
+    fn forget(&self, id: &str) {
         if let Ok(mut c) = self.cancels.lock() {
-            c.remove(&job.id);
+            c.remove(id);
         }
     }
 
@@ -490,6 +530,22 @@ impl Jobs {
             }
         };
         result.user_id = Some(target.id.as_str().to_owned());
+        // A member of a protected group needs a person: never acted on in bulk.
+        match self.ctn.needs_approval(&target, &[]).await {
+            Ok(None) => {}
+            Ok(Some(why)) => {
+                result.status = "failed".into();
+                result.error = Some(format!(
+                    "{why}: not acted on in a bulk job; submit a containment for this user"
+                ));
+                return result;
+            }
+            Err(e) => {
+                result.status = "failed".into();
+                result.error = Some(e.to_string());
+                return result;
+            }
+        }
         let mut failed = false;
         for step in &record.steps {
             if failed {

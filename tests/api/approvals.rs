@@ -467,3 +467,71 @@ async fn an_expired_link_answers_410_and_runs_nothing() {
     assert_eq!(r.status(), 410);
     assert!(writes(&s).is_empty());
 }
+
+#[tokio::test]
+async fn a_bulk_job_never_bypasses_an_approval() {
+    let dir = tempdir();
+    let hook = Webhook::start().await;
+    let s = with_approvals(
+        dir.path(),
+        &hook,
+        |a| {
+            a.actions = vec!["deactivate".into()];
+            a.protected_groups = vec!["Engineering".into()];
+        },
+        Arc::new(ssf_transmitter::clock::SystemClock),
+    )
+    .await;
+    let tip = s
+        .app
+        .client_with("tip", &[Scope::EnforceWrite, Scope::EnforceRead])
+        .await;
+    let resp = s
+        .app
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            &tip,
+            Some(&json!({"steps": [{"action": "deactivate"}], "users": ["alex.kim@example.com"]})),
+        )
+        .await;
+    let p = assert_problem(resp, 403).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("needs approval"),
+        "{p}"
+    );
+    s.sandbox.clear_requests();
+    let (st, accepted) = s
+        .app
+        .post_json("/v1/jobs", &tip, &json!({"steps": [{"action": "suspend"}], "users": ["jane.doe@example.com", "alex.kim@example.com"]}))
+        .await;
+    assert_eq!(st, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("id");
+    let mut job = Value::Null;
+    for _ in 0..100 {
+        let (_, j) = s.app.get_json(&format!("/v1/jobs/{id}"), &tip).await;
+        if j["status"] == "done" {
+            job = j;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["done"], 1, "{job}");
+    assert_eq!(job["failed"], 1, "{job}");
+    assert!(
+        job["results"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Engineering"),
+        "{job}"
+    );
+    assert_eq!(
+        writes(&s).len(),
+        1,
+        "only alex.kim (not protected) was suspended: {:?}",
+        writes(&s)
+    );
+}
