@@ -211,6 +211,8 @@ pub async fn run(job: ContainJob) -> anyhow::Result<Ended> {
     };
     if let Some(bar) = &bar {
         bar.finish_with_message(end_status.clone());
+        // The bar stays on its line; the summary starts on the next.
+        eprintln!();
     }
     let full: Value = http
         .get(format!("{server}/v1/jobs/{id}"))

@@ -35,6 +35,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// `pending`, `approved` or `rejected`.
+    #[param(inline)]
     pub status: Option<ApprovalStatus>,
     /// At most this many, newest first (1–1000, default 100).
     #[param(minimum = 1, maximum = 1000)]

@@ -214,3 +214,28 @@ fn parameters_and_request_schemas_match_the_code() {
         Some(100)
     );
 }
+
+/// Every `$ref` in the document names a component that exists (a tool reading the document, e.g.
+/// schemathesis, fails on a dangling one).
+#[test]
+fn every_reference_resolves() {
+    fn walk(v: &serde_json::Value, doc: &serde_json::Value, bad: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if let Some(r) = o.get("$ref").and_then(|r| r.as_str()) {
+                    let pointer = r.trim_start_matches('#');
+                    if doc.pointer(pointer).is_none() {
+                        bad.push(r.to_owned());
+                    }
+                }
+                o.values().for_each(|x| walk(x, doc, bad));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, doc, bad)),
+            _ => {}
+        }
+    }
+    let doc: serde_json::Value = serde_json::from_str(&generated()).expect("json");
+    let mut bad = Vec::new();
+    walk(&doc, &doc, &mut bad);
+    assert!(bad.is_empty(), "dangling references: {bad:?}");
+}
