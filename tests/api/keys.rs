@@ -308,3 +308,68 @@ async fn a_running_server_sees_key_changes_made_by_the_cli() {
             .any(|a| a.actor == "cli" && a.action == "key.generate" && a.outcome == "ok")
     );
 }
+
+/// Replicas share one keys directory: started at the same moment on an empty one they end up
+/// with exactly one key and serve the identical JWKS; a key activated by one (here: the CLI's
+/// library call, as `keys activate` does) is picked up by all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn replicas_on_one_keys_dir_agree_on_one_key_and_follow_an_activation() {
+    let dir = tempdir();
+    let config = |i: usize| {
+        let mut c = crate::helpers::config_for(dir.path());
+        // Each replica its own SQLite file (one writer per file); the keys directory is shared.
+        c.database_url = format!(
+            "sqlite://{}",
+            dir.path().join(format!("data/r{i}.db")).display()
+        );
+        c
+    };
+    let (a, b, c) = tokio::join!(
+        tokio::spawn(TestApp::spawn_with(config(0))),
+        tokio::spawn(TestApp::spawn_with(config(1))),
+        tokio::spawn(TestApp::spawn_with(config(2))),
+    );
+    let replicas = [a.expect("a"), b.expect("b"), c.expect("c")];
+    let keys = ssf_transmitter::keys::KeyDir::open(dir.path().join("keys")).expect("keys dir");
+    assert_eq!(
+        keys.list().expect("list").len(),
+        1,
+        "exactly one key generated"
+    );
+    let mut served = Vec::new();
+    for r in &replicas {
+        served.push(
+            r.get("/.well-known/jwks.json")
+                .await
+                .bytes()
+                .await
+                .expect("jwks"),
+        );
+    }
+    assert!(
+        served.iter().all(|j| *j == served[0]),
+        "identical JWKS on every replica"
+    );
+
+    let next = keys.generate(2048, chrono::Utc::now()).expect("generate");
+    keys.activate(&next.kid, true, chrono::Utc::now())
+        .expect("activate");
+    for r in &replicas {
+        let mut active = String::new();
+        for _ in 0..50 {
+            active = r.state.keys.ring().active_kid().to_owned();
+            if active == next.kid {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            active, next.kid,
+            "every replica signs with the activated key"
+        );
+    }
+    let token = sign(&replicas[1], 7);
+    for r in &replicas {
+        verify_with_jwks(&token, &r.jwks().await).expect("any replica's JWKS verifies it");
+    }
+}
