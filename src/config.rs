@@ -950,6 +950,16 @@ impl Config {
         file: Option<&Path>,
         env: &[(String, String)],
     ) -> Result<Config, ConfigErrors> {
+        Self::load_sources(file, true, env)
+    }
+
+    /// Like [`Config::load_from`]; `default_file` says whether `./ssf-transmitter.toml` is read
+    /// when no file is given (tests say no, so a developer's own file cannot change them).
+    fn load_sources(
+        file: Option<&Path>,
+        default_file: bool,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigErrors> {
         let mut figment = Figment::new();
         match file {
             Some(path) => {
@@ -964,12 +974,13 @@ impl Config {
                 }
                 figment = figment.merge(Toml::file_exact(path));
             }
-            None => {
+            None if default_file => {
                 let default = Path::new(DEFAULT_CONFIG_FILE);
                 if default.is_file() {
                     figment = figment.merge(Toml::file_exact(default));
                 }
             }
+            None => {}
         }
         // figment's Env reads the process environment; feed it ours so tests stay hermetic.
         let vars: Vec<(String, String)> = env
@@ -1402,7 +1413,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        let c = Config::load_from(None, &[]).expect("defaults");
+        let c = Config::load_sources(None, false, &[]).expect("defaults");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.database_url, "sqlite://data/ssf-transmitter.db");
         assert_eq!(c.keys_dir, PathBuf::from("keys"));
@@ -1411,8 +1422,9 @@ mod tests {
 
     #[test]
     fn env_overrides_and_nesting() {
-        let c = Config::load_from(
+        let c = Config::load_sources(
             None,
+            false,
             &env(&[
                 ("SSF_LISTEN", "127.0.0.1:9999"),
                 ("SSF_ISSUER", "https://ssf.example.com/"),
@@ -1430,12 +1442,13 @@ mod tests {
 
     #[test]
     fn delivery_retention_and_verify_retry_are_checked() {
-        let c = Config::load_from(None, &[]).expect("defaults");
+        let c = Config::load_sources(None, false, &[]).expect("defaults");
         assert_eq!(c.delivery.verify_retry_secs, 900);
         assert_eq!(c.delivery.retain_days, 30);
         assert_eq!(c.delivery.retain_failed_days, 90);
-        let c = Config::load_from(
+        let c = Config::load_sources(
             None,
+            false,
             &env(&[
                 ("SSF_DELIVERY__VERIFY_RETRY_SECS", "0"),
                 ("SSF_DELIVERY__RETAIN_DAYS", "7"),
@@ -1472,14 +1485,15 @@ mod tests {
                 "delivery.retain_days",
             ),
         ] {
-            let err = Config::load_from(None, &env(&pairs)).expect_err(key);
+            let err = Config::load_sources(None, false, &env(&pairs)).expect_err(key);
             assert!(err.to_string().contains(key), "{key}: {err}");
         }
     }
 
     #[test]
     fn unknown_env_key_is_named() {
-        let err = Config::load_from(None, &env(&[("SSF_LISTNE", "x")])).expect_err("unknown");
+        let err =
+            Config::load_sources(None, false, &env(&[("SSF_LISTNE", "x")])).expect_err("unknown");
         let text = err.to_string();
         assert!(text.contains("`listne`"), "{text}");
         assert!(text.contains("SSF_LISTNE"), "{text}");
@@ -1487,22 +1501,33 @@ mod tests {
 
     #[test]
     fn malformed_issuer_is_named() {
-        let err = Config::load_from(None, &env(&[("SSF_ISSUER", "not a url")])).expect_err("bad");
+        let err = Config::load_sources(None, false, &env(&[("SSF_ISSUER", "not a url")]))
+            .expect_err("bad");
         assert!(err.to_string().contains("SSF_ISSUER"), "{err}");
-        let err = Config::load_from(None, &env(&[("SSF_ISSUER", "http://ssf.example.com")]))
-            .expect_err("http on public host");
+        let err = Config::load_sources(
+            None,
+            false,
+            &env(&[("SSF_ISSUER", "http://ssf.example.com")]),
+        )
+        .expect_err("http on public host");
         assert!(err.to_string().contains("https"), "{err}");
-        let err = Config::load_from(None, &env(&[("SSF_ISSUER", "https://x.example/?a=b")]))
-            .expect_err("query");
+        let err = Config::load_sources(
+            None,
+            false,
+            &env(&[("SSF_ISSUER", "https://x.example/?a=b")]),
+        )
+        .expect_err("query");
         assert!(err.to_string().contains("query"), "{err}");
     }
 
     #[test]
     fn public_listen_needs_issuer() {
-        let err = Config::load_from(None, &env(&[("SSF_LISTEN", "0.0.0.0:8080")])).expect_err("x");
+        let err = Config::load_sources(None, false, &env(&[("SSF_LISTEN", "0.0.0.0:8080")]))
+            .expect_err("x");
         assert!(err.to_string().contains("SSF_ISSUER"), "{err}");
-        Config::load_from(
+        Config::load_sources(
             None,
+            false,
             &env(&[
                 ("SSF_LISTEN", "0.0.0.0:8080"),
                 ("SSF_ISSUER", "https://ssf.example.com"),
@@ -1514,11 +1539,16 @@ mod tests {
     #[test]
     fn oauth_and_enforcement_settings_are_checked() {
         let org = ("SSF_OKTA__ORG_URL", "https://acme.okta.com");
-        let err = Config::load_from(None, &env(&[org, ("SSF_OKTA__OAUTH__CLIENT_ID", "0oa1")]))
-            .expect_err("no key");
-        assert!(err.to_string().contains("okta.oauth.private_key"), "{err}");
-        let err = Config::load_from(
+        let err = Config::load_sources(
             None,
+            false,
+            &env(&[org, ("SSF_OKTA__OAUTH__CLIENT_ID", "0oa1")]),
+        )
+        .expect_err("no key");
+        assert!(err.to_string().contains("okta.oauth.private_key"), "{err}");
+        let err = Config::load_sources(
+            None,
+            false,
             &env(&[
                 org,
                 ("SSF_OKTA__API_TOKEN", "00abc"),
@@ -1534,8 +1564,9 @@ mod tests {
             !text.contains("not a pem"),
             "the key is never echoed: {text}"
         );
-        let err = Config::load_from(
+        let err = Config::load_sources(
             None,
+            false,
             &env(&[
                 ("SSF_ENFORCEMENT__PASSWORD__LENGTH", "4"),
                 ("SSF_ENFORCEMENT__IDENTITY__SAM_ATTRIBUTE", "sam account"),
@@ -1554,8 +1585,9 @@ mod tests {
         ] {
             assert!(text.contains(key), "{key}: {text}");
         }
-        let ok = Config::load_from(
+        let ok = Config::load_sources(
             None,
+            false,
             &env(&[(
                 "SSF_ENFORCEMENT__IDENTITY__NETBIOS_DOMAINS__CORP",
                 "example.com",
@@ -1574,7 +1606,8 @@ mod tests {
 
     #[test]
     fn bad_listen_type_is_named() {
-        let err = Config::load_from(None, &env(&[("SSF_LISTEN", "nowhere")])).expect_err("x");
+        let err =
+            Config::load_sources(None, false, &env(&[("SSF_LISTEN", "nowhere")])).expect_err("x");
         assert!(err.to_string().contains("SSF_LISTEN"), "{err}");
     }
 
@@ -1584,8 +1617,9 @@ mod tests {
         let file = dir.path().join("plain");
         std::fs::write(&file, b"x").expect("write");
         let under = file.join("keys");
-        let err = Config::load_from(
+        let err = Config::load_sources(
             None,
+            false,
             &env(&[("SSF_KEYS_DIR", under.to_str().expect("utf8"))]),
         )
         .expect_err("x");
@@ -1597,8 +1631,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("token");
         std::fs::write(&file, "0123456789abcdef0123\n").expect("write");
-        let c = Config::load_from(
+        let c = Config::load_sources(
             None,
+            false,
             &env(&[("SSF_ADMIN_TOKEN_FILE", file.to_str().expect("utf8"))]),
         )
         .expect("ok");
@@ -1652,8 +1687,9 @@ mod tests {
 
     #[test]
     fn okta_section_from_env_and_audience_forms() {
-        let c = Config::load_from(
+        let c = Config::load_sources(
             None,
+            false,
             &env(&[("SSF_OKTA__ORG_URL", "https://acme.okta.com/")]),
         )
         .expect("ok");
@@ -1664,8 +1700,9 @@ mod tests {
             "https://acme.okta.com/security/api/v1/security-events"
         );
         assert_eq!(t.audience, "https://acme.okta.com/");
-        let c = Config::load_from(
+        let c = Config::load_sources(
             None,
+            false,
             &env(&[
                 ("SSF_OKTA__ORG_URL", "https://acme.okta.com"),
                 ("SSF_OKTA__AUDIENCE_TRAILING_SLASH", "false"),
@@ -1682,19 +1719,21 @@ mod tests {
             "https://acme.okta.com/oauth2",
             "acme",
         ] {
-            let err = Config::load_from(None, &env(&[("SSF_OKTA__ORG_URL", bad)])).expect_err(bad);
+            let err = Config::load_sources(None, false, &env(&[("SSF_OKTA__ORG_URL", bad)]))
+                .expect_err(bad);
             assert!(
                 err.to_string().contains("SSF_OKTA__ORG_URL"),
                 "{bad}: {err}"
             );
         }
-        Config::load_from(
+        Config::load_sources(
             None,
+            false,
             &env(&[("SSF_OKTA__ORG_URL", "http://127.0.0.1:9000")]),
         )
         .expect("loopback http");
-        let err =
-            Config::load_from(None, &env(&[("SSF_DELIVERY__CONCURRENCY", "0")])).expect_err("zero");
+        let err = Config::load_sources(None, false, &env(&[("SSF_DELIVERY__CONCURRENCY", "0")]))
+            .expect_err("zero");
         assert!(
             err.to_string().contains("SSF_DELIVERY__CONCURRENCY"),
             "{err}"
@@ -1703,8 +1742,9 @@ mod tests {
 
     #[test]
     fn postgres_is_refused_clearly() {
-        let err = Config::load_from(None, &env(&[("SSF_DATABASE_URL", "postgres://x/y")]))
-            .expect_err("x");
+        let err =
+            Config::load_sources(None, false, &env(&[("SSF_DATABASE_URL", "postgres://x/y")]))
+                .expect_err("x");
         assert!(err.to_string().contains("SSF_DATABASE_URL"), "{err}");
     }
 }

@@ -324,7 +324,7 @@ impl KeyDir {
             return Err(KeyDirError::Conflict(format!(
                 "key {kid} has been published for {published_for} s, less than the JWKS cache \
                  lifetime ({JWKS_MAX_AGE_SECS} s): verifiers with a cached JWKS would not know it yet. \
-                 Wait {} s or pass --force",
+                 Wait {} s, or force it (`keys activate --force`, or `force=true` on the API)",
                 JWKS_MAX_AGE_SECS - published_for
             )));
         }

@@ -17,6 +17,7 @@ mod errors;
 mod exposure;
 mod jobs;
 mod keys;
+mod okta_calls;
 mod okta_contract;
 mod okta_oauth;
 mod openapi;

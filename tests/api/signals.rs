@@ -79,7 +79,37 @@ async fn every_event_type_is_signed_pushed_and_delivered() {
         assert_eq!(r.content_type, "application/secevent+jwt");
         assert_eq!(r.accept, "application/json");
     }
-    for (token_text, ((kind, _), jti)) in delivered.iter().zip(cases.iter().zip(&jtis)) {
+    // Only per-subject order is promised: match each SET to its request by `jti`, then check
+    // that the SETs of one subject arrived in the order they were posted.
+    let by_jti = |jti: &str| -> &String {
+        delivered
+            .iter()
+            .find(|t| decode(t).1["jti"] == jti)
+            .unwrap_or_else(|| panic!("{jti} was delivered"))
+    };
+    let mut last_posted: std::collections::HashMap<String, usize> = Default::default();
+    for token_text in &delivered {
+        let (_, claims) = decode(token_text);
+        let (_, event) = claims["events"]
+            .as_object()
+            .expect("events")
+            .iter()
+            .next()
+            .expect("event");
+        let subject = event["subject"].to_string();
+        let posted = jtis
+            .iter()
+            .position(|j| claims["jti"] == j.as_str())
+            .expect("a posted jti");
+        if let Some(before) = last_posted.insert(subject.clone(), posted) {
+            assert!(
+                before < posted,
+                "{subject}: SET {posted} arrived after {before}"
+            );
+        }
+    }
+    for ((kind, _), jti) in cases.iter().zip(&jtis) {
+        let token_text = by_jti(jti);
         let (header, claims) = decode(token_text);
         assert_eq!(header["alg"], "RS256");
         assert_eq!(header["typ"], "secevent+jwt");
@@ -120,12 +150,12 @@ async fn every_event_type_is_signed_pushed_and_delivered() {
             );
         }
     }
-    let (_, first) = decode(&delivered[0]);
+    let (_, first) = decode(by_jti(&jtis[0]));
     let e = &first["events"][USER_RISK];
     assert_eq!(e["current_level"], "high");
     assert_eq!(e["previous_level"], "none");
     assert_eq!(e["reason_admin"], json!({"en": "UEBA: impossible travel"}));
-    let (_, second) = decode(&delivered[1]);
+    let (_, second) = decode(by_jti(&jtis[1]));
     let dr =
         &second["events"]["https://schemas.okta.com/secevent/okta/event-type/device-risk-change"];
     assert_eq!(dr["current_level"], "medium", "score 55 maps to medium");
