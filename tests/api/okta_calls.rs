@@ -19,6 +19,18 @@ async fn id_of(s: &Sandboxed, login: &str) -> String {
     v["id"].as_str().expect("id").to_owned()
 }
 
+/// (login, route, query, (Okta method, path tail, Okta query)).
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    (
+        &'static str,
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+    ),
+);
+
 #[tokio::test]
 async fn deactivate_unlock_reactivate_and_reset_factors_send_exactly_okta_s_calls() {
     let dir = tempdir();
@@ -27,7 +39,7 @@ async fn deactivate_unlock_reactivate_and_reset_factors_send_exactly_okta_s_call
         .app
         .client_with("soar", &[Scope::EnforceWrite, Scope::EnforceRead])
         .await;
-    let cases: [(&str, &str, &str, (&str, &str, Vec<(&str, &str)>)); 4] = [
+    let cases: [Case; 4] = [
         (
             "jane.doe@example.com",
             "deactivate",
