@@ -347,13 +347,20 @@ impl Worker {
         let deadline = row.queued_at.saturating_add(max_age_ms);
         let now_ms = self.clock.now().timestamp_millis();
         if now_ms > deadline {
+            // Keep what the receiver last said: it is why the SET never got through.
+            let gave_up = format!(
+                "not delivered within {} s of being queued",
+                self.config.max_age_secs
+            );
             let outcome = Attempt::Dead {
-                http_status: None,
-                error: format!(
-                    "not delivered within {} s of being queued",
-                    self.config.max_age_secs
-                ),
+                http_status: row.last_http_status.and_then(|s| u16::try_from(s).ok()),
+                error: match &row.last_error {
+                    Some(last) => format!("{gave_up}; the last attempt: {last}"),
+                    None => gave_up,
+                },
             };
+            self.metrics.set_dead();
+            tracing::error!(jti = %row.jti, "SET is dead: not delivered within its max age");
             return self.record(&row, &outcome, now_ms).await;
         }
         let started = Instant::now();

@@ -661,8 +661,11 @@ pub async fn list_signals(
         .cursor
         .as_deref()
         .map(|c| {
+            // As documented: 1 to 18 digits (a sign or "+" is not a cursor this API gave).
             c.parse::<i64>()
-                .map_err(|_| ApiError::field("cursor", "is not a cursor from this API"))
+                .ok()
+                .filter(|_| (1..=18).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this API"))
         })
         .transpose()?;
     let subject_key = q.subject.map(|s| {

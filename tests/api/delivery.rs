@@ -577,3 +577,114 @@ async fn finished_sets_are_pruned_after_their_retention_and_counted() {
     let _ = stop.send(());
     task.await.expect("join").expect("clean stop");
 }
+
+/// A receiver that keeps answering 503: the SET is retried until `max_age_secs`, then `dead`
+/// with its last error, counted in `ssf_sets_dead_total`; the subject's later SETs still go out.
+#[tokio::test]
+async fn a_set_never_accepted_within_its_max_age_is_dead_and_the_subject_moves_on() {
+    let dir = tempdir();
+    let receiver = FakeReceiver::start().await;
+    receiver.set_fail_rate(1.0);
+    let mut config = config_with_receiver(dir.path(), &receiver.org_url);
+    config.delivery.max_age_secs = 2;
+    config.delivery.verify_retry_secs = 1;
+    let app = TestApp::spawn_with(config).await;
+    let subject = user("dead.letter@example.com");
+    let first = queued(&app, ADMIN_TOKEN, &subject, "high").await;
+    let dead = wait_status(&app, ADMIN_TOKEN, &first, "dead").await;
+    assert!(
+        dead["attempts"].as_i64().unwrap_or(0) >= 2,
+        "retried first: {dead}"
+    );
+    // Its last error keeps what the receiver last answered.
+    assert_eq!(dead["last_error"]["http_status"], 503, "{dead}");
+    let message = dead["last_error"]["message"].as_str().expect("message");
+    // Given up at a claim past the max age, or because the next retry would be past it.
+    assert!(
+        message.starts_with("not delivered within 2 s") || message.ends_with("past the max age"),
+        "{message}"
+    );
+    assert!(message.contains("503"), "{message}");
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("ssf_sets_dead_total"))
+        .unwrap_or_else(|| panic!("dead counter in {metrics}"));
+    assert!(line.ends_with(" 1"), "{line}");
+    // The receiver is back: the subject's next SET is delivered (not held behind the dead one).
+    receiver.set_fail_rate(0.0);
+    let before = receiver.delivered().len();
+    let second = queued(&app, ADMIN_TOKEN, &subject, "high").await;
+    wait_status(&app, ADMIN_TOKEN, &second, "delivered").await;
+    assert_eq!(receiver.delivered().len(), before + 1);
+    // The dead SET never reached Okta, so it is not the subject's last level: the next one says
+    // the level changed from none.
+    let (_, claims) = crate::helpers::decode(&receiver.delivered()[before]);
+    let event = claims["events"]
+        .as_object()
+        .and_then(|e| e.values().next())
+        .expect("event")
+        .clone();
+    assert_eq!(event["previous_level"], "none", "{event}");
+    let (_, page) = app.get_json("/v1/signals?status=dead", ADMIN_TOKEN).await;
+    let listed: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|s| s["jti"].as_str())
+        .collect();
+    assert_eq!(listed, [first.as_str()], "{page}");
+}
+
+/// `GET /v1/signals` pages newest first with `cursor`, and every SET is on exactly one page.
+#[tokio::test]
+async fn signals_page_newest_first_through_the_cursor() {
+    let dir = tempdir();
+    let receiver = FakeReceiver::start().await;
+    let app = TestApp::spawn_with(config_with_receiver(dir.path(), &receiver.org_url)).await;
+    let mut posted = Vec::new();
+    for i in 0..7 {
+        posted.push(
+            queued(
+                &app,
+                ADMIN_TOKEN,
+                &user(&format!("page{i}@example.com")),
+                "high",
+            )
+            .await,
+        );
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/signals?limit=3&cursor={c}"),
+            None => "/v1/signals?limit=3".to_owned(),
+        };
+        let (st, page) = app.get_json(&path, ADMIN_TOKEN).await;
+        assert_eq!(st, 200, "{page}");
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 3);
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["jti"].as_str().expect("jti").to_owned()),
+        );
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "the cursor ends");
+    }
+    posted.reverse();
+    assert_eq!(seen, posted, "newest first, each once");
+    assert_eq!(pages, 3);
+    for bad in ["abc", "-1", "1234567890123456789", "1%2F2"] {
+        let (st, _) = app
+            .get_json(&format!("/v1/signals?cursor={bad}"), ADMIN_TOKEN)
+            .await;
+        assert!(st == 400 || st == 422, "{bad}: {st}");
+    }
+}
