@@ -269,14 +269,14 @@ async fn server_errors_are_retried_with_the_same_jti() {
 }
 
 #[tokio::test]
-async fn rate_limits_are_waited_out_until_the_reset() {
+async fn rate_limits_are_waited_out_until_the_reset_and_pause_the_whole_stream() {
     let (_dir, receiver, app, token) = setup().await;
     let reset = now_ms() / 1000 + 2;
     receiver.script([
         Reply::RateLimited {
             reset_epoch_secs: reset,
         },
-        Reply::RetryAfter { secs: 1 },
+        Reply::RetryAfter { secs: 3 },
     ]);
     let (_, resp) = app
         .post_json(
@@ -288,17 +288,76 @@ async fn rate_limits_are_waited_out_until_the_reset() {
     let jti = resp["jti"].as_str().expect("jti").to_owned();
     let retrying = wait_status(&app, &token, &jti, "retrying").await;
     assert_eq!(retrying["last_error"]["http_status"], 429);
+    // The second answer (Retry-After: 3) pauses the stream: another subject's SET waits too.
+    for _ in 0..200 {
+        if receiver.received().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, other) = app
+        .post_json(
+            "/v1/signals/user-risk",
+            &token,
+            &json!({"subject": {"format": "email", "email": "john@example.com"}, "current_level": "low"}),
+        )
+        .await;
+    let other_jti = other["jti"].as_str().expect("jti").to_owned();
     wait_status(&app, &token, &jti, "delivered").await;
+    wait_status(&app, &token, &other_jti, "delivered").await;
     let received = receiver.received();
-    assert_eq!(received.len(), 3);
+    assert_eq!(received.len(), 4, "two 429s, then both SETs");
     assert!(
         received[1].at_ms >= reset * 1000,
         "second attempt waited for X-Rate-Limit-Reset"
     );
+    let resumed = received[1].at_ms + 3000;
     assert!(
-        received[2].at_ms - received[1].at_ms >= 1000,
-        "third attempt waited for Retry-After"
+        received[2].at_ms >= resumed,
+        "third attempt waited for Retry-After: 3 ({} ms)",
+        received[2].at_ms - received[1].at_ms
     );
+    assert!(
+        received[3].at_ms >= resumed,
+        "the other subject's SET waited for the stream's pause too ({} ms)",
+        received[3].at_ms - received[1].at_ms
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_wait_is_capped_by_rate_limit_max_wait_secs() {
+    let dir = tempdir();
+    let receiver = FakeReceiver::start().await;
+    let mut config = config_with_receiver(dir.path(), &receiver.org_url);
+    config.delivery.rate_limit_max_wait_secs = 2;
+    let app = TestApp::spawn_with(config).await;
+    receiver.script([Reply::RetryAfter { secs: 60 }]);
+    let (_, resp) = app
+        .post_json(
+            "/v1/signals/user-risk",
+            &crate::helpers::ADMIN_TOKEN,
+            &json!({"subject": jane(), "current_level": "high"}),
+        )
+        .await;
+    let jti = resp["jti"].as_str().expect("jti").to_owned();
+    let mut delivered = false;
+    for _ in 0..300 {
+        let (_, v) = app
+            .get_json(&format!("/v1/signals/{jti}"), crate::helpers::ADMIN_TOKEN)
+            .await;
+        if v["status"] == "delivered" {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        delivered,
+        "delivered after the 2 s cap, not after Retry-After: 60"
+    );
+    let received = receiver.received();
+    let waited = received[1].at_ms - received[0].at_ms;
+    assert!((2000..5000).contains(&waited), "waited {waited} ms");
 }
 
 #[tokio::test]
