@@ -335,7 +335,7 @@ async fn a_rate_limit_wait_is_capped_by_rate_limit_max_wait_secs() {
     let (_, resp) = app
         .post_json(
             "/v1/signals/user-risk",
-            &crate::helpers::ADMIN_TOKEN,
+            crate::helpers::ADMIN_TOKEN,
             &json!({"subject": jane(), "current_level": "high"}),
         )
         .await;
