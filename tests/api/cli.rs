@@ -472,14 +472,24 @@ async fn serve_sandbox_registers_and_delivers_end_to_end() {
 /// private key, access tokens, temporary, generated and given passwords, reset links — stays out
 /// of the logs, even at `trace`.
 #[tokio::test]
-async fn trace_logs_hold_no_okta_secret_or_password() {
+async fn trace_logs_hold_no_okta_secret_or_password_with_oauth() {
+    secrets_stay_out_of_trace_logs(true).await;
+}
+
+/// The same with an SSWS API token: no `SSWS <token>`, no password, no link.
+#[tokio::test]
+async fn trace_logs_hold_no_okta_secret_or_password_with_an_api_token() {
+    secrets_stay_out_of_trace_logs(false).await;
+}
+
+async fn secrets_stay_out_of_trace_logs(oauth: bool) {
     let dir = tempdir();
     let admin = "bootstrap-admin-token-abcdefghijklmnop";
     let (server, addr) = Server::start_sandboxed(
         dir.path(),
         &[
             ("SSF_ADMIN_TOKEN", admin),
-            ("SSF_SANDBOX__OAUTH", "true"),
+            ("SSF_SANDBOX__OAUTH", if oauth { "true" } else { "false" }),
             ("SSF_LOG_FILTER", "trace"),
         ],
     );
@@ -509,7 +519,8 @@ async fn trace_logs_hold_no_okta_secret_or_password() {
         .json()
         .await
         .expect("json");
-    assert_eq!(status["auth_mode"], "oauth", "{status}");
+    let mode = if oauth { "oauth" } else { "api_token" };
+    assert_eq!(status["auth_mode"], mode, "{status}");
     let temp = call(
         "/v1/users/john.smith/expire-password?temp_password=true",
         serde_json::json!({}),
@@ -545,7 +556,11 @@ async fn trace_logs_hold_no_okta_secret_or_password() {
     )
     .expect("json");
     let api_token = creds["api_token"].as_str().expect("token");
-    let key = creds["oauth"]["private_key"].as_str().expect("oauth key");
+    let key = if oauth {
+        creds["oauth"]["private_key"].as_str().expect("oauth key")
+    } else {
+        ""
+    };
     let all = log.join("\n");
     assert!(all.contains("enforcement"), "the actions were logged");
     let mut secrets = vec![
@@ -555,6 +570,7 @@ async fn trace_logs_hold_no_okta_secret_or_password() {
         ("given password", given.to_owned()),
         ("reset link", reset_url),
         ("admin token", admin.to_owned()),
+        ("SSWS header", format!("SSWS {api_token}")),
     ];
     for (i, line) in key.lines().filter(|l| !l.starts_with("-----")).enumerate() {
         secrets.push(("private key", format!("{i}:{line}")));
