@@ -35,6 +35,8 @@ pub struct Faults {
     pub api_rate_limit_next: u32,
     /// `X-Rate-Limit-Reset` of those 429s is now + this many seconds (default 1).
     pub api_rate_limit_reset_secs: Option<u64>,
+    /// Management API: delay every matching call by this many milliseconds (a slow org).
+    pub api_latency_ms: u64,
     /// Only Management API calls whose path contains this are affected (default: all).
     pub api_path_contains: Option<String>,
     /// Management API: at most this many calls per one-second window (epoch seconds of the
@@ -157,11 +159,21 @@ pub(super) async fn management(
     if !path.starts_with("/api/v1/") {
         return next.run(req).await;
     }
-    let injected = state
+    let (injected, latency) = state
         .faults
         .lock()
-        .map(|mut f| f.take_api(&path))
-        .unwrap_or(Injected::None);
+        .map(|mut f| {
+            let applies = f
+                .api_path_contains
+                .as_deref()
+                .is_none_or(|p| path.contains(p));
+            let latency = if applies { f.api_latency_ms } else { 0 };
+            (f.take_api(&path), latency)
+        })
+        .unwrap_or((Injected::None, 0));
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
     match injected {
         Injected::None => next.run(req).await,
         Injected::RateLimit(secs) => rate_limited(&state, secs),

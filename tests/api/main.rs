@@ -15,6 +15,7 @@ mod durable;
 mod enforce;
 mod errors;
 mod exposure;
+mod idempotency;
 mod jobs;
 mod keys;
 mod okta_calls;
