@@ -27,6 +27,8 @@ pub enum Reply {
         err: &'static str,
         description: &'static str,
     },
+    /// 307 to `/elsewhere` on this receiver (which counts what reaches it).
+    Redirect,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ struct Inner {
     latency: Duration,
     seed: u64,
     received: Vec<Received>,
+    /// Requests that followed a redirect.
+    redirected: usize,
 }
 
 #[derive(Clone)]
@@ -68,9 +72,17 @@ impl FakeReceiver {
             latency: Duration::ZERO,
             seed: 0x9e37_79b9_7f4a_7c15,
             received: Vec::new(),
+            redirected: 0,
         }));
         let app = Router::new()
             .route("/security/api/v1/security-events", post(handle))
+            .route(
+                "/elsewhere",
+                post(|State(inner): State<Arc<Mutex<Inner>>>| async move {
+                    inner.lock().expect("lock").redirected += 1;
+                    StatusCode::ACCEPTED
+                }),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -95,6 +107,11 @@ impl FakeReceiver {
 
     pub fn set_latency(&self, latency: Duration) {
         self.inner.lock().expect("lock").latency = latency;
+    }
+
+    /// How many requests followed a redirect to `/elsewhere`.
+    pub fn redirected(&self) -> usize {
+        self.inner.lock().expect("lock").redirected
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -168,6 +185,9 @@ async fn handle(
             [("retry-after", secs.to_string())],
         )
             .into_response(),
+        Reply::Redirect => {
+            (StatusCode::TEMPORARY_REDIRECT, [("location", "/elsewhere")]).into_response()
+        }
         Reply::BadRequest { err, description } => (
             StatusCode::BAD_REQUEST,
             axum::Json(json!({"err": err, "description": description})),

@@ -747,3 +747,91 @@ async fn without_a_receiver_intake_refuses_clearly() {
     let (_, page) = app.get_json("/v1/signals", &token).await;
     assert_eq!(page["items"], json!([]));
 }
+
+/// How each kind of answer is classed: 413/415/422 fail for good; other 4xx, 5xx, timeouts,
+/// refused connections and redirects are retried; a redirect is never followed.
+#[tokio::test]
+async fn delivery_error_classes() {
+    let dir = tempdir();
+    let receiver = FakeReceiver::start().await;
+    let mut config = config_with_receiver(dir.path(), &receiver.org_url);
+    config.delivery.request_timeout_ms = 300;
+    let app = TestApp::spawn_with(config).await;
+    let token = crate::helpers::ADMIN_TOKEN;
+    let post = |email: String| {
+        let app = &app;
+        async move {
+            let (st, body) = app
+                .post_json(
+                    "/v1/signals/user-risk",
+                    token,
+                    &json!({"subject": {"format": "email", "email": email}, "current_level": "high"}),
+                )
+                .await;
+            assert_eq!(st, 202, "{body}");
+            body["jti"].as_str().expect("jti").to_owned()
+        }
+    };
+    for code in [413u16, 415, 422] {
+        receiver.script([Reply::Status(code)]);
+        let jti = post(format!("refused{code}@example.com")).await;
+        let v = wait_status(&app, token, &jti, "failed").await;
+        assert_eq!(v["last_error"]["http_status"], code, "{v}");
+        assert_eq!(v["attempts"], 1, "not retried: {v}");
+    }
+    for (reply, what) in [
+        (Reply::Status(404), "other 4xx"),
+        (Reply::Status(409), "other 4xx"),
+        (Reply::Redirect, "redirect"),
+    ] {
+        receiver.script([reply]);
+        let jti = post(format!("retried{}@example.com", receiver.received().len())).await;
+        let v = wait_status(&app, token, &jti, "delivered").await;
+        assert_eq!(
+            v["attempts"], 2,
+            "{what}: retried once, then delivered: {v}"
+        );
+    }
+    assert_eq!(receiver.redirected(), 0, "a redirect is never followed");
+    // A receiver slower than request_timeout_ms: retried as a timeout.
+    receiver.set_latency(Duration::from_millis(800));
+    let jti = post("slow@example.com".into()).await;
+    let v = wait_status(&app, token, &jti, "retrying").await;
+    assert!(
+        v["last_error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{v}"
+    );
+    receiver.set_latency(Duration::ZERO);
+    wait_status(&app, token, &jti, "delivered").await;
+}
+
+/// Nothing listens at the receiver's address: the SET is retried, saying why.
+#[tokio::test]
+async fn a_refused_connection_is_retried() {
+    let dir = tempdir();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let app = TestApp::spawn_with(config_with_receiver(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}"),
+    ))
+    .await;
+    let (st, body) = app
+        .post_json(
+            "/v1/signals/user-risk",
+            crate::helpers::ADMIN_TOKEN,
+            &json!({"subject": jane(), "current_level": "high"}),
+        )
+        .await;
+    assert_eq!(st, 202);
+    let jti = body["jti"].as_str().expect("jti");
+    let v = wait_status(&app, crate::helpers::ADMIN_TOKEN, jti, "retrying").await;
+    let message = v["last_error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("cannot reach the receiver"), "{v}");
+    assert!(v["last_error"]["http_status"].is_null(), "{v}");
+}
