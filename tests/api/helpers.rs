@@ -75,6 +75,13 @@ impl TestApp {
         }
     }
 
+    /// Asks for a graceful stop (as SIGTERM does) without waiting; `stop` then waits.
+    pub fn request_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Graceful stop; waits until the server has finished.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {

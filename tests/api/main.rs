@@ -27,5 +27,6 @@ mod privilege;
 mod receiver;
 mod sandbox;
 mod sandbox_oauth;
+mod shutdown;
 mod signals;
 mod steering;
