@@ -35,6 +35,12 @@ pub struct Faults {
     pub api_rate_limit_next: u32,
     /// `X-Rate-Limit-Reset` of those 429s is now + this many seconds (default 1).
     pub api_rate_limit_reset_secs: Option<u64>,
+    /// OAuth token endpoint (`/oauth2/v1/token`): answer the next N requests with 429.
+    pub oauth_rate_limit_next: u32,
+    /// `X-Rate-Limit-Reset` of those 429s is now + this many seconds (default 1).
+    pub oauth_rate_limit_reset_secs: Option<u64>,
+    /// The `expires_in` of access tokens issued from now on (default 3600).
+    pub oauth_token_expires_in_secs: Option<u64>,
     /// Management API: delay every matching call by this many milliseconds (a slow org).
     pub api_latency_ms: u64,
     /// Only Management API calls whose path contains this are affected (default: all).

@@ -647,6 +647,24 @@ struct Grant {
 /// `POST /oauth2/v1/token`: the client credentials grant with `private_key_jwt`, and DPoP for
 /// DPoP-bound apps.
 pub(super) async fn token(state: St, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+    let (limited, lifetime) = state
+        .faults
+        .lock()
+        .map(|mut f| {
+            let limited = (f.oauth_rate_limit_next > 0).then(|| {
+                f.oauth_rate_limit_next -= 1;
+                f.oauth_rate_limit_reset_secs.unwrap_or(1)
+            });
+            let lifetime = f
+                .oauth_token_expires_in_secs
+                .and_then(|s| i64::try_from(s).ok())
+                .unwrap_or(TOKEN_LIFETIME_SECS);
+            (limited, lifetime)
+        })
+        .unwrap_or((None, TOKEN_LIFETIME_SECS));
+    if let Some(secs) = limited {
+        return super::faults::rate_limited(&state, secs);
+    }
     let mut client = None;
     let result = grant(&state, &headers, &uri, &body, &mut client);
     let now = state.clock.now();
@@ -668,7 +686,7 @@ pub(super) async fn token(state: St, headers: HeaderMap, uri: Uri, body: Bytes) 
                 IssuedToken {
                     client_id: g.client_id.clone(),
                     scopes: g.scopes.clone(),
-                    expires_at: now + Duration::seconds(TOKEN_LIFETIME_SECS),
+                    expires_at: now + Duration::seconds(lifetime),
                     jkt: g.jkt.clone(),
                 },
                 now,
@@ -692,7 +710,7 @@ pub(super) async fn token(state: St, headers: HeaderMap, uri: Uri, body: Bytes) 
             );
             let mut resp = Json(json!({
                 "token_type": token_type,
-                "expires_in": TOKEN_LIFETIME_SECS,
+                "expires_in": lifetime,
                 "access_token": access_token,
                 "scope": scope,
             }))

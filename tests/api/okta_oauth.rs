@@ -204,3 +204,69 @@ async fn a_key_okta_does_not_know_is_a_502_naming_invalid_client() {
             .contains(pem.lines().nth(1).unwrap_or_default())
     );
 }
+
+/// Okta's token endpoint answering 429: our answer is 429 with `Retry-After`, nothing cached; an
+/// access token claiming a lifetime beyond a day is trusted for a day at most.
+#[tokio::test]
+async fn token_endpoint_rate_limits_and_the_token_lifetime_cap() {
+    let dir = crate::helpers::tempdir();
+    let mut config = crate::helpers::config_for(dir.path());
+    config.sandbox.oauth = true;
+    let s = crate::helpers::Sandboxed::start_from(config, |_, _| {}).await;
+    let token = s
+        .app
+        .client_with("reader", &[ssf_transmitter::auth::Scope::EnforceRead])
+        .await;
+    s.sandbox.set_faults(ssf_transmitter::sandbox::Faults {
+        oauth_rate_limit_next: 100,
+        oauth_rate_limit_reset_secs: Some(7),
+        ..Default::default()
+    });
+    // The app holds a token from its registration; make it fetch a new one.
+    s.okta(reqwest::Method::POST, "/__sandbox/oauth/expire-tokens")
+        .send()
+        .await
+        .expect("expire");
+    let resp = s
+        .app
+        .http
+        .get(s.app.url("/v1/users/jane.doe"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 429);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=7).contains(&retry_after), "{retry_after}");
+    let p: serde_json::Value = resp.json().await.expect("problem");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rate limit"),
+        "{p}"
+    );
+    // Okta is back and issues a token "for ten days": it is kept a day at most.
+    s.sandbox.set_faults(ssf_transmitter::sandbox::Faults {
+        oauth_token_expires_in_secs: Some(10 * 86_400),
+        ..Default::default()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut status = serde_json::Value::Null;
+    for _ in 0..20 {
+        let (st, body) = s.app.get_json("/v1/okta/status", &token).await;
+        if st == 200 {
+            status = body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let left = status["oauth"]["token_expires_in_secs"]
+        .as_u64()
+        .expect("lifetime");
+    assert!(left <= 86_400 && left > 80_000, "{status}");
+}
