@@ -25,7 +25,7 @@ pub struct TestApp {
 pub fn config_for(dir: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: format!("sqlite://{}", dir.join("data/test.db").display()),
+        database_url: format!("sqlite://{}", dir.join("data/test.db").display()).into(),
         keys_dir: dir.join("keys"),
         admin_token: Some(ADMIN_TOKEN.to_owned().into()),
         keys_reload_secs: 1,
