@@ -622,3 +622,235 @@ fn insert_idempotency(
     .bind(&i.body)
     .bind(i.created_at)
 }
+
+/// Run with `SSF_TEST_BACKEND=postgres` (server: `SSF_TEST_DATABASE_URL`); skipped otherwise.
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    /// A fresh database on the test server, dropped by [`TestDb::drop_db`].
+    struct TestDb {
+        server: String,
+        name: String,
+        url: String,
+    }
+
+    impl TestDb {
+        async fn create() -> Option<Self> {
+            if !std::env::var("SSF_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+                return None;
+            }
+            let server = std::env::var("SSF_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let hex = uuid::Uuid::new_v4().simple().to_string();
+            let name = format!("ssf_test_{now}_{}", &hex[..16]);
+            let mut conn = sqlx::PgConnection::connect(&server).await.expect("server");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .expect("create");
+            let mut url = url::Url::parse(&server).expect("url");
+            url.set_path(&format!("/{name}"));
+            Some(Self {
+                server,
+                name,
+                url: url.to_string(),
+            })
+        }
+
+        async fn store(&self) -> PgStore {
+            let s = PgStore::connect(&self.url).await.expect("connect");
+            s.migrate().await.expect("migrate");
+            s
+        }
+
+        async fn drop_db(self) {
+            let mut conn = sqlx::PgConnection::connect(&self.server)
+                .await
+                .expect("server");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("drop");
+        }
+    }
+
+    fn row(jti: &str, subject: &str) -> NewOutbox {
+        NewOutbox {
+            jti: jti.into(),
+            stream_id: "okta".into(),
+            subject_key: subject.into(),
+            subject: "{}".into(),
+            event_type: "user-risk".into(),
+            set_jwt: "a.b.c".into(),
+            client: "c".into(),
+            kid: "k".into(),
+            now_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn replicas_starting_together_migrate_one_after_the_other() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let url = db.url.clone();
+            tasks.push(tokio::spawn(async move {
+                let s = PgStore::connect(&url).await?;
+                s.migrate().await?;
+                s.close().await;
+                Ok::<_, StoreError>(())
+            }));
+        }
+        for t in tasks {
+            t.await.expect("join").expect("every replica migrates");
+        }
+        db.drop_db().await;
+    }
+
+    #[tokio::test]
+    async fn accept_is_one_unit_and_idempotency_exclusive() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let s = db.store().await;
+        let idem = |k: &str| IdempotencyRecord {
+            client: "c".into(),
+            key: k.into(),
+            request_hash: vec![1],
+            status: 202,
+            body: "{}".into(),
+            created_at: 1,
+        };
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let s = s.clone();
+            let key = if i < 2 {
+                "same".to_owned()
+            } else {
+                format!("k{i}")
+            };
+            tasks.push(tokio::spawn(async move {
+                let r = row(&format!("j{i}"), &format!("s{}", i % 5));
+                s.accept_signals(std::slice::from_ref(&r), &[], Some(&idem(&key)))
+                    .await
+            }));
+        }
+        let mut conflicts = 0;
+        for t in tasks {
+            match t.await.expect("join") {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => conflicts += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(conflicts, 1);
+        assert_eq!(
+            s.status_counts().await.expect("counts"),
+            vec![(DeliveryStatus::Queued, 49)]
+        );
+        let due = s.due("okta", 10, 100).await.expect("due");
+        assert_eq!(due.len(), 5);
+        // A failed SET forgets its subject's state.
+        let state = StateUpdate {
+            stream_id: "okta".into(),
+            kind: "user-risk".into(),
+            subject_key: "u".into(),
+            value: "high".into(),
+            jti: Some("x".into()),
+            now_ms: 1,
+        };
+        s.accept_signals(&[row("x", "u")], &[state], None)
+            .await
+            .expect("accept");
+        assert!(
+            s.subject_state("okta", "user-risk", "u")
+                .await
+                .expect("q")
+                .is_some()
+        );
+        let failed = Attempt::Failed {
+            http_status: 400,
+            err: None,
+            description: None,
+            error: "x".into(),
+        };
+        assert!(s.record_attempt("x", &failed, 2).await.expect("record"));
+        assert!(
+            !s.record_attempt("x", &Attempt::Delivered { http_status: 202 }, 3)
+                .await
+                .expect("record")
+        );
+        assert_eq!(
+            s.subject_state("okta", "user-risk", "u").await.expect("q"),
+            None
+        );
+        s.close().await;
+        db.drop_db().await;
+    }
+
+    #[tokio::test]
+    async fn audit_is_append_only_and_clients_unique_while_active() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let s = db.store().await;
+        let now = Utc::now();
+        let new = NewClient {
+            id: "a",
+            name: "ueba",
+            token_hash: &[1; 32],
+            scopes: &["signals:read"],
+            created_at: now,
+        };
+        s.create_client(new.clone()).await.expect("create");
+        let dup = NewClient {
+            id: "b",
+            token_hash: &[2; 32],
+            ..new.clone()
+        };
+        assert!(matches!(
+            s.create_client(dup).await,
+            Err(StoreError::Conflict(_))
+        ));
+        s.append_audit(NewAudit {
+            at: now,
+            actor: "cli",
+            actor_id: "cli",
+            action: "key.generate",
+            target: Some("Kid-1"),
+            outcome: "ok",
+            detail: None,
+        })
+        .await
+        .expect("append");
+        for sql in [
+            "DELETE FROM audit_log",
+            "UPDATE audit_log SET actor = 'x'",
+            "TRUNCATE audit_log",
+        ] {
+            assert!(sqlx::query(sql).execute(&s.pool).await.is_err(), "{sql}");
+        }
+        let found = s
+            .audit(&crate::store::AuditFilter {
+                target_contains: Some("kid".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("audit");
+        assert_eq!(found.len(), 1);
+        s.close().await;
+        db.drop_db().await;
+    }
+}

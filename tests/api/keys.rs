@@ -271,7 +271,8 @@ async fn import_accepts_strong_rsa_and_refuses_weak_or_foreign_keys() {
 #[tokio::test]
 async fn a_running_server_sees_key_changes_made_by_the_cli() {
     let dir = tempdir();
-    let app = TestApp::spawn(dir.path()).await;
+    // SQLite on every backend: the CLI below is pointed at the same SQLite file.
+    let app = TestApp::spawn_with(crate::helpers::sqlite_config_for(dir.path())).await;
     let out = Command::new(env!("CARGO_BIN_EXE_ssf-transmitter"))
         .args(["keys", "generate", "--bits", "2048"])
         .env_clear()
