@@ -168,6 +168,9 @@ impl PgStore {
         name: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<ApiClient>, StoreError> {
+        if !storable(name) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "UPDATE api_clients SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL \
              RETURNING id, name, scopes, created_at, revoked_at",
@@ -274,6 +277,9 @@ impl PgStore {
         kind: &str,
         subject_key: &str,
     ) -> Result<Option<SubjectState>, StoreError> {
+        if ![stream_id, kind, subject_key].into_iter().all(storable) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT value, jti FROM subject_state WHERE stream_id = $1 AND kind = $2 AND subject_key = $3",
         )
@@ -296,6 +302,9 @@ impl PgStore {
         client: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        if !storable(client) || !storable(key) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT client, key, request_hash, status, body, created_at FROM idempotency \
              WHERE client = $1 AND key = $2",
@@ -408,6 +417,9 @@ impl PgStore {
         &self,
         jti: &str,
     ) -> Result<Option<DeliveryStatus>, StoreError> {
+        if !storable(jti) {
+            return Ok(None);
+        }
         let row = sqlx::query("SELECT status FROM outbox WHERE jti = $1")
             .bind(jti)
             .fetch_optional(&self.pool)
@@ -443,6 +455,9 @@ impl PgStore {
     }
 
     pub(super) async fn outbox_get(&self, jti: &str) -> Result<Option<OutboxRow>, StoreError> {
+        if !storable(jti) {
+            return Ok(None);
+        }
         let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE jti = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(jti)
@@ -452,6 +467,9 @@ impl PgStore {
     }
 
     pub(super) async fn outbox_list(&self, f: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
+        if !f.subject_key.as_deref().is_none_or(storable) {
+            return Ok(Vec::new());
+        }
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1::text IS NULL OR status = $1) \
              AND ($2::text IS NULL OR subject_key = $2) AND ($3::bigint IS NULL OR seq < $3) \
@@ -472,6 +490,9 @@ impl PgStore {
         jti: &str,
         now_ms: i64,
     ) -> Result<Option<OutboxRow>, StoreError> {
+        if !storable(jti) {
+            return Ok(None);
+        }
         let updated = sqlx::query(
             "UPDATE outbox SET status = 'queued', attempts = 0, queued_at = $2, next_attempt_at = $2, updated_at = $2, \
              verify_failing_since = NULL \
@@ -500,6 +521,9 @@ impl PgStore {
     }
 
     pub(super) async fn pending_with_kid(&self, kid: &str) -> Result<i64, StoreError> {
+        if !storable(kid) {
+            return Ok(0);
+        }
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM outbox WHERE kid = $1 AND status IN ('queued', 'retrying')",
         )
@@ -528,6 +552,13 @@ impl PgStore {
         &self,
         f: &super::AuditFilter,
     ) -> Result<Vec<AuditEntry>, StoreError> {
+        let filters = [&f.target_contains, &f.action, &f.actor, &f.actor_id];
+        if !filters
+            .into_iter()
+            .all(|v| v.as_deref().is_none_or(storable))
+        {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
             "SELECT id, at, actor, actor_id, action, target, outcome, detail FROM audit_log \
              WHERE ($1::text IS NULL OR strpos(lower(target), lower($1)) > 0) \
@@ -566,6 +597,12 @@ impl PgStore {
         })
         .await
     }
+}
+
+/// PostgreSQL text cannot hold NUL (SQLite's can), so no stored value contains one: a look-up by
+/// such a value (a path parameter `x%00y`) finds nothing, as on SQLite, instead of a server error.
+pub(super) fn storable(s: &str) -> bool {
+    !s.contains('\0')
 }
 
 fn outbox_from_row(r: &sqlx::postgres::PgRow) -> Result<OutboxRow, StoreError> {
@@ -761,6 +798,9 @@ mod tests {
         );
         let due = s.due("okta", 10, 100).await.expect("due");
         assert_eq!(due.len(), 5);
+        // No stored text holds NUL: a look-up by one finds nothing, as on SQLite.
+        assert!(s.outbox_get("j1\0").await.expect("nul").is_none());
+        assert!(s.requeue("j1\0", 5).await.expect("nul").is_none());
         // A failed SET forgets its subject's state.
         let state = StateUpdate {
             stream_id: "okta".into(),

@@ -2,7 +2,7 @@
 
 use sqlx::Row as _;
 
-use super::PgStore;
+use super::{PgStore, storable};
 use crate::store::StoreError;
 use crate::store::work::{
     ApprovalRow, ContainmentFilter, ContainmentRow, JobItem, JobProgress, JobRow,
@@ -86,6 +86,9 @@ impl PgStore {
         &self,
         id: &str,
     ) -> Result<Option<ContainmentRow>, StoreError> {
+        if !storable(id) {
+            return Ok(None);
+        }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CONTAINMENT_COLUMNS} FROM containments WHERE id = $1"
         )))
@@ -99,6 +102,12 @@ impl PgStore {
         &self,
         f: &ContainmentFilter,
     ) -> Result<Vec<ContainmentRow>, StoreError> {
+        if ![&f.user, &f.status]
+            .into_iter()
+            .all(|v| v.as_deref().is_none_or(storable))
+        {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CONTAINMENT_COLUMNS} FROM containments \
              WHERE ($1::text IS NULL OR user_id = $1 OR lower(user_login) = lower($1)) AND ($2::text IS NULL OR status = $2) \
@@ -176,6 +185,9 @@ impl PgStore {
     }
 
     pub(in crate::store) async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
+        if !storable(id) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT id, client_id, status, total, created_at, updated_at, record FROM jobs WHERE id = $1",
         )
@@ -305,6 +317,9 @@ impl PgStore {
         &self,
         id: &str,
     ) -> Result<Option<ApprovalRow>, StoreError> {
+        if !storable(id) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT id, containment_id, status, token_digest, expires_at, created_at, decided_at, record \
              FROM approvals WHERE id = $1",
