@@ -37,7 +37,7 @@ async fn scenario(oauth: bool, contain: bool, calls: usize, concurrency: usize) 
     let dir = tempfile::tempdir().expect("tmp");
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: format!("sqlite://{}", dir.path().join("bench.db").display()),
+        database_url: format!("sqlite://{}", dir.path().join("bench.db").display()).into(),
         keys_dir: dir.path().join("keys"),
         admin_token: Some(ADMIN.to_owned().into()),
         ..Config::default()

@@ -68,7 +68,7 @@ async fn sink() -> (String, Arc<AtomicUsize>) {
 fn base_config(dir: &std::path::Path) -> Config {
     let mut c = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: format!("sqlite://{}", dir.join("bench.db").display()),
+        database_url: format!("sqlite://{}", dir.join("bench.db").display()).into(),
         keys_dir: dir.join("keys"),
         admin_token: Some(ADMIN.to_owned().into()),
         ..Config::default()

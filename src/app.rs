@@ -649,13 +649,15 @@ pub fn okta_client(
 }
 
 /// Where `serve --sandbox` writes the sandbox's org URL and API token: `sandbox.json` beside
-/// the database file.
+/// the database file (on PostgreSQL, in the working directory).
 pub fn sandbox_credentials_path(config: &Config) -> anyhow::Result<PathBuf> {
     Ok(match config.database().map_err(anyhow::Error::new)? {
         DatabaseLocation::Sqlite { path: Some(db), .. } => db
             .parent()
             .map_or_else(|| PathBuf::from("sandbox.json"), |d| d.join("sandbox.json")),
-        DatabaseLocation::Sqlite { path: None, .. } => PathBuf::from("sandbox.json"),
+        DatabaseLocation::Sqlite { path: None, .. } | DatabaseLocation::Postgres { .. } => {
+            PathBuf::from("sandbox.json")
+        }
     })
 }
 

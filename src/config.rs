@@ -45,8 +45,9 @@ pub struct Config {
     /// Public base URL of this transmitter; the `iss` of every SET. `SSF_ISSUER`.
     /// Default: `http://{bound address}` (only allowed when listening on loopback).
     pub issuer: Option<String>,
-    /// Store location: `sqlite://path` (created when missing). `SSF_DATABASE_URL`.
-    pub database_url: String,
+    /// Store location: `sqlite://path` (created when missing) or `postgres://user:password@host/db`
+    /// (TLS through `sslmode`). `SSF_DATABASE_URL`. Printed only with its password redacted.
+    pub database_url: DatabaseUrl,
     /// Directory of issuer signing keys (`{kid}.pem` + `keys.json`). `SSF_KEYS_DIR`.
     pub keys_dir: PathBuf,
     /// Bootstrap bearer token holding every scope. `SSF_ADMIN_TOKEN`.
@@ -847,7 +848,7 @@ impl Default for Config {
             public_listen: None,
             tls: None,
             issuer: None,
-            database_url: "sqlite://data/ssf-transmitter.db".to_owned(),
+            database_url: "sqlite://data/ssf-transmitter.db".into(),
             keys_dir: PathBuf::from("keys"),
             admin_token: None,
             admin_token_file: None,
@@ -926,8 +927,78 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// The store's URL as configured. A PostgreSQL URL can hold a password, so `Debug` and `Display`
+/// show it redacted (`postgres://user:***@host/db`); [`DatabaseUrl::expose`] is for the driver only.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL with its password, for the database driver. Never print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_database_url(&self.0)
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        Self(url.to_owned())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.redacted(), f)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A database URL fit for logs: the password (in the authority or a `password` query parameter)
+/// replaced by `***`. A URL that does not parse is not shown at all, as it may still hold one.
+pub fn redact_database_url(url: &str) -> String {
+    if url.starts_with("sqlite:") {
+        return url.to_owned();
+    }
+    let Ok(mut parsed) = Url::parse(url) else {
+        if url.contains('@') || url.to_ascii_lowercase().contains("password") {
+            return "<unparseable database URL>".to_owned();
+        }
+        return url.to_owned();
+    };
+    if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
+        return "<database URL>".to_owned();
+    }
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" { "***".into() } else { v };
+                (k.into_owned(), v.into_owned())
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
 /// Where the store lives, parsed from `database_url`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseLocation {
     /// A SQLite file (or `:memory:`).
     Sqlite {
@@ -936,6 +1007,27 @@ pub enum DatabaseLocation {
         /// The file, when not in memory.
         path: Option<PathBuf>,
     },
+    /// A PostgreSQL server (`postgres://` or `postgresql://`; TLS through `sslmode`).
+    Postgres {
+        /// The URL handed to sqlx, password included: never print it.
+        url: String,
+    },
+}
+
+impl fmt::Debug for DatabaseLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite { url, path } => f
+                .debug_struct("Sqlite")
+                .field("url", url)
+                .field("path", path)
+                .finish(),
+            Self::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_database_url(url))
+                .finish(),
+        }
+    }
 }
 
 impl Config {
@@ -1202,7 +1294,7 @@ impl Config {
 
     /// Where the store lives.
     pub fn database(&self) -> Result<DatabaseLocation, ConfigError> {
-        let url = self.database_url.trim();
+        let url = self.database_url.expose().trim();
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let rest = rest.strip_prefix("//").unwrap_or(rest);
             let path_part = rest.split('?').next().unwrap_or_default();
@@ -1223,15 +1315,27 @@ impl Config {
             });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(ConfigError::new(
-                "database_url",
-                "PostgreSQL is not supported by this build yet; use sqlite://PATH",
-            ));
+            if let Err(e) = url.parse::<sqlx::postgres::PgConnectOptions>() {
+                // sqlx's message names the bad part, never the URL (which may hold a password).
+                return Err(ConfigError::new(
+                    "database_url",
+                    format!(
+                        "the PostgreSQL URL {} is not valid: {e}; use \
+                         postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=verify-full",
+                        redact_database_url(url)
+                    ),
+                ));
+            }
+            return Ok(DatabaseLocation::Postgres {
+                url: url.to_owned(),
+            });
         }
         Err(ConfigError::new(
             "database_url",
             format!(
-                "unsupported URL {url:?}; use sqlite://PATH (e.g. sqlite://data/ssf-transmitter.db)"
+                "unsupported URL {:?}; use sqlite://PATH (e.g. sqlite://data/ssf-transmitter.db) \
+                 or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+                redact_database_url(url)
             ),
         ))
     }
@@ -1415,7 +1519,7 @@ mod tests {
     fn defaults_are_valid() {
         let c = Config::load_sources(None, false, &[]).expect("defaults");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.database_url, "sqlite://data/ssf-transmitter.db");
+        assert_eq!(c.database_url.expose(), "sqlite://data/ssf-transmitter.db");
         assert_eq!(c.keys_dir, PathBuf::from("keys"));
         assert!(c.issuer.is_none());
     }
@@ -1741,10 +1845,53 @@ mod tests {
     }
 
     #[test]
-    fn postgres_is_refused_clearly() {
-        let err =
-            Config::load_sources(None, false, &env(&[("SSF_DATABASE_URL", "postgres://x/y")]))
-                .expect_err("x");
-        assert!(err.to_string().contains("SSF_DATABASE_URL"), "{err}");
+    fn postgres_urls_select_postgres_and_never_show_the_password() {
+        for url in [
+            "postgres://ssf:s3cret-pw@db.example:5432/ssf?sslmode=verify-full",
+            "postgresql://ssf:s3cret-pw@db.example/ssf",
+        ] {
+            let c = Config::load_sources(None, false, &env(&[("SSF_DATABASE_URL", url)]))
+                .expect("loads");
+            assert_eq!(
+                c.database().expect("location"),
+                DatabaseLocation::Postgres { url: url.into() }
+            );
+            let shown = format!(
+                "{c:?} {} {:?} {}",
+                c.database_url,
+                c.database().expect("location"),
+                c.database_url.redacted()
+            );
+            assert!(!shown.contains("s3cret-pw"), "{shown}");
+            assert!(shown.contains("ssf:***@db.example"), "{shown}");
+        }
+        let q = redact_database_url("postgres://db/ssf?user=a&password=s3cret-pw&sslmode=require");
+        assert!(
+            !q.contains("s3cret-pw") && q.contains("sslmode=require"),
+            "{q}"
+        );
+        assert_eq!(
+            redact_database_url("sqlite://data/x.db"),
+            "sqlite://data/x.db"
+        );
+        let err = Config::load_sources(
+            None,
+            false,
+            &env(&[(
+                "SSF_DATABASE_URL",
+                "postgres://u:s3cret-pw@h/d?sslmode=bogus",
+            )]),
+        )
+        .expect_err("bad sslmode");
+        let text = err.to_string();
+        assert!(text.contains("SSF_DATABASE_URL"), "{text}");
+        assert!(!text.contains("s3cret-pw"), "{text}");
+        let err = Config::load_sources(
+            None,
+            false,
+            &env(&[("SSF_DATABASE_URL", "mysql://u:s3cret-pw@h/d")]),
+        )
+        .expect_err("mysql");
+        assert!(!err.to_string().contains("s3cret-pw"), "{err}");
     }
 }

@@ -1,7 +1,8 @@
-//! Persistence behind one interface. SQLite now (WAL, the embedded default); PostgreSQL joins as a
-//! second [`Backend`] variant with the same methods, so callers never see SQL or a transaction.
+//! Persistence behind one interface: SQLite (WAL, the embedded default) or PostgreSQL, two
+//! [`Backend`] variants with the same methods, so callers never see SQL or a transaction.
 
 mod outbox;
+mod postgres;
 mod sqlite;
 mod work;
 
@@ -44,6 +45,7 @@ pub enum StoreError {
 /// (`flock`) on `<database>.lock` beside a SQLite file, held until this value is dropped (or the
 /// process ends, however it ends). Two `serve` processes on one SQLite file would both push the
 /// same SETs and overwrite each other's outcomes; the second one refuses to start instead.
+/// PostgreSQL needs no such lock (its lock holds nothing): several replicas may share a server.
 #[derive(Debug)]
 pub struct WriterLock {
     _file: Option<std::fs::File>,
@@ -60,10 +62,12 @@ impl WriterLock {
     pub fn acquire(location: &DatabaseLocation) -> Result<Self, StoreError> {
         match location {
             DatabaseLocation::Sqlite { path: Some(db), .. } => Self::lock_file(db),
-            DatabaseLocation::Sqlite { path: None, .. } => Ok(Self {
-                _file: None,
-                path: None,
-            }),
+            DatabaseLocation::Sqlite { path: None, .. } | DatabaseLocation::Postgres { .. } => {
+                Ok(Self {
+                    _file: None,
+                    path: None,
+                })
+            }
         }
     }
 
@@ -218,6 +222,7 @@ pub struct AuditEntry {
 #[derive(Clone, Debug)]
 enum Backend {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 /// The store handle; cheap to clone.
@@ -230,16 +235,21 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match &$self.backend {
             Backend::Sqlite($s) => $e,
+            Backend::Postgres($s) => $e,
         }
     };
 }
 
 impl Store {
-    /// Connects (creating a SQLite file and its directory when missing). Does not migrate.
+    /// Connects (creating a SQLite file and its directory when missing; a PostgreSQL database
+    /// must exist). Does not migrate.
     pub async fn connect(location: &DatabaseLocation) -> Result<Self, StoreError> {
         let backend = match location {
             DatabaseLocation::Sqlite { url, path } => {
                 Backend::Sqlite(sqlite::SqliteStore::connect(url, path.as_deref()).await?)
+            }
+            DatabaseLocation::Postgres { url } => {
+                Backend::Postgres(postgres::PgStore::connect(url).await?)
             }
         };
         Ok(Self { backend })

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use ssf_transmitter::Application;
 use ssf_transmitter::auth::Scope;
 use ssf_transmitter::clock::{ManualClock, SystemClock};
+use ssf_transmitter::config::Config;
 
 use crate::helpers::{ADMIN_TOKEN, Sandboxed, TestApp, config_with_receiver, tempdir};
 use crate::receiver::{FakeReceiver, Reply};
@@ -284,7 +285,8 @@ async fn sets_wait_for_a_deactivated_provider_and_arrive_in_order_once_it_is_act
 #[tokio::test]
 async fn a_second_app_on_the_same_database_refuses_to_start() {
     let dir = tempdir();
-    let config = crate::helpers::config_for(dir.path());
+    // SQLite only, on every backend: the writer lock is SQLite's (PostgreSQL allows replicas).
+    let config = crate::helpers::sqlite_config_for(dir.path());
     let first = TestApp::spawn_with(config.clone()).await;
     let err = Application::build(config.clone(), Arc::new(SystemClock))
         .await
@@ -316,7 +318,12 @@ async fn raw_db(dir: &std::path::Path) -> sqlx::SqlitePool {
 async fn an_outcome_that_cannot_be_written_backs_off_and_readiness_says_so() {
     let dir = tempdir();
     let receiver = FakeReceiver::start().await;
-    let app = TestApp::spawn_with(config_with_receiver(dir.path(), &receiver.org_url)).await;
+    // SQLite only, on every backend: the failure is injected through the SQLite file.
+    let config = Config {
+        database_url: crate::helpers::sqlite_config_for(dir.path()).database_url,
+        ..config_with_receiver(dir.path(), &receiver.org_url)
+    };
+    let app = TestApp::spawn_with(config).await;
     let token = app
         .client_with("ueba", &[Scope::SignalsWrite, Scope::SignalsRead])
         .await;
@@ -364,7 +371,8 @@ async fn an_outcome_that_cannot_be_written_backs_off_and_readiness_says_so() {
 #[tokio::test]
 async fn readiness_fails_while_the_store_cannot_commit() {
     let dir = tempdir();
-    let app = TestApp::spawn(dir.path()).await;
+    // SQLite only, on every backend: the failure is injected through the SQLite file.
+    let app = TestApp::spawn_with(crate::helpers::sqlite_config_for(dir.path())).await;
     assert_eq!(app.get("/readyz").await.status(), 200);
     let db = raw_db(dir.path()).await;
     for event in ["INSERT", "UPDATE"] {

@@ -131,7 +131,8 @@ fn the_cli_cannot_take_a_reserved_name() {
 #[tokio::test]
 async fn keys_dir_and_database_are_owner_only_even_when_they_existed_looser() {
     let dir = tempdir();
-    let config = config_for(dir.path());
+    // SQLite only, on every backend: about the database file's mode.
+    let config = crate::helpers::sqlite_config_for(dir.path());
     std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
     let db = dir.path().join("data/test.db");
     std::fs::write(&db, b"").expect("empty database file");

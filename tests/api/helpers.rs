@@ -22,10 +22,22 @@ pub struct TestApp {
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// The test's config in `dir`: its store is `dir/data/test.db`, or with `SSF_TEST_BACKEND=postgres`
+/// a fresh PostgreSQL database of its own (the same one for every call with this `dir`).
 pub fn config_for(dir: &Path) -> Config {
+    let mut config = sqlite_config_for(dir);
+    if crate::pg::enabled() {
+        config.database_url = crate::pg::database_url_for(dir).into();
+    }
+    config
+}
+
+/// [`config_for`] on SQLite whatever the backend: for tests about SQLite itself (its file's mode,
+/// the writer lock file, a second connection to the file to break it on purpose).
+pub fn sqlite_config_for(dir: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: format!("sqlite://{}", dir.join("data/test.db").display()),
+        database_url: format!("sqlite://{}", dir.join("data/test.db").display()).into(),
         keys_dir: dir.join("keys"),
         admin_token: Some(ADMIN_TOKEN.to_owned().into()),
         keys_reload_secs: 1,

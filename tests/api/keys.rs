@@ -274,7 +274,8 @@ async fn import_accepts_strong_rsa_and_refuses_weak_or_foreign_keys() {
 #[tokio::test]
 async fn a_running_server_sees_key_changes_made_by_the_cli() {
     let dir = tempdir();
-    let app = TestApp::spawn(dir.path()).await;
+    // SQLite on every backend: the CLI below is pointed at the same SQLite file.
+    let app = TestApp::spawn_with(crate::helpers::sqlite_config_for(dir.path())).await;
     let out = Command::new(env!("CARGO_BIN_EXE_ssf-transmitter"))
         .args(["keys", "generate", "--bits", "2048"])
         .env_clear()
@@ -324,7 +325,8 @@ async fn replicas_on_one_keys_dir_agree_on_one_key_and_follow_an_activation() {
         c.database_url = format!(
             "sqlite://{}",
             dir.path().join(format!("data/r{i}.db")).display()
-        );
+        )
+        .into();
         c
     };
     let (a, b, c) = tokio::join!(

@@ -2,6 +2,7 @@
 //! directory; tests talk to it over loopback HTTP.
 
 mod helpers;
+mod pg;
 
 mod approvals;
 mod auth_walk;

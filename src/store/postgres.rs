@@ -1,0 +1,896 @@
+//! PostgreSQL implementation. Every unit of work is one transaction on a pooled connection (no
+//! group-commit writer: the server takes concurrent writers). Migrations take sqlx's advisory
+//! lock, so replicas starting together migrate one after the other.
+
+mod work;
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row as _};
+
+use super::{
+    ApiClient, Attempt, AuditEntry, DeliveryStatus, IdempotencyRecord, NewAudit, NewClient,
+    NewOutbox, OutboxFilter, OutboxRow, StateUpdate, StoreError, SubjectState, scopes_from_text,
+    scopes_to_text,
+};
+
+const OUTBOX_COLUMNS: &str = "seq, jti, stream_id, subject_key, subject, event_type, set_jwt, client, status, \
+    attempts, created_at, queued_at, next_attempt_at, updated_at, delivered_at, last_http_status, last_err, \
+    last_description, last_error, verify_failing_since";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/postgres");
+
+#[derive(Clone)]
+pub(super) struct PgStore {
+    pool: PgPool,
+}
+
+/// The pool's options hold the password: show nothing of them.
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("size", &self.pool.size())
+            .field("closed", &self.pool.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outcome updates only move a SET forward: each applies only while the SET is `queued` or
+/// `retrying` (see the SQLite store's `attempt_query`; the same rule, PostgreSQL's placeholders).
+fn attempt_query<'q>(
+    jti: &'q str,
+    attempt: &'q Attempt,
+    now_ms: i64,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    match attempt {
+        Attempt::Delivered { http_status } => sqlx::query(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $2, updated_at = $2, \
+             last_http_status = $3, verify_failing_since = NULL WHERE jti = $1 AND status IN ('queued', 'retrying')",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(i64::from(*http_status)),
+        Attempt::Failed {
+            http_status,
+            err,
+            description,
+            error,
+        } => sqlx::query(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, updated_at = $2, last_http_status = $3, \
+             last_err = $4, last_description = $5, last_error = $6 WHERE jti = $1 AND status IN ('queued', 'retrying')",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(i64::from(*http_status))
+        .bind(err.as_deref())
+        .bind(description.as_deref())
+        .bind(error.as_str()),
+        Attempt::Retry {
+            http_status,
+            err,
+            description,
+            error,
+            next_attempt_at,
+            verify_failure,
+        } => sqlx::query(
+            "UPDATE outbox SET status = 'retrying', attempts = attempts + 1, updated_at = $2, last_http_status = $3, \
+             last_err = $6, last_description = $7, last_error = $4, next_attempt_at = $5, \
+             verify_failing_since = CASE WHEN $8 THEN COALESCE(verify_failing_since, $2) ELSE verify_failing_since END \
+             WHERE jti = $1 AND status IN ('queued', 'retrying')",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(http_status.map(i64::from))
+        .bind(error.as_str())
+        .bind(*next_attempt_at)
+        .bind(err.as_deref())
+        .bind(description.as_deref())
+        .bind(*verify_failure),
+        Attempt::Dead { http_status, error } => sqlx::query(
+            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, updated_at = $2, last_http_status = $3, \
+             last_error = $4 WHERE jti = $1 AND status IN ('queued', 'retrying')",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(http_status.map(i64::from))
+        .bind(error.as_str()),
+    }
+}
+
+impl PgStore {
+    pub(super) async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .idle_timeout(Some(Duration::from_secs(600)))
+            .max_lifetime(Some(Duration::from_secs(3600)))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(super) async fn create_client(&self, new: NewClient<'_>) -> Result<ApiClient, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO api_clients (id, name, token_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new.id)
+        .bind(new.name)
+        .bind(new.token_hash)
+        .bind(scopes_to_text(new.scopes))
+        .bind(new.created_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(ApiClient {
+                id: new.id.to_owned(),
+                name: new.name.to_owned(),
+                scopes: new.scopes.iter().map(|s| (*s).to_owned()).collect(),
+                created_at: new.created_at,
+                revoked_at: None,
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                format!("an active API client named '{}' already exists", new.name),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn list_clients(&self) -> Result<Vec<ApiClient>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, scopes, created_at, revoked_at FROM api_clients ORDER BY name, created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    pub(super) async fn revoke_client(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ApiClient>, StoreError> {
+        if !storable(name) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "UPDATE api_clients SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL \
+             RETURNING id, name, scopes, created_at, revoked_at",
+        )
+        .bind(at)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    pub(super) async fn client_by_token_hash(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<ApiClient>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, scopes, created_at, revoked_at FROM api_clients \
+             WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    pub(super) async fn append_audit(&self, e: NewAudit<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, actor_id, action, target, outcome, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(e.at)
+        .bind(e.actor)
+        .bind(e.actor_id)
+        .bind(e.action)
+        .bind(e.target)
+        .bind(e.outcome)
+        .bind(e.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn accept_signals(
+        &self,
+        rows: &[NewOutbox],
+        states: &[StateUpdate],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(i) = idempotency {
+            let inserted = insert_idempotency(i).execute(&mut *tx).await?;
+            if inserted.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict("idempotency key already used".into()));
+            }
+        }
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, kid, \
+                 status, attempts, created_at, queued_at, next_attempt_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9, $9, $9)",
+            )
+            .bind(&r.jti)
+            .bind(&r.stream_id)
+            .bind(&r.subject_key)
+            .bind(&r.subject)
+            .bind(&r.event_type)
+            .bind(&r.set_jwt)
+            .bind(&r.client)
+            .bind(&r.kid)
+            .bind(r.now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Concurrent transactions lock subject rows in one order (no deadlock); the sort is
+        // stable, so of two updates of one subject the later still wins.
+        let mut ordered: Vec<&StateUpdate> = states.iter().collect();
+        ordered.sort_by(|a, b| {
+            (&a.stream_id, &a.kind, &a.subject_key).cmp(&(&b.stream_id, &b.kind, &b.subject_key))
+        });
+        for st in ordered {
+            sqlx::query(
+                "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
+                 value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
+            )
+            .bind(&st.stream_id)
+            .bind(&st.kind)
+            .bind(&st.subject_key)
+            .bind(&st.value)
+            .bind(&st.jti)
+            .bind(st.now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn subject_state(
+        &self,
+        stream_id: &str,
+        kind: &str,
+        subject_key: &str,
+    ) -> Result<Option<SubjectState>, StoreError> {
+        if ![stream_id, kind, subject_key].into_iter().all(storable) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT value, jti FROM subject_state WHERE stream_id = $1 AND kind = $2 AND subject_key = $3",
+        )
+        .bind(stream_id)
+        .bind(kind)
+        .bind(subject_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(SubjectState {
+                value: r.try_get("value")?,
+                jti: r.try_get("jti")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn idempotency(
+        &self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        if !storable(client) || !storable(key) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT client, key, request_hash, status, body, created_at FROM idempotency \
+             WHERE client = $1 AND key = $2",
+        )
+        .bind(client)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let status: i64 = r.try_get("status")?;
+            Ok(IdempotencyRecord {
+                client: r.try_get("client")?,
+                key: r.try_get("key")?,
+                request_hash: r.try_get("request_hash")?,
+                status: u16::try_from(status).map_err(|_| StoreError::Corrupt("status".into()))?,
+                body: r.try_get("body")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn put_idempotency(&self, i: &IdempotencyRecord) -> Result<bool, StoreError> {
+        let r = insert_idempotency(i).execute(&self.pool).await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub(super) async fn prune_idempotency(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM idempotency WHERE created_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(super) async fn due(
+        &self,
+        stream_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox o \
+             WHERE o.stream_id = $1 AND o.status IN ('queued', 'retrying') AND o.next_attempt_at <= $2 \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                 AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
+             ORDER BY o.seq LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream_id)
+            .bind(now_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    pub(super) async fn next_due_at(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) AS due FROM outbox \
+             WHERE stream_id = $1 AND status IN ('queued', 'retrying')",
+        )
+        .bind(stream_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("due")?)
+    }
+
+    pub(super) async fn record_attempt(
+        &self,
+        jti: &str,
+        attempt: &Attempt,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let applied = attempt_query(jti, attempt, now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if applied && matches!(attempt, Attempt::Failed { .. } | Attempt::Dead { .. }) {
+            // Okta never got this value: forget it as the subject's last state, so the next
+            // signal is not suppressed as unchanged nor claims it as previous.
+            sqlx::query("DELETE FROM subject_state WHERE jti = $1")
+                .bind(jti)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    pub(super) async fn probe_write(&self, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO store_probe (id, at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// There is no writer task on PostgreSQL: writes run on the pool while it is open.
+    pub(super) fn writer_running(&self) -> bool {
+        !self.pool.is_closed()
+    }
+
+    pub(super) async fn delivery_status(
+        &self,
+        jti: &str,
+    ) -> Result<Option<DeliveryStatus>, StoreError> {
+        if !storable(jti) {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT status FROM outbox WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let s: String = r.try_get("status")?;
+            DeliveryStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))
+        })
+        .transpose()
+    }
+
+    pub(super) async fn prune_batch(
+        &self,
+        status: DeliveryStatus,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            // A SET newer than a kept failed or dead one of its subject stays as long as that
+            // one does: it is what refuses a manual retry that would put stale state last.
+            "DELETE FROM outbox WHERE seq IN (SELECT o.seq FROM outbox o \
+             WHERE o.status = $1 AND o.status IN ('delivered', 'failed', 'dead') AND o.updated_at < $2 \
+             AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.stream_id = o.stream_id \
+                 AND f.subject_key = o.subject_key AND f.seq < o.seq AND f.status IN ('failed', 'dead')) \
+             LIMIT $3)",
+        )
+        .bind(status.as_str())
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(super) async fn outbox_get(&self, jti: &str) -> Result<Option<OutboxRow>, StoreError> {
+        if !storable(jti) {
+            return Ok(None);
+        }
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE jti = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(outbox_from_row).transpose()
+    }
+
+    pub(super) async fn outbox_list(&self, f: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
+        if !f.subject_key.as_deref().is_none_or(storable) {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1::text IS NULL OR status = $1) \
+             AND ($2::text IS NULL OR subject_key = $2) AND ($3::bigint IS NULL OR seq < $3) \
+             ORDER BY seq DESC LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(f.status.map(DeliveryStatus::as_str))
+            .bind(f.subject_key.as_deref())
+            .bind(f.before_seq)
+            .bind(i64::from(f.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    pub(super) async fn requeue(
+        &self,
+        jti: &str,
+        now_ms: i64,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        if !storable(jti) {
+            return Ok(None);
+        }
+        let updated = sqlx::query(
+            "UPDATE outbox SET status = 'queued', attempts = 0, queued_at = $2, next_attempt_at = $2, updated_at = $2, \
+             verify_failing_since = NULL \
+             WHERE jti = $1 AND status IN ('failed', 'dead') \
+             AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.stream_id = outbox.stream_id \
+                 AND n.subject_key = outbox.subject_key AND n.seq > outbox.seq)",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        let row = self.outbox_get(jti).await?;
+        match (&row, updated.rows_affected()) {
+            (Some(r), 0) if matches!(r.status, DeliveryStatus::Failed | DeliveryStatus::Dead) => {
+                Err(StoreError::Conflict(format!(
+                    "a newer SET for this subject exists; re-sending {jti} would put stale state last. \
+                     Send the subject's current state as a new signal instead"
+                )))
+            }
+            (Some(r), 0) => Err(StoreError::Conflict(format!(
+                "SET {jti} is {}; only failed or dead SETs can be retried",
+                r.status.as_str()
+            ))),
+            _ => Ok(row),
+        }
+    }
+
+    pub(super) async fn pending_with_kid(&self, kid: &str) -> Result<i64, StoreError> {
+        if !storable(kid) {
+            return Ok(0);
+        }
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE kid = $1 AND status IN ('queued', 'retrying')",
+        )
+        .bind(kid)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    pub(super) async fn status_counts(&self) -> Result<Vec<(DeliveryStatus, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get("status")?;
+                let n: i64 = r.try_get("n")?;
+                let s = DeliveryStatus::parse(&s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))?;
+                Ok((s, n))
+            })
+            .collect()
+    }
+
+    pub(super) async fn audit(
+        &self,
+        f: &super::AuditFilter,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let filters = [&f.target_contains, &f.action, &f.actor, &f.actor_id];
+        if !filters
+            .into_iter()
+            .all(|v| v.as_deref().is_none_or(storable))
+        {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT id, at, actor, actor_id, action, target, outcome, detail FROM audit_log \
+             WHERE ($1::text IS NULL OR strpos(lower(target), lower($1)) > 0) \
+             AND ($2::text IS NULL OR action = $2) AND ($3::text IS NULL OR actor = $3) \
+             AND ($4::timestamptz IS NULL OR at >= $4) AND ($6::text IS NULL OR actor_id = $6) \
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(f.target_contains.as_deref())
+        .bind(f.action.as_deref())
+        .bind(f.actor.as_deref())
+        .bind(f.since)
+        .bind(i64::from(f.limit))
+        .bind(f.actor_id.as_deref())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    actor_id: r.try_get("actor_id")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit(&super::AuditFilter {
+            limit,
+            ..Default::default()
+        })
+        .await
+    }
+}
+
+/// PostgreSQL text cannot hold NUL (SQLite's can), so no stored value contains one: a look-up by
+/// such a value (a path parameter `x%00y`) finds nothing, as on SQLite, instead of a server error.
+pub(super) fn storable(s: &str) -> bool {
+    !s.contains('\0')
+}
+
+fn outbox_from_row(r: &sqlx::postgres::PgRow) -> Result<OutboxRow, StoreError> {
+    let status: String = r.try_get("status")?;
+    Ok(OutboxRow {
+        seq: r.try_get("seq")?,
+        jti: r.try_get("jti")?,
+        stream_id: r.try_get("stream_id")?,
+        subject_key: r.try_get("subject_key")?,
+        subject: r.try_get("subject")?,
+        event_type: r.try_get("event_type")?,
+        set_jwt: r.try_get("set_jwt")?,
+        client: r.try_get("client")?,
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status {status:?}")))?,
+        attempts: r.try_get("attempts")?,
+        created_at: r.try_get("created_at")?,
+        queued_at: r.try_get("queued_at")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        updated_at: r.try_get("updated_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+        last_http_status: r.try_get("last_http_status")?,
+        last_err: r.try_get("last_err")?,
+        last_description: r.try_get("last_description")?,
+        last_error: r.try_get("last_error")?,
+        verify_failing_since: r.try_get("verify_failing_since")?,
+    })
+}
+
+fn client_from_row(r: &sqlx::postgres::PgRow) -> Result<ApiClient, StoreError> {
+    let scopes: String = r.try_get("scopes")?;
+    Ok(ApiClient {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        scopes: scopes_from_text(&scopes),
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+/// Stores an idempotent response unless the key is taken (then nothing is written). A
+/// concurrent insert of the same key waits for the first one's transaction, then does nothing.
+fn insert_idempotency(
+    i: &IdempotencyRecord,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(
+        "INSERT INTO idempotency (client, key, request_hash, status, body, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client, key) DO NOTHING",
+    )
+    .bind(&i.client)
+    .bind(&i.key)
+    .bind(&i.request_hash)
+    .bind(i64::from(i.status))
+    .bind(&i.body)
+    .bind(i.created_at)
+}
+
+/// Run with `SSF_TEST_BACKEND=postgres` (server: `SSF_TEST_DATABASE_URL`); skipped otherwise.
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    /// A fresh database on the test server, dropped by [`TestDb::drop_db`].
+    struct TestDb {
+        server: String,
+        name: String,
+        url: String,
+    }
+
+    impl TestDb {
+        async fn create() -> Option<Self> {
+            if !std::env::var("SSF_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+                return None;
+            }
+            let server = std::env::var("SSF_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let hex = uuid::Uuid::new_v4().simple().to_string();
+            let name = format!("ssf_test_{now}_{}", &hex[..16]);
+            let mut conn = sqlx::PgConnection::connect(&server).await.expect("server");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .expect("create");
+            let mut url = url::Url::parse(&server).expect("url");
+            url.set_path(&format!("/{name}"));
+            Some(Self {
+                server,
+                name,
+                url: url.to_string(),
+            })
+        }
+
+        async fn store(&self) -> PgStore {
+            let s = PgStore::connect(&self.url).await.expect("connect");
+            s.migrate().await.expect("migrate");
+            s
+        }
+
+        async fn drop_db(self) {
+            let mut conn = sqlx::PgConnection::connect(&self.server)
+                .await
+                .expect("server");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("drop");
+        }
+    }
+
+    fn row(jti: &str, subject: &str) -> NewOutbox {
+        NewOutbox {
+            jti: jti.into(),
+            stream_id: "okta".into(),
+            subject_key: subject.into(),
+            subject: "{}".into(),
+            event_type: "user-risk".into(),
+            set_jwt: "a.b.c".into(),
+            client: "c".into(),
+            kid: "k".into(),
+            now_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn replicas_starting_together_migrate_one_after_the_other() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let url = db.url.clone();
+            tasks.push(tokio::spawn(async move {
+                let s = PgStore::connect(&url).await?;
+                s.migrate().await?;
+                s.close().await;
+                Ok::<_, StoreError>(())
+            }));
+        }
+        for t in tasks {
+            t.await.expect("join").expect("every replica migrates");
+        }
+        db.drop_db().await;
+    }
+
+    #[tokio::test]
+    async fn accept_is_one_unit_and_idempotency_exclusive() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let s = db.store().await;
+        let idem = |k: &str| IdempotencyRecord {
+            client: "c".into(),
+            key: k.into(),
+            request_hash: vec![1],
+            status: 202,
+            body: "{}".into(),
+            created_at: 1,
+        };
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let s = s.clone();
+            let key = if i < 2 {
+                "same".to_owned()
+            } else {
+                format!("k{i}")
+            };
+            tasks.push(tokio::spawn(async move {
+                let r = row(&format!("j{i}"), &format!("s{}", i % 5));
+                s.accept_signals(std::slice::from_ref(&r), &[], Some(&idem(&key)))
+                    .await
+            }));
+        }
+        let mut conflicts = 0;
+        for t in tasks {
+            match t.await.expect("join") {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => conflicts += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(conflicts, 1);
+        assert_eq!(
+            s.status_counts().await.expect("counts"),
+            vec![(DeliveryStatus::Queued, 49)]
+        );
+        let due = s.due("okta", 10, 100).await.expect("due");
+        assert_eq!(due.len(), 5);
+        // No stored text holds NUL: a look-up by one finds nothing, as on SQLite.
+        assert!(s.outbox_get("j1\0").await.expect("nul").is_none());
+        assert!(s.requeue("j1\0", 5).await.expect("nul").is_none());
+        // A failed SET forgets its subject's state.
+        let state = StateUpdate {
+            stream_id: "okta".into(),
+            kind: "user-risk".into(),
+            subject_key: "u".into(),
+            value: "high".into(),
+            jti: Some("x".into()),
+            now_ms: 1,
+        };
+        s.accept_signals(&[row("x", "u")], &[state], None)
+            .await
+            .expect("accept");
+        assert!(
+            s.subject_state("okta", "user-risk", "u")
+                .await
+                .expect("q")
+                .is_some()
+        );
+        let failed = Attempt::Failed {
+            http_status: 400,
+            err: None,
+            description: None,
+            error: "x".into(),
+        };
+        assert!(s.record_attempt("x", &failed, 2).await.expect("record"));
+        assert!(
+            !s.record_attempt("x", &Attempt::Delivered { http_status: 202 }, 3)
+                .await
+                .expect("record")
+        );
+        assert_eq!(
+            s.subject_state("okta", "user-risk", "u").await.expect("q"),
+            None
+        );
+        s.close().await;
+        db.drop_db().await;
+    }
+
+    #[tokio::test]
+    async fn audit_is_append_only_and_clients_unique_while_active() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let s = db.store().await;
+        let now = Utc::now();
+        let new = NewClient {
+            id: "a",
+            name: "ueba",
+            token_hash: &[1; 32],
+            scopes: &["signals:read"],
+            created_at: now,
+        };
+        s.create_client(new.clone()).await.expect("create");
+        let dup = NewClient {
+            id: "b",
+            token_hash: &[2; 32],
+            ..new.clone()
+        };
+        assert!(matches!(
+            s.create_client(dup).await,
+            Err(StoreError::Conflict(_))
+        ));
+        s.append_audit(NewAudit {
+            at: now,
+            actor: "cli",
+            actor_id: "cli",
+            action: "key.generate",
+            target: Some("Kid-1"),
+            outcome: "ok",
+            detail: None,
+        })
+        .await
+        .expect("append");
+        for sql in [
+            "DELETE FROM audit_log",
+            "UPDATE audit_log SET actor = 'x'",
+            "TRUNCATE audit_log",
+        ] {
+            assert!(sqlx::query(sql).execute(&s.pool).await.is_err(), "{sql}");
+        }
+        let found = s
+            .audit(&crate::store::AuditFilter {
+                target_contains: Some("kid".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("audit");
+        assert_eq!(found.len(), 1);
+        s.close().await;
+        db.drop_db().await;
+    }
+}

@@ -1,0 +1,380 @@
+//! Containments, bulk jobs and approvals on PostgreSQL.
+
+use sqlx::Row as _;
+
+use super::{PgStore, storable};
+use crate::store::StoreError;
+use crate::store::work::{
+    ApprovalRow, ContainmentFilter, ContainmentRow, JobItem, JobProgress, JobRow,
+};
+
+const CONTAINMENT_COLUMNS: &str =
+    "id, client_id, status, user_id, user_login, release_at, created_at, updated_at, record";
+
+fn containment(r: &sqlx::postgres::PgRow) -> Result<ContainmentRow, StoreError> {
+    Ok(ContainmentRow {
+        id: r.try_get("id")?,
+        client_id: r.try_get("client_id")?,
+        status: r.try_get("status")?,
+        user_id: r.try_get("user_id")?,
+        user_login: r.try_get("user_login")?,
+        release_at: r.try_get("release_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        record: r.try_get("record")?,
+    })
+}
+
+fn job(r: &sqlx::postgres::PgRow) -> Result<JobRow, StoreError> {
+    Ok(JobRow {
+        id: r.try_get("id")?,
+        client_id: r.try_get("client_id")?,
+        status: r.try_get("status")?,
+        total: r.try_get("total")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        record: r.try_get("record")?,
+    })
+}
+
+impl PgStore {
+    pub(in crate::store) async fn insert_containment(
+        &self,
+        c: &ContainmentRow,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO containments (id, client_id, status, user_id, user_login, release_at, created_at, updated_at, record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&c.id)
+        .bind(&c.client_id)
+        .bind(&c.status)
+        .bind(&c.user_id)
+        .bind(&c.user_login)
+        .bind(c.release_at)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .bind(&c.record)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn save_containment(
+        &self,
+        c: &ContainmentRow,
+        expected_status: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE containments SET status = $1, user_id = $2, user_login = $3, release_at = $4, updated_at = $5, record = $6 \
+             WHERE id = $7 AND status = $8",
+        )
+        .bind(&c.status)
+        .bind(&c.user_id)
+        .bind(&c.user_login)
+        .bind(c.release_at)
+        .bind(c.updated_at)
+        .bind(&c.record)
+        .bind(&c.id)
+        .bind(expected_status)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(in crate::store) async fn containment(
+        &self,
+        id: &str,
+    ) -> Result<Option<ContainmentRow>, StoreError> {
+        if !storable(id) {
+            return Ok(None);
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTAINMENT_COLUMNS} FROM containments WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(containment).transpose()
+    }
+
+    pub(in crate::store) async fn containments(
+        &self,
+        f: &ContainmentFilter,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        if ![&f.user, &f.status]
+            .into_iter()
+            .all(|v| v.as_deref().is_none_or(storable))
+        {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTAINMENT_COLUMNS} FROM containments \
+             WHERE ($1::text IS NULL OR user_id = $1 OR lower(user_login) = lower($1)) AND ($2::text IS NULL OR status = $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        )))
+        .bind(f.user.as_deref())
+        .bind(f.status.as_deref())
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(containment).collect()
+    }
+
+    pub(in crate::store) async fn containments_due(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTAINMENT_COLUMNS} FROM containments \
+             WHERE release_at IS NOT NULL AND release_at <= $1 AND status IN ('active', 'failed') \
+             ORDER BY release_at LIMIT $2"
+        )))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(containment).collect()
+    }
+
+    pub(in crate::store) async fn containments_with_status(
+        &self,
+        status: &str,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTAINMENT_COLUMNS} FROM containments WHERE status = $1 ORDER BY created_at"
+        )))
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(containment).collect()
+    }
+
+    pub(in crate::store) async fn insert_job(
+        &self,
+        j: &JobRow,
+        users: &[String],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO jobs (id, client_id, status, total, created_at, updated_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&j.id)
+        .bind(&j.client_id)
+        .bind(&j.status)
+        .bind(j.total)
+        .bind(j.created_at)
+        .bind(j.updated_at)
+        .bind(&j.record)
+        .execute(&mut *tx)
+        .await?;
+        for (i, u) in users.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO job_items (job_id, idx, user_input, status, updated_at) VALUES ($1, $2, $3, 'pending', $4)",
+            )
+            .bind(&j.id)
+            .bind(i64::try_from(i).unwrap_or(i64::MAX))
+            .bind(u)
+            .bind(j.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
+        if !storable(id) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT id, client_id, status, total, created_at, updated_at, record FROM jobs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job).transpose()
+    }
+
+    pub(in crate::store) async fn jobs_with_status(
+        &self,
+        status: &str,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, status, total, created_at, updated_at, record FROM jobs WHERE status = $1 ORDER BY created_at",
+        )
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job).collect()
+    }
+
+    pub(in crate::store) async fn set_job_status(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+        )
+        .bind(to)
+        .bind(now_ms)
+        .bind(id)
+        .bind(from)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(in crate::store) async fn job_items(
+        &self,
+        id: &str,
+        statuses: &[&str],
+        limit: u32,
+    ) -> Result<Vec<JobItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, user_input, status, detail FROM job_items \
+             WHERE job_id = $1 AND status = ANY($2) ORDER BY idx LIMIT $3",
+        )
+        .bind(id)
+        .bind(statuses)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(JobItem {
+                    idx: r.try_get("idx")?,
+                    user_input: r.try_get("user_input")?,
+                    status: r.try_get("status")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(in crate::store) async fn set_job_item(
+        &self,
+        id: &str,
+        idx: i64,
+        status: &str,
+        detail: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE job_items SET status = $1, detail = $2, updated_at = $3 WHERE job_id = $4 AND idx = $5",
+        )
+        .bind(status)
+        .bind(detail)
+        .bind(now_ms)
+        .bind(id)
+        .bind(idx)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn job_progress(&self, id: &str) -> Result<JobProgress, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE status = 'done') AS done, COUNT(*) FILTER (WHERE status = 'failed') AS failed, \
+             COUNT(*) FILTER (WHERE status IN ('pending', 'running')) AS open FROM job_items WHERE job_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(JobProgress {
+            done: row.try_get("done")?,
+            failed: row.try_get("failed")?,
+            open: row.try_get("open")?,
+        })
+    }
+
+    pub(in crate::store) async fn insert_approval(
+        &self,
+        a: &ApprovalRow,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO approvals (id, containment_id, status, token_digest, expires_at, created_at, decided_at, record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&a.id)
+        .bind(&a.containment_id)
+        .bind(&a.status)
+        .bind(&a.token_digest)
+        .bind(a.expires_at)
+        .bind(a.created_at)
+        .bind(a.decided_at)
+        .bind(&a.record)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn approval(
+        &self,
+        id: &str,
+    ) -> Result<Option<ApprovalRow>, StoreError> {
+        if !storable(id) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT id, containment_id, status, token_digest, expires_at, created_at, decided_at, record \
+             FROM approvals WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(approval).transpose()
+    }
+
+    pub(in crate::store) async fn approvals(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, containment_id, status, token_digest, expires_at, created_at, decided_at, record \
+             FROM approvals WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(status)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(approval).collect()
+    }
+
+    pub(in crate::store) async fn decide_approval(
+        &self,
+        id: &str,
+        status: &str,
+        record: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE approvals SET status = $1, record = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(record)
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn approval(r: &sqlx::postgres::PgRow) -> Result<ApprovalRow, StoreError> {
+    Ok(ApprovalRow {
+        id: r.try_get("id")?,
+        containment_id: r.try_get("containment_id")?,
+        status: r.try_get("status")?,
+        token_digest: r.try_get("token_digest")?,
+        expires_at: r.try_get("expires_at")?,
+        created_at: r.try_get("created_at")?,
+        decided_at: r.try_get("decided_at")?,
+        record: r.try_get("record")?,
+    })
+}
