@@ -433,6 +433,8 @@ impl Application {
                 }),
             }
         });
+        // Work a stopped process left behind is taken over before anything new can start.
+        state.containments.recover().await;
         let timer = tokio::spawn(
             state
                 .containments

@@ -489,6 +489,10 @@ impl Containments {
                     id: Some(candidate.id.clone()),
                     login: Some(candidate.login.clone()),
                 };
+                // Held by this process while its steps run (another replica takes it over,
+                // marked interrupted, only if this one dies).
+                self.take_lease(&c.id).await?;
+                let lease = self.keep_lease(&c.id);
                 c.status = ContainmentStatus::Running;
                 self.save(&c, ContainmentStatus::PendingApproval).await?;
                 match self.target(&candidate.id, false).await {
@@ -513,6 +517,8 @@ impl Containments {
                         self.save(&c, ContainmentStatus::Running).await?;
                     }
                 }
+                drop(lease);
+                self.let_go(&c.id).await;
                 self.audit(
                     &requester,
                     "containment.create",

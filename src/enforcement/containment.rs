@@ -31,6 +31,10 @@ pub const MAX_RELEASE_AFTER_SECS: u64 = 366 * 24 * 3600;
 pub const MAX_REASON_CHARS: usize = 1000;
 /// How long a timer waits before trying a failed release again.
 pub const RELEASE_RETRY_SECS: i64 = 60;
+/// A lease on running work (a containment's steps, a release, a job's user) lasts this long and
+/// is renewed every third of it while the work runs; one that ran out belongs to a process
+/// that died, and another replica takes the work over.
+pub const LEASE_MS: i64 = 30_000;
 
 /// One step of a playbook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -471,6 +475,17 @@ pub struct Containments {
     pub(super) ids: Arc<dyn Ids>,
     wake: Arc<Notify>,
     pub(super) approval: Arc<super::approval::ApprovalSettings>,
+    /// This process, as the holder of leases.
+    pub(super) owner: Arc<str>,
+}
+
+/// Renews a containment's lease while its work runs; stops when dropped.
+pub(super) struct LeaseGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for Containments {
@@ -504,9 +519,10 @@ impl Containments {
             intake,
             store,
             clock,
-            ids,
             wake: Arc::new(Notify::new()),
             approval: Arc::new(approval),
+            owner: Arc::from(format!("p{}", ids.jti()).as_str()),
+            ids,
         }
     }
 
@@ -661,11 +677,16 @@ impl Containments {
             .iter()
             .map(|s| StepOutcome::new(s.name(), StepStatus::Pending))
             .collect();
-        self.store
-            .insert_containment(&row(&c, self.clock.now())?)
-            .await?;
-        self.run_steps(caller, &mut c, target, AlreadyIs::Failed)
-            .await?;
+        let mut stored = row(&c, self.clock.now())?;
+        stored.lease = Some((self.owner.to_string(), self.lease_until()));
+        self.store.insert_containment(&stored).await?;
+        let lease = self.keep_lease(&c.id);
+        let ran = self
+            .run_steps(caller, &mut c, target, AlreadyIs::Failed)
+            .await;
+        drop(lease);
+        self.let_go(&c.id).await;
+        ran?;
         self.audit(
             caller,
             "containment.create",
@@ -674,6 +695,42 @@ impl Containments {
         )
         .await;
         Ok(c)
+    }
+
+    fn lease_until(&self) -> i64 {
+        self.clock.now().timestamp_millis() + LEASE_MS
+    }
+
+    /// Takes the lease on `id` for this process (or renews it); `false` when another live
+    /// process holds it.
+    pub(super) async fn take_lease(&self, id: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now().timestamp_millis();
+        self.store
+            .lease_containment(id, &self.owner, now, now + LEASE_MS)
+            .await
+    }
+
+    /// Renews this process's lease on `id` until the guard is dropped.
+    pub(super) fn keep_lease(&self, id: &str) -> LeaseGuard {
+        let (this, id) = (self.clone(), id.to_owned());
+        LeaseGuard(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    u64::try_from(LEASE_MS / 3).unwrap_or(10_000),
+                ))
+                .await;
+                if let Err(e) = this.take_lease(&id).await {
+                    tracing::warn!(containment = %id, error = %e, "cannot renew a lease");
+                }
+            }
+        }))
+    }
+
+    /// Gives the lease on `id` back (the work is done).
+    pub(super) async fn let_go(&self, id: &str) {
+        if let Err(e) = self.store.drop_containment_lease(id, &self.owner).await {
+            tracing::warn!(containment = %id, error = %e, "cannot give a lease back");
+        }
     }
 
     /// Runs the stored steps of `c` (status `running`) on `target` and stores the outcome.
@@ -1059,6 +1116,28 @@ impl Containments {
                 )));
             }
         }
+        // Of two releases at once (a caller and a timer, on any replica), one runs: the lease
+        // first, then the status.
+        if !self.take_lease(id).await? {
+            return Err(ContainmentError::Conflict(format!(
+                "containment {id} is being worked on by another replica"
+            )));
+        }
+        let lease = self.keep_lease(id);
+        let result = self.release_leased(by, &mut c, before, trigger).await;
+        drop(lease);
+        self.let_go(id).await;
+        result.map(|()| c)
+    }
+
+    async fn release_leased(
+        &self,
+        by: ClientRef,
+        c: &mut Containment,
+        before: ContainmentStatus,
+        trigger: &str,
+    ) -> Result<(), ContainmentError> {
+        let id = c.id.clone();
         let now = self.clock.now();
         c.status = ContainmentStatus::Releasing;
         c.release = Some(ReleaseInfo {
@@ -1077,10 +1156,10 @@ impl Containments {
         // Claim it: of two releases at once (a caller and the timer), one runs.
         if !self
             .store
-            .save_containment(&row(&c, self.clock.now())?, before.as_str())
+            .save_containment(&row(c, self.clock.now())?, before.as_str())
             .await?
         {
-            let now_is = self.get(id).await?;
+            let now_is = self.get(&id).await?;
             return Err(ContainmentError::Conflict(format!(
                 "containment {id} is {} (changed meanwhile)",
                 now_is.status.as_str()
@@ -1106,10 +1185,10 @@ impl Containments {
                     }
                     let resumed = c.undo[i].state == UndoState::Sending;
                     c.undo[i].state = UndoState::Sending;
-                    self.save(&c, ContainmentStatus::Releasing).await?;
+                    self.save(c, ContainmentStatus::Releasing).await?;
                     let action = c.undo[i].undo.clone();
                     match self
-                        .undo_one(&caller, &c, &uid, &action, resumed, &mut c.undo[i].clone())
+                        .undo_one(&caller, c, &uid, &action, resumed, &mut c.undo[i].clone())
                         .await
                     {
                         Ok(step) => c.undo[i] = step,
@@ -1118,7 +1197,7 @@ impl Containments {
                             error = Some(format!("{}: {e}", action.name()));
                         }
                     }
-                    self.save(&c, ContainmentStatus::Releasing).await?;
+                    self.save(c, ContainmentStatus::Releasing).await?;
                     if error.is_some() {
                         break;
                     }
@@ -1155,10 +1234,10 @@ impl Containments {
                 }
             }
         }
-        self.save(&c, ContainmentStatus::Releasing).await?;
-        self.audit(&caller, "containment.release", &c, error.is_none())
+        self.save(c, ContainmentStatus::Releasing).await?;
+        self.audit(&caller, "containment.release", c, error.is_none())
             .await;
-        Ok(c)
+        Ok(())
     }
 
     async fn undo_one(
@@ -1262,8 +1341,14 @@ impl Containments {
         mut stop: tokio::sync::watch::Receiver<bool>,
         tick: std::time::Duration,
     ) {
-        self.recover().await;
+        let alone = self.store.single_writer();
+        let mut last_take_over = tokio::time::Instant::now();
         loop {
+            // With replicas, a dead one's work is taken over once its lease runs out.
+            if !alone && last_take_over.elapsed() >= std::time::Duration::from_secs(5) {
+                self.take_over(false).await;
+                last_take_over = tokio::time::Instant::now();
+            }
             let now_ms = self.clock.now().timestamp_millis();
             match self.store.containments_due(now_ms, 32).await {
                 Ok(due) => {
@@ -1292,42 +1377,79 @@ impl Containments {
         }
     }
 
-    async fn recover(&self) {
-        match self.store.containments_with_status("releasing").await {
-            Ok(rows) => {
-                for row in rows {
+    /// At start, before the API serves: takes over the work a stopped process left (see
+    /// [`Containments::run_timer`] for replicas that die later). Before serving, so a
+    /// containment this process has just started is never mistaken for an interrupted one.
+    pub async fn recover(&self) {
+        self.take_over(self.store.single_writer()).await;
+    }
+
+    /// Takes over work whose process is gone: releases that were running (resumed) and
+    /// containments whose steps were running (marked failed, the unfinished step
+    /// "interrupted"). At start on a single-writer store every such row is another (dead)
+    /// process's, lease or not; with several replicas only rows whose lease ran out are.
+    async fn take_over(&self, at_start_alone: bool) {
+        let now_ms = self.clock.now().timestamp_millis();
+        for status in ["releasing", "running"] {
+            let rows = if at_start_alone {
+                self.store.containments_with_status(status).await
+            } else {
+                self.store.unleased_containments(status, now_ms).await
+            };
+            let rows = match rows {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, status, "cannot read interrupted containments");
+                    continue;
+                }
+            };
+            for row in rows {
+                // A lease that has not run out can only be a dead process's when we are alone.
+                let seen_now = if at_start_alone { i64::MAX } else { now_ms };
+                match self
+                    .store
+                    .lease_containment(&row.id, &self.owner, seen_now, now_ms + LEASE_MS)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::error!(id = %row.id, error = %e, "cannot take over a containment");
+                        continue;
+                    }
+                }
+                if status == "releasing" {
                     let by = parse(&row).map(|c| c.requested_by).unwrap_or(ClientRef {
                         id: row.client_id.clone(),
                         name: row.client_id.clone(),
                     });
-                    if let Err(e) = self.release(by, &row.id, "resume").await {
-                        tracing::error!(id = %row.id, error = %e, "cannot resume a release");
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot read interrupted releases"),
-        }
-        match self.store.containments_with_status("running").await {
-            Ok(rows) => {
-                for row in rows {
-                    let Ok(mut c) = parse(&row) else { continue };
-                    for s in &mut c.steps {
-                        if s.status == StepStatus::Pending {
-                            s.status = StepStatus::Failed;
-                            s.error = Some(
-                                "interrupted: the service stopped while the containment ran; this step may or may not have reached Okta".into(),
-                            );
+                    match self.release(by, &row.id, "resume").await {
+                        Ok(c) => {
+                            tracing::warn!(id = %c.id, status = c.status.as_str(), "resumed an interrupted release")
+                        }
+                        Err(e) => {
+                            tracing::error!(id = %row.id, error = %e, "cannot resume a release")
                         }
                     }
-                    c.status = ContainmentStatus::Failed;
-                    if let Err(e) = self.save(&c, ContainmentStatus::Running).await {
-                        tracing::error!(id = %c.id, error = %e, "cannot mark an interrupted containment");
-                    } else {
-                        tracing::warn!(id = %c.id, "a containment was interrupted by a stop; marked failed");
+                    continue;
+                }
+                let Ok(mut c) = parse(&row) else { continue };
+                for s in &mut c.steps {
+                    if s.status == StepStatus::Pending {
+                        s.status = StepStatus::Failed;
+                        s.error = Some(
+                            "interrupted: the service stopped while the containment ran; this step may or may not have reached Okta".into(),
+                        );
                     }
                 }
+                c.status = ContainmentStatus::Failed;
+                if let Err(e) = self.save(&c, ContainmentStatus::Running).await {
+                    tracing::error!(id = %c.id, error = %e, "cannot mark an interrupted containment");
+                } else {
+                    tracing::warn!(id = %c.id, "a containment was interrupted by a stop; marked failed");
+                }
+                self.let_go(&c.id).await;
             }
-            Err(e) => tracing::error!(error = %e, "cannot read interrupted containments"),
         }
     }
 
@@ -1398,6 +1520,7 @@ pub(crate) fn row(c: &Containment, now: DateTime<Utc>) -> Result<ContainmentRow,
         updated_at: now.timestamp_millis(),
         record: serde_json::to_string(c)
             .map_err(|e| StoreError::Corrupt(format!("containment {}: {e}", c.id)))?,
+        lease: None,
     })
 }
 

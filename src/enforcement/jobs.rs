@@ -16,7 +16,8 @@ use tokio::sync::{Notify, watch};
 use utoipa::ToSchema;
 
 use super::containment::{
-    AlreadyIs, ClientRef, ContainmentError, Containments, Step, StepOutcome, StepStatus, valid_id,
+    AlreadyIs, ClientRef, ContainmentError, Containments, LEASE_MS, Step, StepOutcome, StepStatus,
+    valid_id,
 };
 use crate::auth::Caller;
 use crate::clock::Clock;
@@ -332,26 +333,19 @@ impl Jobs {
     /// The workers: run every running job, oldest first, until `stop`. After a restart the
     /// users that were running when the service stopped run again.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        match self.store.jobs_with_status("running").await {
-            Ok(jobs) => {
-                for job in jobs {
-                    if let Ok(items) = self.store.job_items(&job.id, &["running"], u32::MAX).await {
-                        for item in items {
-                            let _ = self
-                                .store
-                                .set_job_item(
-                                    &job.id,
-                                    item.idx,
-                                    "pending",
-                                    item.detail.as_deref(),
-                                    self.clock.now().timestamp_millis(),
-                                )
-                                .await;
+        // Alone on the store (SQLite), items left running were a dead process's: free them at
+        // once. With replicas, their leases run out and any replica claims them.
+        if self.store.single_writer() {
+            match self.store.jobs_with_status("running").await {
+                Ok(jobs) => {
+                    for job in jobs {
+                        if let Err(e) = self.store.free_job_items(&job.id).await {
+                            tracing::error!(job = %job.id, error = %e, "cannot free interrupted job items");
                         }
                     }
                 }
+                Err(e) => tracing::error!(error = %e, "cannot read running jobs"),
             }
-            Err(e) => tracing::error!(error = %e, "cannot read running jobs"),
         }
         loop {
             match self.store.jobs_with_status("running").await {
@@ -394,68 +388,76 @@ impl Jobs {
         }
         let record = Arc::new(record);
         let started = std::time::Instant::now();
-        loop {
-            if *cancel.borrow() || *stop.borrow() {
-                break;
-            }
-            let items = match self
-                .store
-                .job_items(
-                    &job.id,
-                    &["pending"],
-                    u32::try_from(self.concurrency * 8).unwrap_or(32),
-                )
-                .await
-            {
-                Ok(i) => i,
-                Err(e) => {
-                    tracing::error!(job = %job.id, error = %e, "cannot read job items");
-                    break;
+        // A cancel answered by another replica reaches this one through the store.
+        let watcher = {
+            let (this, id) = (self.clone(), job.id.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    if matches!(this.store.job(&id).await, Ok(Some(j)) if j.status != "running") {
+                        this.cancel_flag(&id);
+                        return;
+                    }
                 }
-            };
-            if items.is_empty() {
-                break;
-            }
-            let queue = Arc::new(Mutex::new(items.into_iter()));
+            })
+        };
+        {
             let mut workers = tokio::task::JoinSet::new();
             for _ in 0..self.concurrency {
-                let (this, queue, record, caller, job_id) = (
-                    self.clone(),
-                    queue.clone(),
-                    record.clone(),
-                    caller.clone(),
-                    job.id.clone(),
-                );
+                let (this, record, caller, job_id) =
+                    (self.clone(), record.clone(), caller.clone(), job.id.clone());
                 let (mut cancel, mut stop) = (cancel.clone(), stop.clone());
                 workers.spawn(async move {
                     loop {
-                        let next = queue.lock().ok().and_then(|mut q| q.next());
-                        let Some(item) = next else { return };
                         if *cancel.borrow() || *stop.borrow() {
                             return;
                         }
+                        // One user at a time, leased to this process: replicas share a job, and
+                        // a dead one's users are claimed again once its leases run out.
                         let now_ms = this.clock.now().timestamp_millis();
-                        if this
+                        let claimed = this
                             .store
-                            .set_job_item(&job_id, item.idx, "running", None, now_ms)
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
+                            .claim_job_items(&job_id, &this.ctn.owner, now_ms, now_ms + LEASE_MS, 1)
+                            .await;
+                        let item = match claimed {
+                            Ok(mut items) if !items.is_empty() => items.remove(0),
+                            Ok(_) => return,
+                            Err(e) => {
+                                tracing::error!(job = %job_id, error = %e, "cannot claim job items");
+                                return;
+                            }
+                        };
+                        let renew = {
+                            let (this, job_id, idx) = (this.clone(), job_id.clone(), item.idx);
+                            tokio::spawn(async move {
+                                loop {
+                                    tokio::time::sleep(std::time::Duration::from_millis(
+                                        u64::try_from(LEASE_MS / 3).unwrap_or(10_000),
+                                    ))
+                                    .await;
+                                    let now = this.clock.now().timestamp_millis();
+                                    let _ = this
+                                        .store
+                                        .renew_job_item(&job_id, idx, &this.ctn.owner, now + LEASE_MS)
+                                        .await;
+                                }
+                            })
+                        };
                         let outcome = tokio::select! {
                             biased;
                             _ = cancel.wait_for(|c| *c) => None,
                             _ = stop.wait_for(|s| *s) => None,
                             r = this.run_user(&caller, &record, &item.user_input) => Some(r),
                         };
+                        renew.abort();
                         let Some(result) = outcome else { return };
                         let detail = serde_json::to_string(&result).ok();
                         let _ = this
                             .store
-                            .set_job_item(
+                            .finish_job_item(
                                 &job_id,
                                 item.idx,
+                                &this.ctn.owner,
                                 &result.status,
                                 detail.as_deref(),
                                 this.clock.now().timestamp_millis(),
@@ -482,6 +484,7 @@ impl Jobs {
             }
             while workers.join_next().await.is_some() {}
         }
+        watcher.abort();
         if *cancel.borrow() {
             self.forget(&job.id);
             return;

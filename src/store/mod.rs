@@ -525,6 +525,80 @@ impl Store {
         dispatch!(self, s => s.job_progress(id).await)
     }
 
+    /// Whether this store has exactly one writing process (SQLite, under its writer lock): then
+    /// every lease found at start belongs to a process that is gone.
+    pub fn single_writer(&self) -> bool {
+        matches!(self.backend, Backend::Sqlite(_))
+    }
+
+    /// Takes (or renews) the lease on a containment for `owner` until `until_ms`; `false` when
+    /// another process holds a lease that has not run out.
+    pub async fn lease_containment(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.lease_containment(id, owner, now_ms, until_ms).await)
+    }
+
+    /// Gives a containment's lease back.
+    pub async fn drop_containment_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.drop_containment_lease(id, owner).await)
+    }
+
+    /// Containments in `status` whose lease ran out (or that have none), oldest first.
+    pub async fn unleased_containments(
+        &self,
+        status: &str,
+        now_ms: i64,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        dispatch!(self, s => s.unleased_containments(status, now_ms).await)
+    }
+
+    /// Claims up to `limit` items of a job for `owner` until `until_ms`: pending ones, and
+    /// running ones whose lease ran out (their process died). Each comes back `running`.
+    pub async fn claim_job_items(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<JobItem>, StoreError> {
+        dispatch!(self, s => s.claim_job_items(id, owner, now_ms, until_ms, limit).await)
+    }
+
+    /// Extends `owner`'s lease on an item; `false` when the item is no longer `owner`'s.
+    pub async fn renew_job_item(
+        &self,
+        id: &str,
+        idx: i64,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.renew_job_item(id, idx, owner, until_ms).await)
+    }
+
+    /// Records an item's outcome if `owner` still holds it (and frees it).
+    pub async fn finish_job_item(
+        &self,
+        id: &str,
+        idx: i64,
+        owner: &str,
+        status: &str,
+        detail: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.finish_job_item(id, idx, owner, status, detail, now_ms).await)
+    }
+
+    /// Puts a job's running items back to pending (single writer at start only).
+    pub async fn free_job_items(&self, id: &str) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.free_job_items(id).await)
+    }
+
     /// Stores a new approval.
     pub async fn insert_approval(&self, a: &ApprovalRow) -> Result<(), StoreError> {
         dispatch!(self, s => s.insert_approval(a).await)

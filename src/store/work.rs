@@ -24,6 +24,9 @@ pub struct ContainmentRow {
     pub updated_at: i64,
     /// The domain record (JSON).
     pub record: String,
+    /// On insert only: the lease the inserting process takes (owner, until ms). Reads leave it
+    /// `None`; leases are read and changed through their own methods.
+    pub lease: Option<(String, i64)>,
 }
 
 /// Which containments to list.

@@ -300,3 +300,121 @@ async fn a_300_user_job_against_a_60_per_second_org_stays_under_its_rate_limit()
         .count();
     assert_eq!(suspended, USERS);
 }
+
+/// Replicas share a job's users through leases: a user leased by a live process is not claimed
+/// by another; once the lease runs out (its process died) another claims it, and the first can
+/// no longer record an outcome for it. Containments are leased the same way.
+#[tokio::test]
+async fn leases_share_work_between_processes_and_outlive_none() {
+    let dir = tempdir();
+    let app = crate::helpers::TestApp::spawn(dir.path()).await;
+    let store = &app.store;
+    let job = ssf_transmitter::store::JobRow {
+        id: "job_0123456789abcdef0123456789abcdef".into(),
+        client_id: "c".into(),
+        status: "cancelled".into(), // the app's own workers leave it alone
+        total: 3,
+        created_at: 0,
+        updated_at: 0,
+        record: "{}".into(),
+    };
+    store
+        .insert_job(&job, &["a".into(), "b".into(), "c".into()])
+        .await
+        .expect("insert");
+    let t = 1_000_000;
+    let a = store
+        .claim_job_items(&job.id, "A", t, t + 30_000, 2)
+        .await
+        .expect("claim");
+    assert_eq!(a.iter().map(|i| i.idx).collect::<Vec<_>>(), [0, 1]);
+    let b = store
+        .claim_job_items(&job.id, "B", t + 1, t + 30_001, 5)
+        .await
+        .expect("claim");
+    assert_eq!(
+        b.iter().map(|i| i.idx).collect::<Vec<_>>(),
+        [2],
+        "A's live leases are A's"
+    );
+    assert!(
+        store
+            .renew_job_item(&job.id, 0, "A", t + 40_000)
+            .await
+            .expect("renew")
+    );
+    // A dies: item 1's lease runs out (item 0 was renewed and is still A's).
+    let b = store
+        .claim_job_items(&job.id, "B", t + 35_000, t + 65_000, 5)
+        .await
+        .expect("claim");
+    // Item 1 (A's, not renewed) and item 2 (B's own, not renewed either) ran out; 0 did not.
+    assert_eq!(
+        b.iter().map(|i| i.idx).collect::<Vec<_>>(),
+        [1, 2],
+        "taken over after the lease"
+    );
+    assert!(
+        !store
+            .finish_job_item(&job.id, 1, "A", "done", None, t + 36_000)
+            .await
+            .expect("finish"),
+        "A no longer holds it"
+    );
+    assert!(
+        store
+            .finish_job_item(&job.id, 1, "B", "done", None, t + 36_000)
+            .await
+            .expect("finish")
+    );
+    assert!(
+        !store
+            .renew_job_item(&job.id, 1, "B", t + 90_000)
+            .await
+            .expect("renew"),
+        "finished: freed"
+    );
+
+    // Containments: the same rule.
+    let row = ssf_transmitter::store::ContainmentRow {
+        id: "ctn_0123456789abcdef0123456789abcdef".into(),
+        client_id: "c".into(),
+        status: "planned".into(),
+        user_id: None,
+        user_login: None,
+        release_at: None,
+        created_at: 0,
+        updated_at: 0,
+        record: "{}".into(),
+        lease: Some(("A".into(), t + 30_000)),
+    };
+    store.insert_containment(&row).await.expect("insert");
+    assert!(
+        !store
+            .lease_containment(&row.id, "B", t, t + 30_000)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        store
+            .lease_containment(&row.id, "A", t + 10, t + 40_000)
+            .await
+            .expect("renew")
+    );
+    assert!(
+        store
+            .lease_containment(&row.id, "B", t + 40_001, t + 70_000)
+            .await
+            .expect("take over")
+    );
+    let stale = store
+        .unleased_containments("planned", t + 50_000)
+        .await
+        .expect("stale");
+    assert!(stale.is_empty(), "B's lease is live");
+    let stale = store
+        .unleased_containments("planned", t + 70_001)
+        .await
+        .expect("stale");
+    assert_eq!(stale.len(), 1);
+}

@@ -22,6 +22,7 @@ fn containment(r: &sqlx::postgres::PgRow) -> Result<ContainmentRow, StoreError> 
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         record: r.try_get("record")?,
+        lease: None,
     })
 }
 
@@ -43,8 +44,8 @@ impl PgStore {
         c: &ContainmentRow,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO containments (id, client_id, status, user_id, user_login, release_at, created_at, updated_at, record) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO containments (id, client_id, status, user_id, user_login, release_at, created_at, updated_at, record, \
+             claimed_by, claimed_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&c.id)
         .bind(&c.client_id)
@@ -55,6 +56,8 @@ impl PgStore {
         .bind(c.created_at)
         .bind(c.updated_at)
         .bind(&c.record)
+        .bind(c.lease.as_ref().map(|(owner, _)| owner.as_str()))
+        .bind(c.lease.as_ref().map(|(_, until)| *until))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -290,6 +293,135 @@ impl PgStore {
             failed: row.try_get("failed")?,
             open: row.try_get("open")?,
         })
+    }
+
+    pub(in crate::store) async fn lease_containment(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE containments SET claimed_by = $1, claimed_until = $3 WHERE id = $4 AND (claimed_by = $1 OR claimed_until IS NULL OR claimed_until < $2)",
+        )
+        .bind(owner)
+        .bind(now_ms)
+        .bind(until_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(in crate::store) async fn drop_containment_lease(
+        &self,
+        id: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE containments SET claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND claimed_by = $2")
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn unleased_containments(
+        &self,
+        status: &str,
+        now_ms: i64,
+    ) -> Result<Vec<ContainmentRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTAINMENT_COLUMNS} FROM containments WHERE status = $1 AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY created_at"
+        )))
+        .bind(status)
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(containment).collect()
+    }
+
+    pub(in crate::store) async fn claim_job_items(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<JobItem>, StoreError> {
+        let rows = sqlx::query(
+            "WITH picked AS (SELECT job_id, idx FROM job_items WHERE job_id = $1 AND (status = 'pending' OR (status = 'running' AND (claimed_until IS NULL OR claimed_until < $3))) ORDER BY idx LIMIT $5 FOR UPDATE SKIP LOCKED) UPDATE job_items j SET status = 'running', claimed_by = $2, claimed_until = $4, updated_at = $3 FROM picked WHERE j.job_id = picked.job_id AND j.idx = picked.idx RETURNING j.idx, j.user_input, j.status, j.detail",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(now_ms)
+        .bind(until_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(|r: &sqlx::postgres::PgRow| {
+                Ok(JobItem {
+                    idx: r.try_get("idx")?,
+                    user_input: r.try_get("user_input")?,
+                    status: r.try_get("status")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        items.sort_by_key(|i| i.idx);
+        Ok(items)
+    }
+
+    pub(in crate::store) async fn renew_job_item(
+        &self,
+        id: &str,
+        idx: i64,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE job_items SET claimed_until = $1 WHERE job_id = $2 AND idx = $3 AND claimed_by = $4")
+            .bind(until_ms)
+            .bind(id)
+            .bind(idx)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::store) async fn finish_job_item(
+        &self,
+        id: &str,
+        idx: i64,
+        owner: &str,
+        status: &str,
+        detail: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE job_items SET status = $1, detail = $2, updated_at = $3, claimed_by = NULL, claimed_until = NULL WHERE job_id = $4 AND idx = $5 AND claimed_by = $6",
+        )
+        .bind(status)
+        .bind(detail)
+        .bind(now_ms)
+        .bind(id)
+        .bind(idx)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(in crate::store) async fn free_job_items(&self, id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE job_items SET status = 'pending', claimed_by = NULL, claimed_until = NULL WHERE job_id = $1 AND status = 'running'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub(in crate::store) async fn insert_approval(
