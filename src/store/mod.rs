@@ -368,8 +368,8 @@ impl Store {
         dispatch!(self, s => s.release_claims(None).await)
     }
 
-    /// When the next pending SET may be claimed: the earliest `next_attempt_at`, or for a claimed
-    /// SET the end of its lease if that is later.
+    /// When the next SET may be claimed: the earliest `next_attempt_at` among subject heads (the
+    /// oldest pending SET of each subject), or for a claimed head the end of its lease if later.
     pub async fn next_due_at(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
         dispatch!(self, s => s.next_due_at(stream_id).await)
     }

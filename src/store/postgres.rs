@@ -407,11 +407,13 @@ impl PgStore {
         Ok(r.rows_affected())
     }
 
-    /// When the next pending SET may be claimed: its due time, or its lease's end if later.
+    /// When the next subject head may be claimed: its due time, or its lease's end if later.
     pub(super) async fn next_due_at(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(
-            "SELECT MIN(GREATEST(next_attempt_at, COALESCE(claimed_until + 1, 0))) AS due FROM outbox \
-             WHERE stream_id = $1 AND status IN ('queued', 'retrying')",
+            "SELECT MIN(GREATEST(o.next_attempt_at, COALESCE(o.claimed_until + 1, 0))) AS due FROM outbox o \
+             WHERE o.stream_id = $1 AND o.status IN ('queued', 'retrying') \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                 AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq)",
         )
         .bind(stream_id)
         .fetch_one(&self.pool)
@@ -941,6 +943,115 @@ mod tests {
             .await
             .expect("audit");
         assert_eq!(found.len(), 1);
+        s.close().await;
+        db.drop_db().await;
+    }
+    #[tokio::test]
+    async fn concurrent_owners_never_share_a_claim_and_keep_subject_order() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let s = db.store().await;
+        // 200 SETs over 20 subjects, accepted in seq order.
+        let rows: Vec<NewOutbox> = (0..200)
+            .map(|i| row(&format!("j{i:03}"), &format!("s{}", i % 20)))
+            .collect();
+        s.accept_signals(&rows, &[], None).await.expect("accept");
+        // 6 owners claim and finish concurrently until nothing is left; each claim is logged
+        // with the owner's view of time, so overlaps would show.
+        let log = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<(String, String)>::new()));
+        let mut tasks = Vec::new();
+        for w in 0..6 {
+            let (s, log) = (s.clone(), log.clone());
+            tasks.push(tokio::spawn(async move {
+                let owner = format!("w{w}");
+                let mut idle = 0;
+                while idle < 20 {
+                    let got = s
+                        .claim_due("okta", &owner, 10, 60_000, 4)
+                        .await
+                        .expect("claim");
+                    if got.is_empty() {
+                        idle += 1;
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    idle = 0;
+                    for r in got {
+                        log.lock().await.push((r.jti.clone(), owner.clone()));
+                        let done = Attempt::Delivered { http_status: 202 };
+                        assert!(
+                            s.record_attempt(&r.jti, Some(&owner), &done, 11)
+                                .await
+                                .expect("record"),
+                            "the owner's outcome applies"
+                        );
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("join");
+        }
+        let log = log.lock().await;
+        let mut seen = std::collections::HashSet::new();
+        for (jti, _) in log.iter() {
+            assert!(seen.insert(jti.clone()), "{jti} claimed twice");
+        }
+        assert_eq!(seen.len(), 200, "every SET claimed once");
+        // Per subject, claims in acceptance order.
+        for subject in 0..20 {
+            let order: Vec<&str> = log
+                .iter()
+                .filter(|(j, _)| j[1..].parse::<usize>().is_ok_and(|i| i % 20 == subject))
+                .map(|(j, _)| j.as_str())
+                .collect();
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(order, sorted, "subject s{subject}");
+        }
+        let owners: std::collections::HashSet<&str> = log.iter().map(|(_, o)| o.as_str()).collect();
+        assert!(owners.len() > 1, "the owners really competed: {owners:?}");
+        s.close().await;
+        db.drop_db().await;
+    }
+
+    #[tokio::test]
+    async fn an_expired_claim_moves_and_the_old_owner_writes_nothing() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let s = db.store().await;
+        s.accept_signals(&[row("a1", "a"), row("a2", "a")], &[], None)
+            .await
+            .expect("accept");
+        let got = s.claim_due("okta", "x", 10, 1_000, 10).await.expect("x");
+        assert_eq!(got.len(), 1, "only the subject's head");
+        assert!(
+            s.claim_due("okta", "y", 500, 1_000, 10)
+                .await
+                .expect("y")
+                .is_empty()
+        );
+        assert_eq!(s.next_due_at("okta").await.expect("next"), Some(1011));
+        let got = s.claim_due("okta", "y", 1_011, 1_000, 10).await.expect("y");
+        assert_eq!(got.first().map(|r| r.jti.as_str()), Some("a1"));
+        let delivered = Attempt::Delivered { http_status: 202 };
+        assert!(
+            !s.record_attempt("a1", Some("x"), &delivered, 1_100)
+                .await
+                .expect("x")
+        );
+        assert!(
+            s.record_attempt("a1", Some("y"), &delivered, 1_100)
+                .await
+                .expect("y")
+        );
+        let got = s.claim_due("okta", "x", 1_200, 1_000, 10).await.expect("x");
+        assert_eq!(got.first().map(|r| r.jti.as_str()), Some("a2"));
+        // PostgreSQL never clears claims it cannot know are dead; an owner's own, it does.
+        assert_eq!(s.release_claims(None).await.expect("rel"), 0);
+        assert_eq!(s.release_claims(Some("x")).await.expect("rel"), 1);
         s.close().await;
         db.drop_db().await;
     }

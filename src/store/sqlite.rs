@@ -541,11 +541,13 @@ impl SqliteStore {
         Ok(r.rows_affected())
     }
 
-    /// When the next pending SET may be claimed: its due time, or its lease's end if later.
+    /// When the next subject head may be claimed: its due time, or its lease's end if later.
     pub(super) async fn next_due_at(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(
-            "SELECT MIN(MAX(next_attempt_at, COALESCE(claimed_until + 1, 0))) AS due FROM outbox \
-             WHERE stream_id = ? AND status IN ('queued', 'retrying')",
+            "SELECT MIN(MAX(o.next_attempt_at, COALESCE(o.claimed_until + 1, 0))) AS due FROM outbox o \
+             WHERE o.stream_id = ? AND o.status IN ('queued', 'retrying') \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                 AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq)",
         )
         .bind(stream_id)
         .fetch_one(&self.pool)
@@ -930,6 +932,75 @@ mod tests {
         );
         s.release_claims(None).await.expect("release");
         assert_eq!(s.next_due_at("okta").await.expect("next"), Some(1));
+    }
+
+    #[tokio::test]
+    async fn claims_keep_subject_order_exclude_each_other_and_expire() {
+        let s = mem().await;
+        s.accept_signals(&[row("a1", "a"), row("a2", "a"), row("b1", "b")], &[], None)
+            .await
+            .expect("accept");
+        // Two owners at once: never the same row; a subject's second row never while its first
+        // is pending.
+        let (x, y) = tokio::join!(
+            s.claim_due("okta", "x", 10, 1_000, 10),
+            s.claim_due("okta", "y", 10, 1_000, 10)
+        );
+        let mut got: Vec<String> = x
+            .expect("x")
+            .into_iter()
+            .chain(y.expect("y"))
+            .map(|r| r.jti)
+            .collect();
+        got.sort();
+        assert_eq!(got, ["a1", "b1"]);
+        assert!(
+            s.claim_due("okta", "z", 500, 1_000, 10)
+                .await
+                .expect("z")
+                .is_empty()
+        );
+        assert_eq!(s.next_due_at("okta").await.expect("next"), Some(1011));
+        // a1's owner dies: after its lease another owner takes a1, not a2.
+        let took = s.claim_due("okta", "z", 1_011, 1_000, 10).await.expect("z");
+        let took: Vec<&str> = took.iter().map(|r| r.jti.as_str()).collect();
+        assert_eq!(took, ["a1", "b1"]);
+        // The old owners' late outcomes are not applied; the new owner's is.
+        let delivered = Attempt::Delivered { http_status: 202 };
+        for old in ["x", "y"] {
+            assert!(
+                !s.record_attempt("a1", Some(old), &delivered, 1_100)
+                    .await
+                    .expect("r")
+            );
+        }
+        assert!(
+            s.record_attempt("a1", Some("z"), &delivered, 1_100)
+                .await
+                .expect("r")
+        );
+        assert!(
+            !s.record_attempt("a1", Some("z"), &delivered, 1_101)
+                .await
+                .expect("twice")
+        );
+        // a1 done: a2 is the head now.
+        let next = s.claim_due("okta", "x", 1_200, 1_000, 10).await.expect("x");
+        assert_eq!(
+            next.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(),
+            ["a2"]
+        );
+        // Releasing: an owner's own claims only; `None` (SQLite's start) all of them.
+        assert_eq!(s.release_claims(Some("nobody")).await.expect("rel"), 0);
+        assert_eq!(s.release_claims(Some("x")).await.expect("rel"), 1);
+        assert_eq!(s.release_claims(None).await.expect("rel"), 1);
+        assert_eq!(
+            s.claim_due("okta", "y", 1_200, 1_000, 10)
+                .await
+                .expect("y")
+                .len(),
+            2
+        );
     }
 
     #[tokio::test]
