@@ -637,6 +637,10 @@ fn default_true() -> bool {
     true
 }
 
+/// The longest `[delivery] request_timeout_ms`: a push plus 5 s to record its outcome fits in the
+/// 30 s claim a worker holds on the SET (see `delivery::claim_lease`).
+pub const MAX_REQUEST_TIMEOUT_MS: u64 = 25_000;
+
 /// `[delivery]`: how SETs are pushed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -645,7 +649,7 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     /// TCP/TLS connect timeout, milliseconds.
     pub connect_timeout_ms: u64,
-    /// Whole-request timeout, milliseconds.
+    /// Whole-request timeout, milliseconds. At most 25000 (see [`MAX_REQUEST_TIMEOUT_MS`]).
     pub request_timeout_ms: u64,
     /// A SET still undelivered this long after it was queued is `dead`. Seconds.
     pub max_age_secs: u64,
@@ -1200,6 +1204,17 @@ impl Config {
             if value == 0 {
                 errors.push(ConfigError::new(key, "must be greater than 0"));
             }
+        }
+        if d.request_timeout_ms > MAX_REQUEST_TIMEOUT_MS {
+            errors.push(ConfigError::new(
+                "delivery.request_timeout_ms",
+                format!(
+                    "is {} ms; at most {MAX_REQUEST_TIMEOUT_MS}: a push must end, and its outcome be \
+                     written, within the worker's 30 s claim on the SET, or another replica could \
+                     push the same SET while it is still in flight",
+                    d.request_timeout_ms
+                ),
+            ));
         }
         if d.verify_retry_secs > d.max_age_secs {
             errors.push(ConfigError::new(

@@ -12,7 +12,13 @@
 //! - Anything not delivered within `max_age_secs` of being queued → `dead`.
 //!
 //! A row stays `queued`/`retrying` until its outcome is written, so a crash or kill at any moment
-//! only means the SET is sent again, with the same `jti`, after restart. When an outcome cannot be
+//! only means the SET is sent again, with the same `jti`, after restart.
+//!
+//! Several replicas may share one PostgreSQL database: the worker claims the SETs it pushes
+//! ([`Store::claim_due`]) under a per-process owner id for [`claim_lease`], pushes only what it
+//! claimed, and its outcome is written only while it still holds the claim. A subject's next SET
+//! is claimable only once the one before it is finished, so per-subject order holds across
+//! replicas; a killed replica's claims are taken over when their lease ends. When an outcome cannot be
 //! written, the worker backs off (see [`store_backoff`]) instead of re-pushing in a tight loop, and
 //! [`DeliveryHealth`] makes `/readyz` say so.
 
@@ -119,6 +125,24 @@ pub async fn prune(
     Ok(pruned)
 }
 
+/// How long a worker's claim on a SET lasts: the whole push (`request_timeout_ms`, which the
+/// configuration keeps at most [`crate::config::MAX_REQUEST_TIMEOUT_MS`]) plus a margin to write
+/// its outcome, and never more than 30 s, so a killed replica's SETs are soon taken over.
+pub fn claim_lease(config: &DeliveryConfig) -> Duration {
+    Duration::from_millis(
+        config
+            .request_timeout_ms
+            .saturating_add(CLAIM_MARGIN_MS)
+            .min(MAX_CLAIM_LEASE_MS),
+    )
+}
+
+/// Time left, after a push's own timeout, to write its outcome before the claim ends.
+pub const CLAIM_MARGIN_MS: u64 = 5_000;
+
+/// The longest claim: a dead replica's SETs wait at most this long.
+pub const MAX_CLAIM_LEASE_MS: u64 = 30_000;
+
 /// The media type of a pushed SET.
 pub const SECEVENT_JWT: &str = "application/secevent+jwt";
 
@@ -188,12 +212,15 @@ pub struct Worker {
     metrics: Metrics,
     paused_until: Arc<AtomicI64>,
     health: Arc<DeliveryHealth>,
+    /// This process's id on its claims (random, new at each start).
+    owner: Arc<str>,
 }
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
             .field("endpoint", &self.target.endpoint)
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }
@@ -222,6 +249,7 @@ impl Worker {
             metrics,
             paused_until: Arc::new(AtomicI64::new(0)),
             health: Arc::new(DeliveryHealth::default()),
+            owner: Arc::from(format!("worker-{}", uuid::Uuid::new_v4().simple())),
         }
     }
 
@@ -234,9 +262,16 @@ impl Worker {
     /// abandons the rest (they stay queued and are sent again after restart).
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
         let concurrency = self.config.concurrency.max(1);
-        // Owned by this loop alone. A finished push leaves the set only when the loop collects
-        // it, after its outcome is in the store; so a `due` snapshot taken earlier can never
-        // hand out a SET that is in flight or already done.
+        let lease_ms = i64::try_from(claim_lease(&self.config).as_millis()).unwrap_or(i64::MAX);
+        // Claims a dead process left (SQLite: this process is the only writer, so all of them;
+        // PostgreSQL: none, live replicas may hold them — a dead one's end with their lease).
+        match self.store.release_orphan_claims().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "released claims left by a previous run"),
+            Err(e) => tracing::warn!(error = %e, "cannot release claims left by a previous run"),
+        }
+        // Owned by this loop alone: an extra guard beside the store's claims. A finished push
+        // leaves the set only when the loop collects it, after its outcome is in the store.
         let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
         let mut tasks: JoinSet<bool> = JoinSet::new();
         let mut writes = WriteBackoff::default();
@@ -271,10 +306,13 @@ impl Worker {
                 ));
             } else if look && in_flight.len() < concurrency {
                 look = false;
-                // In-flight heads come back first (oldest); `concurrency` rows cover them plus the free
-                // slots without re-reading many SETs that are already on their way.
-                let limit = u32::try_from(concurrency).unwrap_or(u32::MAX);
-                match self.store.due(OKTA_STREAM, now_ms, limit).await {
+                // Claim only what free slots can push now: a claimed SET waits for its lease.
+                let limit = u32::try_from(concurrency - in_flight.len()).unwrap_or(u32::MAX);
+                match self
+                    .store
+                    .claim_due(OKTA_STREAM, &self.owner, now_ms, lease_ms, limit)
+                    .await
+                {
                     Ok(rows) => {
                         let busy: HashSet<&String> = in_flight.values().collect();
                         let fresh: Vec<OutboxRow> = rows
@@ -326,6 +364,15 @@ impl Worker {
                     "in-flight pushes did not finish in time; they stay queued and are resent after restart"
                 );
                 tasks.abort_all();
+            }
+        }
+        // Hand back what this process claimed and did not finish, so the next worker (another
+        // replica, or this one restarted) pushes it without waiting for the lease.
+        match self.store.release_claims(&self.owner).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "released unfinished claims"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot release claims; they end with their lease");
             }
         }
         tracing::info!("delivery worker stopped");
@@ -527,11 +574,16 @@ impl Worker {
 
     /// Writes an outcome; false when it could not be written.
     async fn record(&self, row: &OutboxRow, outcome: &Attempt, now_ms: i64) -> bool {
-        match self.store.record_attempt(&row.jti, outcome, now_ms).await {
+        match self
+            .store
+            .record_attempt(&row.jti, &self.owner, outcome, now_ms)
+            .await
+        {
             Ok(true) => true,
             Ok(false) => {
-                // Outcomes only move forward: the SET was finished meanwhile.
-                tracing::warn!(jti = %row.jti, "outcome not recorded: the SET is no longer pending");
+                // Outcomes only move forward, and only under this worker's claim: the SET was
+                // finished meanwhile, or the claim ended and another worker took the SET.
+                tracing::warn!(jti = %row.jti, "outcome not recorded: the SET is no longer pending or no longer claimed by this worker");
                 true
             }
             Err(e) => {

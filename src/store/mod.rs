@@ -339,30 +339,53 @@ impl Store {
         dispatch!(self, s => s.prune_idempotency(before_ms).await)
     }
 
-    /// The head (oldest pending SET) of each subject's queue that is due, oldest first.
-    pub async fn due(
+    /// Claims due SETs for `owner` (a per-process id) until `now_ms + lease_ms`, and returns them
+    /// oldest first: up to `limit` heads (the oldest pending SET of their subject) that are due and
+    /// not under another live claim. Atomic on both backends, so two workers — on one database, in
+    /// several processes — never get the same SET, and a subject has at most one SET claimed.
+    /// A claim whose lease ended (its owner died) is taken over.
+    pub async fn claim_due(
         &self,
         stream_id: &str,
+        owner: &str,
         now_ms: i64,
+        lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        dispatch!(self, s => s.due(stream_id, now_ms, limit).await)
+        dispatch!(self, s => s.claim_due(stream_id, owner, now_ms, lease_ms, limit).await)
     }
 
-    /// The earliest `next_attempt_at` among pending SETs.
+    /// Hands back `owner`'s claims on pending SETs (a stopping worker), so they are pushed at once
+    /// by the next worker instead of after their lease.
+    pub async fn release_claims(&self, owner: &str) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.release_claims(Some(owner)).await)
+    }
+
+    /// At a worker's start: clears claims no live process can hold. SQLite: every claim (this
+    /// process holds the writer lock, so they are a dead process's). PostgreSQL: none (live
+    /// replicas may hold them; a dead one's end with their lease).
+    pub async fn release_orphan_claims(&self) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.release_claims(None).await)
+    }
+
+    /// When the next SET may be claimed: the earliest `next_attempt_at` among subject heads (the
+    /// oldest pending SET of each subject), or for a claimed head the end of its lease if later.
     pub async fn next_due_at(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
         dispatch!(self, s => s.next_due_at(stream_id).await)
     }
 
-    /// Records the outcome of one attempt. Outcomes only move a SET forward: `false` when the SET
-    /// was no longer pending (already delivered, failed or dead), and nothing was changed.
+    /// Records the outcome of one attempt by the worker `owner` and clears its claim. Outcomes only
+    /// move a SET forward, and only its claim's owner writes one: `false` when the SET was no
+    /// longer pending (already delivered, failed or dead) or no longer claimed by `owner` (its
+    /// lease ended and another worker took it), and nothing was changed.
     pub async fn record_attempt(
         &self,
         jti: &str,
+        owner: &str,
         attempt: &Attempt,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.record_attempt(jti, attempt, now_ms).await)
+        dispatch!(self, s => s.record_attempt(jti, Some(owner), attempt, now_ms).await)
     }
 
     /// Commits a tiny write through the same writer as intake and outcomes (readiness).

@@ -39,20 +39,24 @@ impl std::fmt::Debug for PgStore {
 }
 
 /// Outcome updates only move a SET forward: each applies only while the SET is `queued` or
-/// `retrying` (see the SQLite store's `attempt_query`; the same rule, PostgreSQL's placeholders).
+/// `retrying`, and with an `owner` only while that owner holds the row's claim (see the SQLite
+/// store's `attempt_query`; the same rules, PostgreSQL's placeholders).
 fn attempt_query<'q>(
     jti: &'q str,
+    owner: Option<&'q str>,
     attempt: &'q Attempt,
     now_ms: i64,
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     match attempt {
         Attempt::Delivered { http_status } => sqlx::query(
             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $2, updated_at = $2, \
-             last_http_status = $3, verify_failing_since = NULL WHERE jti = $1 AND status IN ('queued', 'retrying')",
+             last_http_status = $3, verify_failing_since = NULL, claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = $1 AND status IN ('queued', 'retrying') AND ($4::text IS NULL OR claimed_by = $4)",
         )
         .bind(jti)
         .bind(now_ms)
-        .bind(i64::from(*http_status)),
+        .bind(i64::from(*http_status))
+        .bind(owner),
         Attempt::Failed {
             http_status,
             err,
@@ -60,14 +64,16 @@ fn attempt_query<'q>(
             error,
         } => sqlx::query(
             "UPDATE outbox SET status = 'failed', attempts = attempts + 1, updated_at = $2, last_http_status = $3, \
-             last_err = $4, last_description = $5, last_error = $6 WHERE jti = $1 AND status IN ('queued', 'retrying')",
+             last_err = $4, last_description = $5, last_error = $6, claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = $1 AND status IN ('queued', 'retrying') AND ($7::text IS NULL OR claimed_by = $7)",
         )
         .bind(jti)
         .bind(now_ms)
         .bind(i64::from(*http_status))
         .bind(err.as_deref())
         .bind(description.as_deref())
-        .bind(error.as_str()),
+        .bind(error.as_str())
+        .bind(owner),
         Attempt::Retry {
             http_status,
             err,
@@ -78,8 +84,9 @@ fn attempt_query<'q>(
         } => sqlx::query(
             "UPDATE outbox SET status = 'retrying', attempts = attempts + 1, updated_at = $2, last_http_status = $3, \
              last_err = $6, last_description = $7, last_error = $4, next_attempt_at = $5, \
-             verify_failing_since = CASE WHEN $8 THEN COALESCE(verify_failing_since, $2) ELSE verify_failing_since END \
-             WHERE jti = $1 AND status IN ('queued', 'retrying')",
+             verify_failing_since = CASE WHEN $8 THEN COALESCE(verify_failing_since, $2) ELSE verify_failing_since END, \
+             claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = $1 AND status IN ('queued', 'retrying') AND ($9::text IS NULL OR claimed_by = $9)",
         )
         .bind(jti)
         .bind(now_ms)
@@ -88,15 +95,18 @@ fn attempt_query<'q>(
         .bind(*next_attempt_at)
         .bind(err.as_deref())
         .bind(description.as_deref())
-        .bind(*verify_failure),
+        .bind(*verify_failure)
+        .bind(owner),
         Attempt::Dead { http_status, error } => sqlx::query(
             "UPDATE outbox SET status = 'dead', attempts = attempts + 1, updated_at = $2, last_http_status = $3, \
-             last_error = $4 WHERE jti = $1 AND status IN ('queued', 'retrying')",
+             last_error = $4, claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = $1 AND status IN ('queued', 'retrying') AND ($5::text IS NULL OR claimed_by = $5)",
         )
         .bind(jti)
         .bind(now_ms)
         .bind(http_status.map(i64::from))
-        .bind(error.as_str()),
+        .bind(error.as_str())
+        .bind(owner),
     }
 }
 
@@ -340,32 +350,70 @@ impl PgStore {
         Ok(r.rows_affected())
     }
 
-    pub(super) async fn due(
+    /// Claims up to `limit` due heads for `owner` until `now_ms + lease_ms`, in one statement:
+    /// pending, due, not under a live lease, and no older pending SET of their subject. Rows
+    /// another replica is claiming right now are skipped (`SKIP LOCKED`); one it has just
+    /// claimed is re-checked on its committed version and left alone.
+    pub(super) async fn claim_due(
         &self,
         stream_id: &str,
+        owner: &str,
         now_ms: i64,
+        lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox o \
-             WHERE o.stream_id = $1 AND o.status IN ('queued', 'retrying') AND o.next_attempt_at <= $2 \
-             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
-                 AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
-             ORDER BY o.seq LIMIT $3"
+            "WITH picked AS ( \
+                 SELECT o.seq FROM outbox o \
+                 WHERE o.stream_id = $1 AND o.status IN ('queued', 'retrying') AND o.next_attempt_at <= $2 \
+                 AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                     AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
+                 ORDER BY o.seq LIMIT $5 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE outbox SET claimed_by = $3, claimed_until = $4 \
+             WHERE seq IN (SELECT seq FROM picked) \
+             RETURNING {OUTBOX_COLUMNS}"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(stream_id)
             .bind(now_ms)
+            .bind(owner)
+            .bind(now_ms.saturating_add(lease_ms))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(outbox_from_row).collect()
+        let mut rows = rows
+            .iter()
+            .map(outbox_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.sort_by_key(|r| r.seq);
+        Ok(rows)
     }
 
+    /// Clears `owner`'s claims on pending SETs (a stopping worker hands back what it did not
+    /// push). Other replicas may be alive on this database: with `None`, nothing is cleared;
+    /// a dead replica's claims end with their lease.
+    pub(super) async fn release_claims(&self, owner: Option<&str>) -> Result<u64, StoreError> {
+        let Some(owner) = owner else {
+            return Ok(0);
+        };
+        let r = sqlx::query(
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// When the next subject head may be claimed: its due time, or its lease's end if later.
     pub(super) async fn next_due_at(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) AS due FROM outbox \
-             WHERE stream_id = $1 AND status IN ('queued', 'retrying')",
+            "SELECT MIN(GREATEST(o.next_attempt_at, COALESCE(o.claimed_until + 1, 0))) AS due FROM outbox o \
+             WHERE o.stream_id = $1 AND o.status IN ('queued', 'retrying') \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                 AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq)",
         )
         .bind(stream_id)
         .fetch_one(&self.pool)
@@ -376,11 +424,12 @@ impl PgStore {
     pub(super) async fn record_attempt(
         &self,
         jti: &str,
+        owner: Option<&str>,
         attempt: &Attempt,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let applied = attempt_query(jti, attempt, now_ms)
+        let applied = attempt_query(jti, owner, attempt, now_ms)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -796,7 +845,7 @@ mod tests {
             s.status_counts().await.expect("counts"),
             vec![(DeliveryStatus::Queued, 49)]
         );
-        let due = s.due("okta", 10, 100).await.expect("due");
+        let due = s.claim_due("okta", "w", 10, 1_000, 100).await.expect("due");
         assert_eq!(due.len(), 5);
         // No stored text holds NUL: a look-up by one finds nothing, as on SQLite.
         assert!(s.outbox_get("j1\0").await.expect("nul").is_none());
@@ -825,9 +874,13 @@ mod tests {
             description: None,
             error: "x".into(),
         };
-        assert!(s.record_attempt("x", &failed, 2).await.expect("record"));
         assert!(
-            !s.record_attempt("x", &Attempt::Delivered { http_status: 202 }, 3)
+            s.record_attempt("x", None, &failed, 2)
+                .await
+                .expect("record")
+        );
+        assert!(
+            !s.record_attempt("x", None, &Attempt::Delivered { http_status: 202 }, 3)
                 .await
                 .expect("record")
         );
@@ -890,6 +943,115 @@ mod tests {
             .await
             .expect("audit");
         assert_eq!(found.len(), 1);
+        s.close().await;
+        db.drop_db().await;
+    }
+    #[tokio::test]
+    async fn concurrent_owners_never_share_a_claim_and_keep_subject_order() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let s = db.store().await;
+        // 200 SETs over 20 subjects, accepted in seq order.
+        let rows: Vec<NewOutbox> = (0..200)
+            .map(|i| row(&format!("j{i:03}"), &format!("s{}", i % 20)))
+            .collect();
+        s.accept_signals(&rows, &[], None).await.expect("accept");
+        // 6 owners claim and finish concurrently until nothing is left; each claim is logged
+        // with the owner's view of time, so overlaps would show.
+        let log = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<(String, String)>::new()));
+        let mut tasks = Vec::new();
+        for w in 0..6 {
+            let (s, log) = (s.clone(), log.clone());
+            tasks.push(tokio::spawn(async move {
+                let owner = format!("w{w}");
+                let mut idle = 0;
+                while idle < 20 {
+                    let got = s
+                        .claim_due("okta", &owner, 10, 60_000, 4)
+                        .await
+                        .expect("claim");
+                    if got.is_empty() {
+                        idle += 1;
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    idle = 0;
+                    for r in got {
+                        log.lock().await.push((r.jti.clone(), owner.clone()));
+                        let done = Attempt::Delivered { http_status: 202 };
+                        assert!(
+                            s.record_attempt(&r.jti, Some(&owner), &done, 11)
+                                .await
+                                .expect("record"),
+                            "the owner's outcome applies"
+                        );
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("join");
+        }
+        let log = log.lock().await;
+        let mut seen = std::collections::HashSet::new();
+        for (jti, _) in log.iter() {
+            assert!(seen.insert(jti.clone()), "{jti} claimed twice");
+        }
+        assert_eq!(seen.len(), 200, "every SET claimed once");
+        // Per subject, claims in acceptance order.
+        for subject in 0..20 {
+            let order: Vec<&str> = log
+                .iter()
+                .filter(|(j, _)| j[1..].parse::<usize>().is_ok_and(|i| i % 20 == subject))
+                .map(|(j, _)| j.as_str())
+                .collect();
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(order, sorted, "subject s{subject}");
+        }
+        let owners: std::collections::HashSet<&str> = log.iter().map(|(_, o)| o.as_str()).collect();
+        assert!(owners.len() > 1, "the owners really competed: {owners:?}");
+        s.close().await;
+        db.drop_db().await;
+    }
+
+    #[tokio::test]
+    async fn an_expired_claim_moves_and_the_old_owner_writes_nothing() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let s = db.store().await;
+        s.accept_signals(&[row("a1", "a"), row("a2", "a")], &[], None)
+            .await
+            .expect("accept");
+        let got = s.claim_due("okta", "x", 10, 1_000, 10).await.expect("x");
+        assert_eq!(got.len(), 1, "only the subject's head");
+        assert!(
+            s.claim_due("okta", "y", 500, 1_000, 10)
+                .await
+                .expect("y")
+                .is_empty()
+        );
+        assert_eq!(s.next_due_at("okta").await.expect("next"), Some(1011));
+        let got = s.claim_due("okta", "y", 1_011, 1_000, 10).await.expect("y");
+        assert_eq!(got.first().map(|r| r.jti.as_str()), Some("a1"));
+        let delivered = Attempt::Delivered { http_status: 202 };
+        assert!(
+            !s.record_attempt("a1", Some("x"), &delivered, 1_100)
+                .await
+                .expect("x")
+        );
+        assert!(
+            s.record_attempt("a1", Some("y"), &delivered, 1_100)
+                .await
+                .expect("y")
+        );
+        let got = s.claim_due("okta", "x", 1_200, 1_000, 10).await.expect("x");
+        assert_eq!(got.first().map(|r| r.jti.as_str()), Some("a2"));
+        // PostgreSQL never clears claims it cannot know are dead; an owner's own, it does.
+        assert_eq!(s.release_claims(None).await.expect("rel"), 0);
+        assert_eq!(s.release_claims(Some("x")).await.expect("rel"), 1);
         s.close().await;
         db.drop_db().await;
     }

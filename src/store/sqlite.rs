@@ -43,6 +43,8 @@ enum Write {
     },
     Attempt {
         jti: String,
+        /// Applies only while the row is claimed by this owner (`None`: unchecked, store tests).
+        owner: Option<String>,
         attempt: Attempt,
         now_ms: i64,
     },
@@ -139,10 +141,11 @@ async fn commit_group(
             }
             Write::Attempt {
                 jti,
+                owner,
                 attempt,
                 now_ms,
             } => {
-                let applied = attempt_query(jti, attempt, *now_ms)
+                let applied = attempt_query(jti, owner.as_deref(), attempt, *now_ms)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()
@@ -177,19 +180,26 @@ async fn commit_group(
 /// `retrying`. A late or duplicate outcome (another writer, a push recorded twice) never turns
 /// `delivered`, `failed` or `dead` back into `retrying`, nor one final status into another.
 /// Re-queueing a finished SET is [`SqliteStore::requeue`]'s job alone.
+///
+/// With an `owner`, the outcome applies only while that owner still holds the row's claim (a
+/// worker whose lease ended and whose row another worker took writes nothing); it clears the
+/// claim.
 fn attempt_query<'q>(
     jti: &'q str,
+    owner: Option<&'q str>,
     attempt: &'q Attempt,
     now_ms: i64,
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
     match attempt {
         Attempt::Delivered { http_status } => sqlx::query(
             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, updated_at = ?2, \
-             last_http_status = ?3, verify_failing_since = NULL WHERE jti = ?1 AND status IN ('queued', 'retrying')",
+             last_http_status = ?3, verify_failing_since = NULL, claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = ?1 AND status IN ('queued', 'retrying') AND (?4 IS NULL OR claimed_by = ?4)",
         )
         .bind(jti)
         .bind(now_ms)
-        .bind(i64::from(*http_status)),
+        .bind(i64::from(*http_status))
+        .bind(owner),
         Attempt::Failed {
             http_status,
             err,
@@ -197,14 +207,16 @@ fn attempt_query<'q>(
             error,
         } => sqlx::query(
             "UPDATE outbox SET status = 'failed', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
-             last_err = ?4, last_description = ?5, last_error = ?6 WHERE jti = ?1 AND status IN ('queued', 'retrying')",
+             last_err = ?4, last_description = ?5, last_error = ?6, claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = ?1 AND status IN ('queued', 'retrying') AND (?7 IS NULL OR claimed_by = ?7)",
         )
         .bind(jti)
         .bind(now_ms)
         .bind(i64::from(*http_status))
         .bind(err.as_deref())
         .bind(description.as_deref())
-        .bind(error.as_str()),
+        .bind(error.as_str())
+        .bind(owner),
         Attempt::Retry {
             http_status,
             err,
@@ -215,8 +227,9 @@ fn attempt_query<'q>(
         } => sqlx::query(
             "UPDATE outbox SET status = 'retrying', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
              last_err = ?6, last_description = ?7, last_error = ?4, next_attempt_at = ?5, \
-             verify_failing_since = CASE WHEN ?8 THEN COALESCE(verify_failing_since, ?2) ELSE verify_failing_since END \
-             WHERE jti = ?1 AND status IN ('queued', 'retrying')",
+             verify_failing_since = CASE WHEN ?8 THEN COALESCE(verify_failing_since, ?2) ELSE verify_failing_since END, \
+             claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = ?1 AND status IN ('queued', 'retrying') AND (?9 IS NULL OR claimed_by = ?9)",
         )
         .bind(jti)
         .bind(now_ms)
@@ -225,15 +238,18 @@ fn attempt_query<'q>(
         .bind(*next_attempt_at)
         .bind(err.as_deref())
         .bind(description.as_deref())
-        .bind(*verify_failure),
+        .bind(*verify_failure)
+        .bind(owner),
         Attempt::Dead { http_status, error } => sqlx::query(
             "UPDATE outbox SET status = 'dead', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
-             last_error = ?4 WHERE jti = ?1 AND status IN ('queued', 'retrying')",
+             last_error = ?4, claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = ?1 AND status IN ('queued', 'retrying') AND (?5 IS NULL OR claimed_by = ?5)",
         )
         .bind(jti)
         .bind(now_ms)
         .bind(http_status.map(i64::from))
-        .bind(error.as_str()),
+        .bind(error.as_str())
+        .bind(owner),
     }
 }
 
@@ -475,31 +491,63 @@ impl SqliteStore {
         Ok(r.rows_affected())
     }
 
-    pub(super) async fn due(
+    /// Claims up to `limit` due heads for `owner` until `now_ms + lease_ms`, in one statement:
+    /// pending, due, not under a live lease, and no older pending SET of their subject. This
+    /// process is the database's only writer (the writer lock); the statement is atomic anyway.
+    pub(super) async fn claim_due(
         &self,
         stream_id: &str,
+        owner: &str,
         now_ms: i64,
+        lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox o INDEXED BY outbox_pending_seq \
-             WHERE o.stream_id = ?1 AND o.status IN ('queued', 'retrying') AND o.next_attempt_at <= ?2 \
-             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
-                 AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
-             ORDER BY o.seq LIMIT ?3"
+            "UPDATE outbox SET claimed_by = ?3, claimed_until = ?4 WHERE seq IN ( \
+                 SELECT o.seq FROM outbox o INDEXED BY outbox_pending_claim \
+                 WHERE o.stream_id = ?1 AND o.status IN ('queued', 'retrying') AND o.next_attempt_at <= ?2 \
+                 AND (o.claimed_until IS NULL OR o.claimed_until < ?2) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                     AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
+                 ORDER BY o.seq LIMIT ?5) \
+             RETURNING {OUTBOX_COLUMNS}"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(stream_id)
             .bind(now_ms)
+            .bind(owner)
+            .bind(now_ms.saturating_add(lease_ms))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(outbox_from_row).collect()
+        let mut rows = rows
+            .iter()
+            .map(outbox_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.sort_by_key(|r| r.seq);
+        Ok(rows)
     }
 
+    /// Clears claims on pending SETs: `owner`'s, or with `None` every one (at start: this
+    /// process holds the writer lock, so any claim is a dead process's).
+    pub(super) async fn release_claims(&self, owner: Option<&str>) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL \
+             WHERE claimed_by IS NOT NULL AND (?1 IS NULL OR claimed_by = ?1)",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// When the next subject head may be claimed: its due time, or its lease's end if later.
     pub(super) async fn next_due_at(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) AS due FROM outbox WHERE stream_id = ? AND status IN ('queued', 'retrying')",
+            "SELECT MIN(MAX(o.next_attempt_at, COALESCE(o.claimed_until + 1, 0))) AS due FROM outbox o \
+             WHERE o.stream_id = ? AND o.status IN ('queued', 'retrying') \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                 AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq)",
         )
         .bind(stream_id)
         .fetch_one(&self.pool)
@@ -510,11 +558,13 @@ impl SqliteStore {
     pub(super) async fn record_attempt(
         &self,
         jti: &str,
+        owner: Option<&str>,
         attempt: &Attempt,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         self.write(Write::Attempt {
             jti: jti.to_owned(),
+            owner: owner.map(str::to_owned),
             attempt: attempt.clone(),
             now_ms,
         })
@@ -848,18 +898,20 @@ mod tests {
         let counts = s.status_counts().await.expect("counts");
         assert_eq!(counts, vec![(DeliveryStatus::Queued, 49)]);
         // Heads per subject, oldest first; an attempt moves the head on.
-        let due = s.due("okta", 10, 100).await.expect("due");
+        let due = s.claim_due("okta", "w", 10, 1_000, 100).await.expect("due");
         assert_eq!(due.len(), 5);
         let head = due.first().expect("head").clone();
-        s.record_attempt(&head.jti, &Attempt::Delivered { http_status: 202 }, 2)
+        s.record_attempt(&head.jti, None, &Attempt::Delivered { http_status: 202 }, 2)
             .await
             .expect("record");
-        let due = s.due("okta", 10, 100).await.expect("due");
+        s.release_claims(None).await.expect("release");
+        let due = s.claim_due("okta", "w", 10, 1_000, 100).await.expect("due");
         assert_eq!(due.len(), 5);
         assert!(due.iter().all(|r| r.jti != head.jti));
         let retry = due.first().expect("head").clone();
         s.record_attempt(
             &retry.jti,
+            None,
             &Attempt::Retry {
                 http_status: Some(503),
                 err: None,
@@ -872,12 +924,83 @@ mod tests {
         )
         .await
         .expect("record");
-        let due = s.due("okta", 10, 100).await.expect("due");
+        s.release_claims(None).await.expect("release");
+        let due = s.claim_due("okta", "w", 10, 1_000, 100).await.expect("due");
         assert!(
             due.iter().all(|r| r.subject_key != retry.subject_key),
             "a retrying head blocks its subject"
         );
+        s.release_claims(None).await.expect("release");
         assert_eq!(s.next_due_at("okta").await.expect("next"), Some(1));
+    }
+
+    #[tokio::test]
+    async fn claims_keep_subject_order_exclude_each_other_and_expire() {
+        let s = mem().await;
+        s.accept_signals(&[row("a1", "a"), row("a2", "a"), row("b1", "b")], &[], None)
+            .await
+            .expect("accept");
+        // Two owners at once: never the same row; a subject's second row never while its first
+        // is pending.
+        let (x, y) = tokio::join!(
+            s.claim_due("okta", "x", 10, 1_000, 10),
+            s.claim_due("okta", "y", 10, 1_000, 10)
+        );
+        let mut got: Vec<String> = x
+            .expect("x")
+            .into_iter()
+            .chain(y.expect("y"))
+            .map(|r| r.jti)
+            .collect();
+        got.sort();
+        assert_eq!(got, ["a1", "b1"]);
+        assert!(
+            s.claim_due("okta", "z", 500, 1_000, 10)
+                .await
+                .expect("z")
+                .is_empty()
+        );
+        assert_eq!(s.next_due_at("okta").await.expect("next"), Some(1011));
+        // a1's owner dies: after its lease another owner takes a1, not a2.
+        let took = s.claim_due("okta", "z", 1_011, 1_000, 10).await.expect("z");
+        let took: Vec<&str> = took.iter().map(|r| r.jti.as_str()).collect();
+        assert_eq!(took, ["a1", "b1"]);
+        // The old owners' late outcomes are not applied; the new owner's is.
+        let delivered = Attempt::Delivered { http_status: 202 };
+        for old in ["x", "y"] {
+            assert!(
+                !s.record_attempt("a1", Some(old), &delivered, 1_100)
+                    .await
+                    .expect("r")
+            );
+        }
+        assert!(
+            s.record_attempt("a1", Some("z"), &delivered, 1_100)
+                .await
+                .expect("r")
+        );
+        assert!(
+            !s.record_attempt("a1", Some("z"), &delivered, 1_101)
+                .await
+                .expect("twice")
+        );
+        // a1 done: a2 is the head now.
+        let next = s.claim_due("okta", "x", 1_200, 1_000, 10).await.expect("x");
+        assert_eq!(
+            next.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(),
+            ["a2"]
+        );
+        // Releasing: an owner's own claims only; `None` (SQLite's start) all of them.
+        assert_eq!(s.release_claims(Some("nobody")).await.expect("rel"), 0);
+        assert_eq!(s.release_claims(Some("x")).await.expect("rel"), 1);
+        assert_eq!(s.release_claims(None).await.expect("rel"), 1);
+        assert_eq!(
+            s.claim_due("okta", "y", 1_200, 1_000, 10)
+                .await
+                .expect("y")
+                .len(),
+            2
+        );
     }
 
     #[tokio::test]
@@ -895,21 +1018,37 @@ mod tests {
             verify_failure,
         };
         // A verify refusal starts the window once; later ones and other retries keep its start.
-        assert!(s.record_attempt("a", &retry(true), 10).await.expect("r"));
-        assert!(s.record_attempt("a", &retry(true), 20).await.expect("r"));
+        assert!(
+            s.record_attempt("a", None, &retry(true), 10)
+                .await
+                .expect("r")
+        );
+        assert!(
+            s.record_attempt("a", None, &retry(true), 20)
+                .await
+                .expect("r")
+        );
         let a = s.outbox_get("a").await.expect("get").expect("a");
         assert_eq!(a.verify_failing_since, Some(10));
         assert_eq!(a.last_err.as_deref(), Some("invalid_key"));
-        assert!(s.record_attempt("a", &retry(false), 25).await.expect("r"));
+        assert!(
+            s.record_attempt("a", None, &retry(false), 25)
+                .await
+                .expect("r")
+        );
         let a = s.outbox_get("a").await.expect("get").expect("a");
         assert_eq!(a.verify_failing_since, Some(10));
         assert!(
-            s.record_attempt("a", &Attempt::Delivered { http_status: 202 }, 30)
+            s.record_attempt("a", None, &Attempt::Delivered { http_status: 202 }, 30)
                 .await
                 .expect("r")
         );
         // A late retry (another writer, a duplicate) neither applies nor counts.
-        assert!(!s.record_attempt("a", &retry(false), 40).await.expect("r"));
+        assert!(
+            !s.record_attempt("a", None, &retry(false), 40)
+                .await
+                .expect("r")
+        );
         let a = s.outbox_get("a").await.expect("get").expect("a");
         assert_eq!(a.status, DeliveryStatus::Delivered);
         assert_eq!(a.attempts, 4);
@@ -918,18 +1057,18 @@ mod tests {
             http_status: None,
             error: "old".into(),
         };
-        assert!(!s.record_attempt("a", &dead, 41).await.expect("r"));
+        assert!(!s.record_attempt("a", None, &dead, 41).await.expect("r"));
         // One final status never turns into another.
-        assert!(s.record_attempt("b", &dead, 42).await.expect("r"));
+        assert!(s.record_attempt("b", None, &dead, 42).await.expect("r"));
         let failed = Attempt::Failed {
             http_status: 400,
             err: None,
             description: None,
             error: "x".into(),
         };
-        assert!(!s.record_attempt("b", &failed, 43).await.expect("r"));
+        assert!(!s.record_attempt("b", None, &failed, 43).await.expect("r"));
         assert!(
-            !s.record_attempt("b", &Attempt::Delivered { http_status: 202 }, 44)
+            !s.record_attempt("b", None, &Attempt::Delivered { http_status: 202 }, 44)
                 .await
                 .expect("r")
         );
@@ -938,7 +1077,7 @@ mod tests {
         // A manual retry is the one way back.
         s.requeue("b", 45).await.expect("requeue").expect("b");
         assert!(
-            s.record_attempt("b", &Attempt::Delivered { http_status: 202 }, 46)
+            s.record_attempt("b", None, &Attempt::Delivered { http_status: 202 }, 46)
                 .await
                 .expect("r")
         );
@@ -981,7 +1120,9 @@ mod tests {
             description: None,
             error: "x".into(),
         };
-        s.record_attempt("a", &failed, 2).await.expect("record");
+        s.record_attempt("a", None, &failed, 2)
+            .await
+            .expect("record");
         assert_eq!(
             s.subject_state("okta", "user-risk", "u").await.expect("q"),
             None
@@ -996,7 +1137,7 @@ mod tests {
             .collect();
         s.accept_signals(&rows, &[], None).await.expect("accept");
         for (jti, at) in [("j0", 100), ("j1", 100), ("j2", 100), ("j3", 900)] {
-            s.record_attempt(jti, &Attempt::Delivered { http_status: 202 }, at)
+            s.record_attempt(jti, None, &Attempt::Delivered { http_status: 202 }, at)
                 .await
                 .expect("record");
         }
@@ -1006,7 +1147,9 @@ mod tests {
             description: None,
             error: "x".into(),
         };
-        s.record_attempt("j4", &failed, 100).await.expect("record");
+        s.record_attempt("j4", None, &failed, 100)
+            .await
+            .expect("record");
         // j5, j6 stay queued, however old.
         assert_eq!(
             s.prune_batch(DeliveryStatus::Delivered, 500, 2)
@@ -1063,8 +1206,10 @@ mod tests {
             description: None,
             error: "x".into(),
         };
-        s.record_attempt("old", &failed, 100).await.expect("record");
-        s.record_attempt("new", &Attempt::Delivered { http_status: 202 }, 100)
+        s.record_attempt("old", None, &failed, 100)
+            .await
+            .expect("record");
+        s.record_attempt("new", None, &Attempt::Delivered { http_status: 202 }, 100)
             .await
             .expect("record");
         // The delivered one is past retention, but the failed one before it is still kept.

@@ -26,6 +26,7 @@ mod openapi;
 mod pacing;
 mod privilege;
 mod receiver;
+mod replicas;
 mod sandbox;
 mod sandbox_oauth;
 mod shutdown;

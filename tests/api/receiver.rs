@@ -37,6 +37,9 @@ pub struct Received {
     pub content_type: String,
     pub accept: String,
     pub answered: u16,
+    /// When the request arrived (before any latency), ms.
+    pub arrived_ms: i64,
+    /// When it was answered, ms.
     pub at_ms: i64,
 }
 
@@ -150,6 +153,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let arrived_ms = now_ms();
     let (reply, latency) = {
         let mut g = inner.lock().expect("lock");
         let reply = match g.script.pop_front() {
@@ -206,6 +210,7 @@ async fn handle(
         content_type: header("content-type"),
         accept: header("accept"),
         answered: response.status().as_u16(),
+        arrived_ms,
         at_ms: now_ms(),
     });
     response
