@@ -60,7 +60,7 @@ TOKEN="schemathesis-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 # Port 0 for both listeners: the bound address is read from the JSON log line "serving".
 (
   cd "$WORK"
-  exec env SSF_ADMIN_TOKEN="$TOKEN" SSF_LISTEN=127.0.0.1:0 SSF_SANDBOX__LISTEN=127.0.0.1:0 \
+  exec env -u SSF_TEST_DATABASE_URL -u SSF_TEST_BACKEND SSF_ADMIN_TOKEN="$TOKEN" SSF_LISTEN=127.0.0.1:0 SSF_SANDBOX__LISTEN=127.0.0.1:0 \
     SSF_LOG_FORMAT=json SSF_LOG_FILTER=warn,ssf_transmitter::app=info \
     "$BIN" serve --sandbox
 ) >"$WORK/server.log" 2>&1 &
