@@ -179,3 +179,103 @@ fn jti_of(set: &str) -> String {
     let (_, claims) = decode(set);
     claims["jti"].as_str().unwrap_or_default().to_owned()
 }
+
+/// Two replicas on one database share bulk-job users and release timers (PostgreSQL only): each
+/// user is acted on once, each timed release runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_job_users_and_timers_acting_once() {
+    if !crate::pg::enabled() {
+        eprintln!("skipped: replicas on one database need SSF_TEST_BACKEND=postgres");
+        return;
+    }
+    const USERS: usize = 60;
+    let dir = tempdir();
+    let seed = dir.path().join("seed.json");
+    let users: Vec<Value> = (0..USERS)
+        .map(|i| json!({"profile": {"login": format!("user{i:03}@ha.test")}}))
+        .collect();
+    std::fs::write(&seed, json!({"users": users}).to_string()).expect("seed");
+    let mut config = crate::helpers::config_for(dir.path());
+    config.sandbox.seed_file = Some(seed);
+    config.enforcement.job_workers = Some(3);
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let keep = captured.clone();
+    let s = crate::helpers::Sandboxed::start_from(config, move |c, _| {
+        *keep.lock().expect("lock") = Some(c.clone());
+    })
+    .await;
+    let second_config = captured.lock().expect("lock").clone().expect("config");
+    let second = crate::helpers::TestApp::spawn_with(second_config).await;
+    // A slow org, so both replicas' workers are busy at once.
+    s.sandbox.set_faults(ssf_transmitter::sandbox::Faults {
+        api_latency_ms: 20,
+        ..Default::default()
+    });
+    let token = crate::helpers::ADMIN_TOKEN;
+    let logins: Vec<String> = (0..USERS).map(|i| format!("user{i:03}@ha.test")).collect();
+    let (st, accepted) = s
+        .app
+        .post_json(
+            "/v1/jobs",
+            token,
+            &json!({"steps": [{"action": "clear_sessions"}], "users": logins}),
+        )
+        .await;
+    assert_eq!(st, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("id").to_owned();
+    let mut job = Value::Null;
+    for _ in 0..600 {
+        // Read through the other replica: the job is shared state.
+        let (_, j) = second.get_json(&format!("/v1/jobs/{id}"), token).await;
+        if j["status"] == "done" {
+            job = j;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["done"], USERS, "{job}");
+    let cleared = s
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.ends_with("/sessions"))
+        .count();
+    assert_eq!(
+        cleared, USERS,
+        "each user's sessions cleared once, by one replica"
+    );
+
+    // A timed release with both replicas' timers running: one unsuspend.
+    let (st, c) = s
+        .app
+        .post_json(
+            "/v1/containments",
+            token,
+            &json!({"user": "user001@ha.test", "steps": [{"action": "suspend"}], "release_after": 1}),
+        )
+        .await;
+    assert_eq!(st, 201, "{c}");
+    assert_eq!(c["status"], "active", "{c}");
+    let cid = c["id"].as_str().expect("id").to_owned();
+    let mut released = Value::Null;
+    for _ in 0..100 {
+        let (_, v) = second
+            .get_json(&format!("/v1/containments/{cid}"), token)
+            .await;
+        if v["status"] == "released" {
+            released = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(released["status"], "released", "{released}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let unsuspends = s
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/lifecycle/unsuspend"))
+        .count();
+    assert_eq!(unsuspends, 1, "the timer fired once across replicas");
+    second.stop().await;
+}
