@@ -54,7 +54,11 @@ async fn sink() -> (String, Arc<AtomicUsize>) {
 async fn fresh_database(server: &str) -> (String, String) {
     let name = format!(
         "ssf_bench_{}",
-        uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap_or("x")
+        uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .get(..12)
+            .unwrap_or("x")
     );
     let mut conn = sqlx::PgConnection::connect(server).await.expect("postgres");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
