@@ -733,8 +733,8 @@ impl Containments {
         }
     }
 
-    /// Runs the stored steps of `c` (status `running`) on `target` and stores the outcome.
-    pub(crate) fn validate_user(input: &str) -> Result<&str, ContainmentError> {
+    /// Checks a user identifier: 1 to 512 characters, no control characters.
+    pub fn validate_user(input: &str) -> Result<&str, ContainmentError> {
         let user = input.trim();
         if user.is_empty() || user.chars().count() > 512 || user.chars().any(char::is_control) {
             return Err(ContainmentError::Invalid(
@@ -745,6 +745,7 @@ impl Containments {
         Ok(user)
     }
 
+    /// Runs the stored steps of `c` (status `running`) on `target` and stores the outcome.
     pub(crate) async fn run_steps(
         &self,
         caller: &Caller,

@@ -14,8 +14,8 @@ use super::openapi::{AuthErrors, OktaErrors};
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Problem};
 use crate::auth::Scope;
 use crate::enforcement::containment::{
-    Containment, ContainmentError, ContainmentRequest, ContainmentStatus, MAX_RELEASE_AFTER_SECS,
-    Step,
+    Containment, ContainmentError, ContainmentRequest, ContainmentStatus, Containments,
+    MAX_RELEASE_AFTER_SECS, Step,
 };
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -92,13 +92,7 @@ pub async fn create(
     if body.steps.iter().any(Step::needs_signals_scope) {
         auth.require(Scope::SignalsWrite)?;
     }
-    let user = body.user.trim();
-    if user.is_empty() || user.chars().count() > 512 || user.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            "user",
-            "must be 1 to 512 characters without control characters",
-        ));
-    }
+    let user = Containments::validate_user(&body.user)?;
     if body
         .release_after
         .is_some_and(|s| !(1..=MAX_RELEASE_AFTER_SECS).contains(&s))

@@ -531,18 +531,6 @@ impl Store {
         dispatch!(self, s => s.job_items(id, statuses, limit).await)
     }
 
-    /// Records an item's status and detail.
-    pub async fn set_job_item(
-        &self,
-        id: &str,
-        idx: i64,
-        status: &str,
-        detail: Option<&str>,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.set_job_item(id, idx, status, detail, now_ms).await)
-    }
-
     /// Counts of a job's items by outcome.
     pub async fn job_progress(&self, id: &str) -> Result<JobProgress, StoreError> {
         dispatch!(self, s => s.job_progress(id).await)

@@ -26,6 +26,15 @@ fn containment(r: &sqlx::postgres::PgRow) -> Result<ContainmentRow, StoreError> 
     })
 }
 
+fn job_item(r: &sqlx::postgres::PgRow) -> Result<JobItem, StoreError> {
+    Ok(JobItem {
+        idx: r.try_get("idx")?,
+        user_input: r.try_get("user_input")?,
+        status: r.try_get("status")?,
+        detail: r.try_get("detail")?,
+    })
+}
+
 fn job(r: &sqlx::postgres::PgRow) -> Result<JobRow, StoreError> {
     Ok(JobRow {
         id: r.try_get("id")?,
@@ -247,37 +256,7 @@ impl PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(JobItem {
-                    idx: r.try_get("idx")?,
-                    user_input: r.try_get("user_input")?,
-                    status: r.try_get("status")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
-    }
-
-    pub(in crate::store) async fn set_job_item(
-        &self,
-        id: &str,
-        idx: i64,
-        status: &str,
-        detail: Option<&str>,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE job_items SET status = $1, detail = $2, updated_at = $3 WHERE job_id = $4 AND idx = $5",
-        )
-        .bind(status)
-        .bind(detail)
-        .bind(now_ms)
-        .bind(id)
-        .bind(idx)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        rows.iter().map(job_item).collect()
     }
 
     pub(in crate::store) async fn job_progress(&self, id: &str) -> Result<JobProgress, StoreError> {
@@ -362,14 +341,7 @@ impl PgStore {
         .await?;
         let mut items = rows
             .iter()
-            .map(|r: &sqlx::postgres::PgRow| {
-                Ok(JobItem {
-                    idx: r.try_get("idx")?,
-                    user_input: r.try_get("user_input")?,
-                    status: r.try_get("status")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
+            .map(job_item)
             .collect::<Result<Vec<_>, StoreError>>()?;
         items.sort_by_key(|i| i.idx);
         Ok(items)

@@ -26,6 +26,15 @@ fn containment(r: &sqlx::sqlite::SqliteRow) -> Result<ContainmentRow, StoreError
     })
 }
 
+fn job_item(r: &sqlx::sqlite::SqliteRow) -> Result<JobItem, StoreError> {
+    Ok(JobItem {
+        idx: r.try_get("idx")?,
+        user_input: r.try_get("user_input")?,
+        status: r.try_get("status")?,
+        detail: r.try_get("detail")?,
+    })
+}
+
 fn job(r: &sqlx::sqlite::SqliteRow) -> Result<JobRow, StoreError> {
     Ok(JobRow {
         id: r.try_get("id")?,
@@ -235,37 +244,7 @@ impl SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(JobItem {
-                    idx: r.try_get("idx")?,
-                    user_input: r.try_get("user_input")?,
-                    status: r.try_get("status")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
-    }
-
-    pub(in crate::store) async fn set_job_item(
-        &self,
-        id: &str,
-        idx: i64,
-        status: &str,
-        detail: Option<&str>,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE job_items SET status = ?, detail = ?, updated_at = ? WHERE job_id = ? AND idx = ?",
-        )
-        .bind(status)
-        .bind(detail)
-        .bind(now_ms)
-        .bind(id)
-        .bind(idx)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        rows.iter().map(job_item).collect()
     }
 
     pub(in crate::store) async fn job_progress(&self, id: &str) -> Result<JobProgress, StoreError> {
@@ -350,14 +329,7 @@ impl SqliteStore {
         .await?;
         let mut items = rows
             .iter()
-            .map(|r: &sqlx::sqlite::SqliteRow| {
-                Ok(JobItem {
-                    idx: r.try_get("idx")?,
-                    user_input: r.try_get("user_input")?,
-                    status: r.try_get("status")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
+            .map(job_item)
             .collect::<Result<Vec<_>, StoreError>>()?;
         items.sort_by_key(|i| i.idx);
         Ok(items)
