@@ -240,7 +240,10 @@ impl Intake {
                 keys.push(format!("state:{kind}:{key}"));
             }
         }
-        let _guards = self.locks.lock_all(keys).await;
+        let _guards = self.locks.lock_all(keys.clone()).await;
+        // Across replicas (PostgreSQL), the same subjects' locks in the database, held by the
+        // transaction that reads their state and commits the SETs.
+        let mut intake = self.store.begin_intake(&keys).await?;
 
         let now = self.clock.now();
         let now_ms = now.timestamp_millis();
@@ -262,7 +265,7 @@ impl Intake {
             let last = match &slot {
                 Some((kind, key)) => match overlay.get(&((*kind).to_owned(), key.clone())) {
                     Some(v) => Some(v.clone()),
-                    None => self.store.subject_state(OKTA_STREAM, kind, key).await?,
+                    None => intake.subject_state(OKTA_STREAM, kind, key).await?,
                 },
                 None => None,
             };
@@ -278,7 +281,7 @@ impl Intake {
                         Some(j) if rows.iter().any(|r: &NewOutbox| &r.jti == j) => {
                             Some(DeliveryStatus::Queued)
                         }
-                        Some(j) => self.store.delivery_status(j).await?,
+                        Some(j) => intake.delivery_status(j).await?,
                         None => None,
                     };
                     results.push(Ok(Outcome::Unchanged {
@@ -372,11 +375,7 @@ impl Intake {
             }
         });
         if !rows.is_empty() || !states.is_empty() || record.is_some() {
-            match self
-                .store
-                .accept_signals(&rows, &states, record.as_ref())
-                .await
-            {
+            match intake.commit(&rows, &states, record.as_ref()).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict(_)) if record.is_some() => {
                     return Err(IntakeError::IdempotencyRace);

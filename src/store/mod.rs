@@ -219,6 +219,55 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+/// An intake in progress (see [`Store::begin_intake`]); dropping it without `commit` writes
+/// nothing.
+pub struct Intake(IntakeInner);
+
+enum IntakeInner {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(Box<postgres::PgIntake>),
+}
+
+impl Intake {
+    /// The last value of a subject and the SET that carried it, as this intake sees it.
+    pub async fn subject_state(
+        &mut self,
+        stream_id: &str,
+        kind: &str,
+        subject_key: &str,
+    ) -> Result<Option<SubjectState>, StoreError> {
+        match &mut self.0 {
+            IntakeInner::Sqlite(s) => s.subject_state(stream_id, kind, subject_key).await,
+            IntakeInner::Postgres(t) => t.subject_state(stream_id, kind, subject_key).await,
+        }
+    }
+
+    /// A SET's delivery status, as this intake sees it.
+    pub async fn delivery_status(
+        &mut self,
+        jti: &str,
+    ) -> Result<Option<DeliveryStatus>, StoreError> {
+        match &mut self.0 {
+            IntakeInner::Sqlite(s) => s.delivery_status(jti).await,
+            IntakeInner::Postgres(t) => t.delivery_status(jti).await,
+        }
+    }
+
+    /// Stores the SETs, the subjects' new state and the idempotency record in one transaction.
+    /// A key already used answers `Conflict` and stores nothing.
+    pub async fn commit(
+        self,
+        rows: &[NewOutbox],
+        states: &[StateUpdate],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        match self.0 {
+            IntakeInner::Sqlite(s) => s.accept_signals(rows, states, idempotency).await,
+            IntakeInner::Postgres(t) => t.commit(rows, states, idempotency).await,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Backend {
     Sqlite(sqlite::SqliteStore),
@@ -308,6 +357,17 @@ impl Store {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
         dispatch!(self, s => s.accept_signals(rows, states, idempotency).await)
+    }
+
+    /// Starts one intake: a unit of work in which the state of the subjects named by `keys`
+    /// is read, decided on and written with the new SETs. On PostgreSQL it is a transaction
+    /// holding each key's advisory lock, so intakes of one subject on different replicas run one
+    /// after the other; SQLite has one writing process, whose own per-subject locks suffice.
+    pub async fn begin_intake(&self, keys: &[String]) -> Result<Intake, StoreError> {
+        Ok(Intake(match &self.backend {
+            Backend::Sqlite(s) => IntakeInner::Sqlite(s.clone()),
+            Backend::Postgres(s) => IntakeInner::Postgres(Box::new(s.begin_intake(keys).await?)),
+        }))
     }
 
     /// The last value of a subject and the SET that carried it.

@@ -229,56 +229,31 @@ impl PgStore {
         states: &[StateUpdate],
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
+        let intake = PgIntake {
+            tx: self.pool.begin().await?,
+        };
+        intake.commit(rows, states, idempotency).await
+    }
+
+    /// Opens an intake's transaction holding the advisory lock of every subject key, so
+    /// intakes of one subject on any replica run one after the other: the state read, the
+    /// decision and the write are one unit, and a subject's outbox rows are numbered (`seq`) in
+    /// the order their transactions commit. The locks go with the transaction (commit, rollback
+    /// or a dropped connection).
+    pub(super) async fn begin_intake(&self, keys: &[String]) -> Result<PgIntake, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if let Some(i) = idempotency {
-            let inserted = insert_idempotency(i).execute(&mut *tx).await?;
-            if inserted.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Err(StoreError::Conflict("idempotency key already used".into()));
-            }
-        }
-        for r in rows {
+        if !keys.is_empty() {
+            // One order for every replica (by the lock's number), so two intakes never wait on
+            // each other in a cycle.
             sqlx::query(
-                "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, kid, \
-                 status, attempts, created_at, queued_at, next_attempt_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9, $9, $9)",
+                "SELECT pg_advisory_xact_lock(h) FROM \
+                 (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) s",
             )
-            .bind(&r.jti)
-            .bind(&r.stream_id)
-            .bind(&r.subject_key)
-            .bind(&r.subject)
-            .bind(&r.event_type)
-            .bind(&r.set_jwt)
-            .bind(&r.client)
-            .bind(&r.kid)
-            .bind(r.now_ms)
+            .bind(keys)
             .execute(&mut *tx)
             .await?;
         }
-        // Concurrent transactions lock subject rows in one order (no deadlock); the sort is
-        // stable, so of two updates of one subject the later still wins.
-        let mut ordered: Vec<&StateUpdate> = states.iter().collect();
-        ordered.sort_by(|a, b| {
-            (&a.stream_id, &a.kind, &a.subject_key).cmp(&(&b.stream_id, &b.kind, &b.subject_key))
-        });
-        for st in ordered {
-            sqlx::query(
-                "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
-                 value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
-            )
-            .bind(&st.stream_id)
-            .bind(&st.kind)
-            .bind(&st.subject_key)
-            .bind(&st.value)
-            .bind(&st.jti)
-            .bind(st.now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        Ok(PgIntake { tx })
     }
 
     pub(super) async fn subject_state(
@@ -694,6 +669,116 @@ fn client_from_row(r: &sqlx::postgres::PgRow) -> Result<ApiClient, StoreError> {
 
 /// Stores an idempotent response unless the key is taken (then nothing is written). A
 /// concurrent insert of the same key waits for the first one's transaction, then does nothing.
+/// An intake in progress: one transaction holding its subjects' advisory locks.
+pub(super) struct PgIntake {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl PgIntake {
+    pub(super) async fn subject_state(
+        &mut self,
+        stream_id: &str,
+        kind: &str,
+        subject_key: &str,
+    ) -> Result<Option<SubjectState>, StoreError> {
+        if ![stream_id, kind, subject_key].into_iter().all(storable) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT value, jti FROM subject_state WHERE stream_id = $1 AND kind = $2 AND subject_key = $3",
+        )
+        .bind(stream_id)
+        .bind(kind)
+        .bind(subject_key)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| {
+            Ok(SubjectState {
+                value: r.try_get("value")?,
+                jti: r.try_get("jti")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn delivery_status(
+        &mut self,
+        jti: &str,
+    ) -> Result<Option<DeliveryStatus>, StoreError> {
+        if !storable(jti) {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT status FROM outbox WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|r| {
+            let s: String = r.try_get("status")?;
+            DeliveryStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))
+        })
+        .transpose()
+    }
+
+    /// Writes the SETs, the subjects' state and the idempotency record, and commits.
+    pub(super) async fn commit(
+        mut self,
+        rows: &[NewOutbox],
+        states: &[StateUpdate],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        let tx = &mut self.tx;
+        if let Some(i) = idempotency {
+            let inserted = insert_idempotency(i).execute(&mut **tx).await?;
+            if inserted.rows_affected() == 0 {
+                self.tx.rollback().await?;
+                return Err(StoreError::Conflict("idempotency key already used".into()));
+            }
+        }
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, kid, \
+                 status, attempts, created_at, queued_at, next_attempt_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9, $9, $9)",
+            )
+            .bind(&r.jti)
+            .bind(&r.stream_id)
+            .bind(&r.subject_key)
+            .bind(&r.subject)
+            .bind(&r.event_type)
+            .bind(&r.set_jwt)
+            .bind(&r.client)
+            .bind(&r.kid)
+            .bind(r.now_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        // Concurrent transactions lock subject rows in one order (no deadlock); the sort is
+        // stable, so of two updates of one subject the later still wins.
+        let mut ordered: Vec<&StateUpdate> = states.iter().collect();
+        ordered.sort_by(|a, b| {
+            (&a.stream_id, &a.kind, &a.subject_key).cmp(&(&b.stream_id, &b.kind, &b.subject_key))
+        });
+        for st in ordered {
+            sqlx::query(
+                "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
+                 value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
+            )
+            .bind(&st.stream_id)
+            .bind(&st.kind)
+            .bind(&st.subject_key)
+            .bind(&st.value)
+            .bind(&st.jti)
+            .bind(st.now_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
 fn insert_idempotency(
     i: &IdempotencyRecord,
 ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {

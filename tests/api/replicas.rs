@@ -14,6 +14,7 @@ use crate::receiver::FakeReceiver;
 const ADMIN: &str = "replicas-admin-token-0123456789abcdef";
 const SUBJECTS: usize = 30;
 const SIGNALS: usize = 300;
+const USER_RISK: &str = "https://schemas.okta.com/secevent/okta/event-type/user-risk-change";
 
 #[tokio::test]
 async fn three_replicas_on_one_database_survive_a_sigkill() {
@@ -278,4 +279,198 @@ async fn two_replicas_share_job_users_and_timers_acting_once() {
         .count();
     assert_eq!(unsuspends, 1, "the timer fired once across replicas");
     second.stop().await;
+}
+
+/// Two replicas (PostgreSQL only) share per-subject state, idempotency keys and delivery status:
+/// concurrent risk changes of one subject sent to both form one chain (each SET's
+/// `previous_level` is the level the one before it carried, in delivery order); a key answered
+/// by a replica that is SIGKILLed right after is replayed by the other with the same `jti`; a
+/// request in flight at a kill leaves exactly one SET for its key; `GET /v1/signals/{jti}`
+/// answers the same on both.
+#[tokio::test]
+async fn two_replicas_share_subject_state_idempotency_and_status() {
+    if !crate::pg::enabled() {
+        eprintln!("skipped: replicas on one database need SSF_TEST_BACKEND=postgres");
+        return;
+    }
+    let dir = tempdir();
+    let db = crate::pg::database_url_for(dir.path());
+    let receiver = FakeReceiver::start().await;
+    let envs = [
+        ("SSF_ADMIN_TOKEN", ADMIN),
+        ("SSF_DATABASE_URL", db.as_str()),
+        ("SSF_OKTA__ORG_URL", receiver.org_url.as_str()),
+        ("SSF_DELIVERY__BACKOFF_INITIAL_MS", "20"),
+        ("SSF_DELIVERY__POLL_INTERVAL_MS", "50"),
+        ("SSF_DELIVERY__REQUEST_TIMEOUT_MS", "1000"),
+    ];
+    let (a, addr_a) = Server::start(dir.path(), &envs);
+    let (b, addr_b) = Server::start(dir.path(), &envs);
+    let (base_a, base_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
+    let http = http_client();
+
+    // 1. One subject, 40 risk changes at once, half to each replica.
+    let levels = ["low", "medium", "high", "medium", "low"];
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..40usize {
+        let base = if i % 2 == 0 { &base_a } else { &base_b }.clone();
+        let http = http.clone();
+        let level = levels[i % levels.len()];
+        sends.spawn(async move {
+            let r = http
+                .post(format!("{base}/v1/signals/user-risk"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"subject": {"format": "email", "email": "chain@example.com"}, "current_level": level}))
+                .send()
+                .await
+                .expect("send");
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.expect("json");
+            (status, body)
+        });
+    }
+    let mut queued = 0;
+    while let Some(done) = sends.join_next().await {
+        let (status, body) = done.expect("join");
+        match status {
+            202 => queued += 1,
+            200 => assert_eq!(body["status"], "unchanged", "{body}"),
+            other => panic!("answered {other}: {body}"),
+        }
+    }
+    assert!(queued >= 2, "{queued} of 40 sent");
+    let delivered = receiver.wait_delivered(queued, 30).await;
+    let chain: Vec<(String, String)> = delivered
+        .iter()
+        .map(|t| {
+            let e = decode(t).1["events"][USER_RISK].clone();
+            (
+                e["previous_level"].as_str().unwrap_or_default().to_owned(),
+                e["current_level"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chain[0].0, "none",
+        "a new subject starts from none: {chain:?}"
+    );
+    for w in chain.windows(2) {
+        assert_eq!(
+            w[1].0, w[0].1,
+            "each SET's previous_level is the level the SET before it carried: {chain:?}"
+        );
+        assert_ne!(
+            w[1].1, w[0].1,
+            "an unchanged level is not sent again: {chain:?}"
+        );
+    }
+
+    // 2. Replica A answers a keyed request and is SIGKILLed at once: B replays the answer.
+    let body = json!({"subject": {"format": "email", "email": "kim@example.com"}, "current_level": "high"});
+    let first = http
+        .post(format!("{base_a}/v1/signals/user-risk"))
+        .bearer_auth(ADMIN)
+        .header("Idempotency-Key", "kill-after-commit")
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.expect("json");
+    a.kill9();
+    let replay = http
+        .post(format!("{base_b}/v1/signals/user-risk"))
+        .bearer_auth(ADMIN)
+        .header("Idempotency-Key", "kill-after-commit")
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(replay.status(), 202);
+    assert_eq!(
+        replay
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let replay: Value = replay.json().await.expect("json");
+    assert_eq!(replay["jti"], first["jti"], "{replay} vs {first}");
+
+    // 3. Requests in flight when their replica is killed: whether or not the first committed,
+    //    the retry on B leaves exactly one SET for the key.
+    let mut restarted = None;
+    for (round, delay_ms) in [0u64, 3, 8, 15].into_iter().enumerate() {
+        let (victim, addr) = Server::start(dir.path(), &envs);
+        let email = format!("inflight{round}@example.com");
+        let key = format!("kill-in-flight-{round}");
+        let body =
+            json!({"subject": {"format": "email", "email": email}, "current_level": "medium"});
+        let send = {
+            let http = http.clone();
+            let (body, key) = (body.clone(), key.clone());
+            tokio::spawn(async move {
+                http.post(format!("http://{addr}/v1/signals/user-risk"))
+                    .bearer_auth(ADMIN)
+                    .header("Idempotency-Key", key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        victim.kill9();
+        let first = send.await.expect("join");
+        let retry = http
+            .post(format!("{base_b}/v1/signals/user-risk"))
+            .bearer_auth(ADMIN)
+            .header("Idempotency-Key", &key)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(retry.status(), 202, "round {round} (first: {first:?})");
+        let retry: Value = retry.json().await.expect("json");
+        let (_, list) = get(
+            &http,
+            &format!("{base_b}/v1/signals?subject={email}&limit=10"),
+        )
+        .await;
+        let sets = list["items"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            sets.len(),
+            1,
+            "round {round} (first: {first:?}): one SET for the key: {list}"
+        );
+        assert_eq!(sets[0]["jti"], retry["jti"], "round {round}: {list}");
+        if round == 3 {
+            restarted = Some(Server::start(dir.path(), &envs));
+        }
+    }
+
+    // 4. Every replica shows the same delivery status.
+    let (c, addr_c) = restarted.expect("replica");
+    let jti = first["jti"].as_str().expect("jti").to_owned();
+    let mut views = (Value::Null, Value::Null);
+    for _ in 0..100 {
+        let (sb, vb) = get(&http, &format!("{base_b}/v1/signals/{jti}")).await;
+        let (sc, vc) = get(&http, &format!("http://{addr_c}/v1/signals/{jti}")).await;
+        assert_eq!((sb, sc), (200, 200), "{vb} / {vc}");
+        views = (vb, vc);
+        if views.0["status"] == "delivered" && views.0 == views.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(views.0["status"], "delivered", "{}", views.0);
+    assert_eq!(views.0, views.1, "both replicas show the same SET");
+    drop(b);
+    drop(c);
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
+    let r = http.get(url).bearer_auth(ADMIN).send().await.expect("get");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
 }
