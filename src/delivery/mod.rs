@@ -7,7 +7,8 @@
 //!   still holds an old JWKS after a key rotation, or before the provider is active, and a newer
 //!   SET for the subject would make the lost one impossible to resend.
 //! - Other 400s (and 413/415/422) → `failed` with the receiver's `err`/`description`; not retried.
-//! - 429 → retried at `X-Rate-Limit-Reset` / `Retry-After`; the whole stream pauses until then.
+//! - 429 → retried at `X-Rate-Limit-Reset` / `Retry-After`; the whole stream pauses until then,
+//!   on every replica sharing the store (and across a restart).
 //! - 5xx, other 4xx, timeouts, connection errors → retried with exponential back-off and jitter.
 //! - Anything not delivered within `max_age_secs` of being queued → `dead`.
 //!
@@ -493,6 +494,10 @@ impl Worker {
                         None => retry_at("rate_limited").max(floor),
                     };
                     self.paused_until.fetch_max(at, Ordering::Relaxed);
+                    // And for every replica on the store: the receiver limits the org, not us.
+                    if let Err(e) = self.store.pause_stream(OKTA_STREAM, at).await {
+                        tracing::warn!(error = %e, "cannot share the receiver's pause with other replicas");
+                    }
                     Attempt::Retry {
                         http_status: Some(code),
                         err: None,

@@ -399,6 +399,12 @@ impl Store {
         dispatch!(self, s => s.prune_idempotency(before_ms).await)
     }
 
+    /// Pauses a stream (a receiver's 429) until `until_ms` for every process on this store: no
+    /// SET of it is claimed before then. A shorter pause never replaces a longer one.
+    pub async fn pause_stream(&self, stream_id: &str, until_ms: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.pause_stream(stream_id, until_ms).await)
+    }
+
     /// Claims due SETs for `owner` (a per-process id) until `now_ms + lease_ms`, and returns them
     /// oldest first: up to `limit` heads (the oldest pending SET of their subject) that are due and
     /// not under another live claim. Atomic on both backends, so two workers — on one database, in

@@ -329,6 +329,23 @@ impl PgStore {
     /// pending, due, not under a live lease, and no older pending SET of their subject. Rows
     /// another replica is claiming right now are skipped (`SKIP LOCKED`); one it has just
     /// claimed is re-checked on its committed version and left alone.
+    /// Pauses a stream's claims until `until_ms` (never shortens a longer pause).
+    pub(super) async fn pause_stream(
+        &self,
+        stream_id: &str,
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO stream_pause (stream_id, paused_until) VALUES ($1, $2) \
+             ON CONFLICT (stream_id) DO UPDATE SET paused_until = GREATEST(stream_pause.paused_until, excluded.paused_until)",
+        )
+        .bind(stream_id)
+        .bind(until_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub(super) async fn claim_due(
         &self,
         stream_id: &str,
@@ -342,6 +359,7 @@ impl PgStore {
                  SELECT o.seq FROM outbox o \
                  WHERE o.stream_id = $1 AND o.status IN ('queued', 'retrying') AND o.next_attempt_at <= $2 \
                  AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
+                 AND NOT EXISTS (SELECT 1 FROM stream_pause sp WHERE sp.stream_id = $1 AND sp.paused_until > $2) \
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
                      AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
                  ORDER BY o.seq LIMIT $5 \

@@ -474,3 +474,71 @@ async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
+
+/// A receiver's 429 pauses the stream for every process on the store, not only the one that
+/// got it: the replica that took the 429 is SIGKILLed and a fresh process (no memory of the
+/// pause) takes another subject's signal, which still waits for `Retry-After`. Runs on both
+/// backends (on SQLite the fresh process is the same node restarted).
+#[tokio::test]
+async fn a_rate_limit_pauses_every_replica_and_survives_a_restart() {
+    let dir = tempdir();
+    let db = if crate::pg::enabled() {
+        crate::pg::database_url_for(dir.path())
+    } else {
+        String::new()
+    };
+    let receiver = FakeReceiver::start().await;
+    receiver.script([crate::receiver::Reply::RetryAfter { secs: 4 }]);
+    let mut envs = vec![
+        ("SSF_ADMIN_TOKEN", ADMIN),
+        ("SSF_OKTA__ORG_URL", receiver.org_url.as_str()),
+        ("SSF_DELIVERY__POLL_INTERVAL_MS", "50"),
+        ("SSF_DELIVERY__REQUEST_TIMEOUT_MS", "1000"),
+    ];
+    if crate::pg::enabled() {
+        envs.push(("SSF_DATABASE_URL", db.as_str()));
+    }
+    let http = http_client();
+    let (first, addr) = Server::start(dir.path(), &envs);
+    let r = http
+        .post(format!("http://{addr}/v1/signals/user-risk"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"subject": {"format": "email", "email": "limited@example.com"}, "current_level": "high"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 202);
+    for _ in 0..200 {
+        if !receiver.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Let the worker write the outcome (and the pause), then kill it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    first.kill9();
+    let limited_at = receiver.received()[0].at_ms;
+    assert_eq!(receiver.received()[0].answered, 429);
+
+    let (second, addr) = Server::start(dir.path(), &envs);
+    let r = http
+        .post(format!("http://{addr}/v1/signals/user-risk"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"subject": {"format": "email", "email": "other@example.com"}, "current_level": "low"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 202);
+    let delivered = receiver.wait_delivered(2, 20).await;
+    assert_eq!(delivered.len(), 2);
+    let received = receiver.received();
+    let after: Vec<i64> = received[1..]
+        .iter()
+        .map(|r| r.arrived_ms - limited_at)
+        .collect();
+    assert!(
+        after.iter().all(|ms| *ms >= 4000),
+        "no SET pushed within Retry-After: 4 of the 429, by any process: {after:?} ms"
+    );
+    drop(second);
+}
