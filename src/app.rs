@@ -233,6 +233,12 @@ impl Application {
             None => format!("{scheme}://{bound}"),
         };
         let store = open_store(&config).await?;
+        if let Some(skew) = clock_skew_ms(&store, clock.as_ref())
+            .await
+            .context("cannot read the database's clock")?
+        {
+            check_clock_skew(skew)?;
+        }
         let keys = open_keys(&config, &clock).await?;
         let admin_token = config.admin_token().map_err(anyhow::Error::new)?;
         let metrics = Metrics::new();
@@ -442,6 +448,12 @@ impl Application {
                 .run_timer(stop_rx.clone(), Duration::from_millis(250)),
         );
         let job_workers = tokio::spawn(state.jobs.clone().run(stop_rx.clone()));
+        let clock_watch = tokio::spawn(watch_clock(
+            store.clone(),
+            state.clock.clone(),
+            state.metrics.clone(),
+            stop_rx.clone(),
+        ));
         let maintenance = tokio::spawn(maintain(
             state.clone(),
             store.clone(),
@@ -504,6 +516,7 @@ impl Application {
         }
         reloader.abort();
         maintenance.abort();
+        clock_watch.abort();
         let _ = timer.await;
         let _ = job_workers.await;
         if let Some(d) = delivery {
@@ -794,6 +807,78 @@ where
         tracing::error!(error = %e, "sandbox task failed");
     }
     result
+}
+
+/// How far replicas' clocks may be from the shared database's. Leases (outbox claims, timers,
+/// job items) are written with one process's clock and judged expired by another's; a claim
+/// lasts 5 s past the push timeout, so two replicas each within this bound of the database
+/// (at most 4 s apart) never take over a lease still in use.
+pub const MAX_CLOCK_SKEW_MS: i64 = 2_000;
+
+/// This process's clock minus the database's, ms (`None` on SQLite), taken around one query.
+async fn clock_skew_ms(
+    store: &Store,
+    clock: &dyn Clock,
+) -> Result<Option<i64>, crate::store::StoreError> {
+    let before = clock.now().timestamp_millis();
+    let Some(db) = store.shared_clock_ms().await? else {
+        return Ok(None);
+    };
+    let after = clock.now().timestamp_millis();
+    Ok(Some(before + (after - before) / 2 - db))
+}
+
+/// Refuses to start a replica whose clock is too far from the database's.
+fn check_clock_skew(skew_ms: i64) -> anyhow::Result<()> {
+    if skew_ms.abs() > MAX_CLOCK_SKEW_MS {
+        let side = if skew_ms > 0 { "ahead of" } else { "behind" };
+        anyhow::bail!(
+            "this machine's clock is {} ms {side} the database server's; replicas judge each \
+             other's leases by time, so every replica must be within {MAX_CLOCK_SKEW_MS} ms of \
+             the database: synchronise the clocks (NTP, chrony) and start again",
+            skew_ms.abs()
+        );
+    }
+    if skew_ms.abs() > MAX_CLOCK_SKEW_MS / 4 {
+        tracing::warn!(
+            skew_ms,
+            "this machine's clock is off from the database server's"
+        );
+    }
+    Ok(())
+}
+
+/// Every minute on a shared database: publishes the clock's skew (`ssf_clock_skew_seconds`) and
+/// logs an error while it is beyond [`MAX_CLOCK_SKEW_MS`] (a clock that drifted after start).
+async fn watch_clock(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match clock_skew_ms(&store, clock.as_ref()).await {
+            Ok(None) => return,
+            Ok(Some(skew_ms)) => {
+                #[allow(clippy::cast_precision_loss)]
+                metrics.clock_skew(skew_ms as f64 / 1000.0);
+                if skew_ms.abs() > MAX_CLOCK_SKEW_MS {
+                    tracing::error!(
+                        skew_ms,
+                        max_ms = MAX_CLOCK_SKEW_MS,
+                        "this machine's clock drifted from the database server's: leases may be taken over while in use; synchronise the clocks"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the database's clock"),
+        }
+    }
 }
 
 /// Housekeeping, every `prune_interval_secs` (and once at start): drops idempotency records

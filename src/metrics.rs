@@ -175,6 +175,13 @@ impl Metrics {
             .set(count as f64);
     }
 
+    /// How far this process's clock is from the shared database's (positive: ahead).
+    pub fn clock_skew(&self, seconds: f64) {
+        self.recorder
+            .register_gauge(&Key::from_name("ssf_clock_skew_seconds"), &metadata())
+            .set(seconds);
+    }
+
     /// Counts a key manifest reload.
     pub fn key_reload(&self) {
         self.recorder

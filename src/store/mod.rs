@@ -399,6 +399,16 @@ impl Store {
         dispatch!(self, s => s.prune_idempotency(before_ms).await)
     }
 
+    /// The database server's clock (ms since the epoch) where several processes share the store
+    /// and compare times written by each other (leases); `None` for SQLite, whose one process
+    /// only compares its own times.
+    pub async fn shared_clock_ms(&self) -> Result<Option<i64>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(s) => s.database_time_ms().await.map(Some),
+        }
+    }
+
     /// Pauses a stream (a receiver's 429) until `until_ms` for every process on this store: no
     /// SET of it is claimed before then. A shorter pause never replaces a longer one.
     pub async fn pause_stream(&self, stream_id: &str, until_ms: i64) -> Result<(), StoreError> {

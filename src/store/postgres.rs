@@ -129,6 +129,15 @@ impl PgStore {
         Ok(())
     }
 
+    /// The database server's clock, ms since the epoch.
+    pub(super) async fn database_time_ms(&self) -> Result<i64, StoreError> {
+        let row =
+            sqlx::query("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT AS now_ms")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.try_get("now_ms")?)
+    }
+
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -542,3 +542,71 @@ async fn a_rate_limit_pauses_every_replica_and_survives_a_restart() {
     );
     drop(second);
 }
+
+/// Replicas judge each other's leases by their own clocks (PostgreSQL only): a process whose
+/// clock is more than 2 s from the database server's refuses to start, saying what to fix; one
+/// within the bound starts and publishes its skew.
+#[tokio::test]
+async fn a_replica_whose_clock_is_off_from_the_database_refuses_to_start() {
+    if !crate::pg::enabled() {
+        eprintln!("skipped: the clock check is for a shared PostgreSQL database");
+        return;
+    }
+    let dir = tempdir();
+    let ahead = std::sync::Arc::new(ssf_transmitter::clock::ManualClock::new(
+        chrono::Utc::now() + chrono::Duration::seconds(10),
+    ));
+    let err = match ssf_transmitter::app::Application::build(
+        crate::helpers::config_for(dir.path()),
+        ahead,
+    )
+    .await
+    {
+        Ok(_) => panic!("a replica 10 s ahead of the database started"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("ms ahead of the database server's") && err.contains("synchronise the clocks"),
+        "{err}"
+    );
+    let behind = std::sync::Arc::new(ssf_transmitter::clock::ManualClock::new(
+        chrono::Utc::now() - chrono::Duration::seconds(3),
+    ));
+    let err = match ssf_transmitter::app::Application::build(
+        crate::helpers::config_for(dir.path()),
+        behind,
+    )
+    .await
+    {
+        Ok(_) => panic!("a replica 3 s behind the database started"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("ms behind the database server's"), "{err}");
+
+    let app = crate::helpers::TestApp::spawn(dir.path()).await;
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics.contains("ssf_clock_skew_seconds ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let skew: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ssf_clock_skew_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ssf_clock_skew_seconds in {metrics}"));
+    assert!(
+        skew.abs() < 2.0,
+        "this machine's clock and the database's: {skew} s"
+    );
+}
