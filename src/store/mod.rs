@@ -3,6 +3,7 @@
 
 mod outbox;
 mod postgres;
+mod rows;
 mod sqlite;
 mod work;
 

@@ -13,7 +13,7 @@ use sqlx::{PgPool, Row as _};
 
 use super::{
     ApiClient, Attempt, AuditEntry, DeliveryStatus, IdempotencyRecord, NewAudit, NewClient,
-    NewOutbox, OutboxFilter, OutboxRow, StateUpdate, StoreError, SubjectState, scopes_from_text,
+    NewOutbox, OutboxFilter, OutboxRow, StateUpdate, StoreError, SubjectState, rows,
     scopes_to_text,
 };
 
@@ -179,7 +179,7 @@ impl PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(client_from_row).collect()
+        rows.iter().map(rows::client).collect()
     }
 
     pub(super) async fn revoke_client(
@@ -198,7 +198,7 @@ impl PgStore {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(client_from_row).transpose()
+        row.as_ref().map(rows::client).transpose()
     }
 
     pub(super) async fn client_by_token_hash(
@@ -212,7 +212,7 @@ impl PgStore {
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(client_from_row).transpose()
+        row.as_ref().map(rows::client).transpose()
     }
 
     pub(super) async fn append_audit(&self, e: NewAudit<'_>) -> Result<(), StoreError> {
@@ -387,7 +387,7 @@ impl PgStore {
             .await?;
         let mut rows = rows
             .iter()
-            .map(outbox_from_row)
+            .map(rows::outbox)
             .collect::<Result<Vec<_>, _>>()?;
         rows.sort_by_key(|r| r.seq);
         Ok(rows)
@@ -514,7 +514,7 @@ impl PgStore {
             .bind(jti)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(outbox_from_row).transpose()
+        row.as_ref().map(rows::outbox).transpose()
     }
 
     pub(super) async fn outbox_list(&self, f: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
@@ -533,7 +533,7 @@ impl PgStore {
             .bind(i64::from(f.limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(outbox_from_row).collect()
+        rows.iter().map(rows::outbox).collect()
     }
 
     pub(super) async fn requeue(
@@ -656,46 +656,6 @@ pub(super) fn storable(s: &str) -> bool {
     !s.contains('\0')
 }
 
-fn outbox_from_row(r: &sqlx::postgres::PgRow) -> Result<OutboxRow, StoreError> {
-    let status: String = r.try_get("status")?;
-    Ok(OutboxRow {
-        seq: r.try_get("seq")?,
-        jti: r.try_get("jti")?,
-        stream_id: r.try_get("stream_id")?,
-        subject_key: r.try_get("subject_key")?,
-        subject: r.try_get("subject")?,
-        event_type: r.try_get("event_type")?,
-        set_jwt: r.try_get("set_jwt")?,
-        client: r.try_get("client")?,
-        status: DeliveryStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status {status:?}")))?,
-        attempts: r.try_get("attempts")?,
-        created_at: r.try_get("created_at")?,
-        queued_at: r.try_get("queued_at")?,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-        updated_at: r.try_get("updated_at")?,
-        delivered_at: r.try_get("delivered_at")?,
-        last_http_status: r.try_get("last_http_status")?,
-        last_err: r.try_get("last_err")?,
-        last_description: r.try_get("last_description")?,
-        last_error: r.try_get("last_error")?,
-        verify_failing_since: r.try_get("verify_failing_since")?,
-    })
-}
-
-fn client_from_row(r: &sqlx::postgres::PgRow) -> Result<ApiClient, StoreError> {
-    let scopes: String = r.try_get("scopes")?;
-    Ok(ApiClient {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        scopes: scopes_from_text(&scopes),
-        created_at: r.try_get("created_at")?,
-        revoked_at: r.try_get("revoked_at")?,
-    })
-}
-
-/// Stores an idempotent response unless the key is taken (then nothing is written). A
-/// concurrent insert of the same key waits for the first one's transaction, then does nothing.
 /// An intake in progress: one transaction holding its subjects' advisory locks.
 pub(super) struct PgIntake {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
@@ -806,6 +766,8 @@ impl PgIntake {
     }
 }
 
+/// Stores an idempotent response unless the key is taken (then nothing is written). A
+/// concurrent insert of the same key waits for the first one's transaction, then does nothing.
 fn insert_idempotency(
     i: &IdempotencyRecord,
 ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {

@@ -3,49 +3,13 @@
 use sqlx::Row as _;
 
 use super::{PgStore, storable};
-use crate::store::StoreError;
 use crate::store::work::{
     ApprovalRow, ContainmentFilter, ContainmentRow, JobItem, JobProgress, JobRow,
 };
+use crate::store::{StoreError, rows};
 
 const CONTAINMENT_COLUMNS: &str =
     "id, client_id, status, user_id, user_login, release_at, created_at, updated_at, record";
-
-fn containment(r: &sqlx::postgres::PgRow) -> Result<ContainmentRow, StoreError> {
-    Ok(ContainmentRow {
-        id: r.try_get("id")?,
-        client_id: r.try_get("client_id")?,
-        status: r.try_get("status")?,
-        user_id: r.try_get("user_id")?,
-        user_login: r.try_get("user_login")?,
-        release_at: r.try_get("release_at")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        record: r.try_get("record")?,
-        lease: None,
-    })
-}
-
-fn job_item(r: &sqlx::postgres::PgRow) -> Result<JobItem, StoreError> {
-    Ok(JobItem {
-        idx: r.try_get("idx")?,
-        user_input: r.try_get("user_input")?,
-        status: r.try_get("status")?,
-        detail: r.try_get("detail")?,
-    })
-}
-
-fn job(r: &sqlx::postgres::PgRow) -> Result<JobRow, StoreError> {
-    Ok(JobRow {
-        id: r.try_get("id")?,
-        client_id: r.try_get("client_id")?,
-        status: r.try_get("status")?,
-        total: r.try_get("total")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        record: r.try_get("record")?,
-    })
-}
 
 impl PgStore {
     pub(in crate::store) async fn insert_containment(
@@ -107,7 +71,7 @@ impl PgStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(containment).transpose()
+        row.as_ref().map(rows::containment).transpose()
     }
 
     pub(in crate::store) async fn containments(
@@ -130,7 +94,7 @@ impl PgStore {
         .bind(i64::from(f.limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(containment).collect()
+        rows.iter().map(rows::containment).collect()
     }
 
     pub(in crate::store) async fn containments_due(
@@ -147,7 +111,7 @@ impl PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(containment).collect()
+        rows.iter().map(rows::containment).collect()
     }
 
     pub(in crate::store) async fn containments_with_status(
@@ -160,7 +124,7 @@ impl PgStore {
         .bind(status)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(containment).collect()
+        rows.iter().map(rows::containment).collect()
     }
 
     pub(in crate::store) async fn insert_job(
@@ -206,7 +170,7 @@ impl PgStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(job).transpose()
+        row.as_ref().map(rows::job).transpose()
     }
 
     pub(in crate::store) async fn jobs_with_status(
@@ -219,7 +183,7 @@ impl PgStore {
         .bind(status)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(job).collect()
+        rows.iter().map(rows::job).collect()
     }
 
     pub(in crate::store) async fn set_job_status(
@@ -256,7 +220,7 @@ impl PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(job_item).collect()
+        rows.iter().map(rows::job_item).collect()
     }
 
     pub(in crate::store) async fn job_progress(&self, id: &str) -> Result<JobProgress, StoreError> {
@@ -318,7 +282,7 @@ impl PgStore {
         .bind(now_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(containment).collect()
+        rows.iter().map(rows::containment).collect()
     }
 
     pub(in crate::store) async fn claim_job_items(
@@ -341,7 +305,7 @@ impl PgStore {
         .await?;
         let mut items = rows
             .iter()
-            .map(job_item)
+            .map(rows::job_item)
             .collect::<Result<Vec<_>, StoreError>>()?;
         items.sort_by_key(|i| i.idx);
         Ok(items)
@@ -431,7 +395,7 @@ impl PgStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(approval).transpose()
+        row.as_ref().map(rows::approval).transpose()
     }
 
     pub(in crate::store) async fn approvals(
@@ -447,7 +411,7 @@ impl PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(approval).collect()
+        rows.iter().map(rows::approval).collect()
     }
 
     pub(in crate::store) async fn decide_approval(
@@ -468,17 +432,4 @@ impl PgStore {
         .await?;
         Ok(done.rows_affected() == 1)
     }
-}
-
-fn approval(r: &sqlx::postgres::PgRow) -> Result<ApprovalRow, StoreError> {
-    Ok(ApprovalRow {
-        id: r.try_get("id")?,
-        containment_id: r.try_get("containment_id")?,
-        status: r.try_get("status")?,
-        token_digest: r.try_get("token_digest")?,
-        expires_at: r.try_get("expires_at")?,
-        created_at: r.try_get("created_at")?,
-        decided_at: r.try_get("decided_at")?,
-        record: r.try_get("record")?,
-    })
 }
