@@ -471,11 +471,3 @@ pub async fn decide_on_page(
         Err(e) => Err(e.into()),
     }
 }
-
-/// The page routes, for the public listener too: the link starts with the issuer.
-pub(super) fn page_routes() -> axum::Router<AppState> {
-    axum::Router::new().route(
-        "/approvals/{id}",
-        axum::routing::get(page).post(decide_on_page),
-    )
-}

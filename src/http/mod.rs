@@ -13,6 +13,7 @@ pub mod health;
 mod idempotency;
 mod jobs;
 pub mod openapi;
+pub mod routes;
 pub mod signals;
 pub mod well_known;
 
@@ -28,7 +29,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Authenticator;
 use crate::clock::Clock;
@@ -36,6 +36,7 @@ use crate::keys::KeyManager;
 use crate::metrics::Metrics;
 
 pub use error::{ApiError, FieldError, Problem};
+pub use routes::{Route, api_router, public_served_routes, served_routes};
 
 /// The request id header, set on every request and echoed on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -179,39 +180,10 @@ impl<T: serde::Serialize> axum::response::IntoResponse for ApiJson<T> {
     }
 }
 
-/// The documented API routes, with their OpenAPI description.
-pub fn api_router() -> OpenApiRouter<AppState> {
-    let mut router = OpenApiRouter::with_openapi(openapi::base())
-        .merge(health::router())
-        .merge(well_known::router())
-        .merge(admin_keys::router())
-        .merge(admin_clients::router())
-        .merge(admin_okta::router())
-        .merge(signals::router())
-        .merge(enforce::router())
-        .merge(containments::router())
-        .merge(jobs::router())
-        .merge(approvals::router());
-    idempotency::document(router.get_openapi_mut());
-    openapi::complete(router.get_openapi_mut());
-    router
-}
-
 /// The complete router: API routes, Swagger UI, issuer-path metadata route, fallbacks and
 /// middleware.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let (api, doc) = api_router().split_for_parts();
-    let app = with_issuer_path(api, &state);
-    let swagger: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/docs")
-        .url("/openapi.json", doc)
-        // Swagger UI's default sends the document's URL to validator.swagger.io.
-        .config(utoipa_swagger_ui::Config::default().validator_url("none"))
-        .into();
-    let swagger = swagger.layer(middleware::map_response(docs_headers));
-    let app = app
-        .merge(swagger)
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    let app = routes::api_routes(&state.issuer)
         .layer(middleware::from_fn_with_state(
             (state.clone(), max_body_bytes),
             idempotency::enforcement,
@@ -224,40 +196,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 /// The public listener's router: only what receivers must reach — the JWKS, the SSF metadata
 /// and liveness. Everything else, every `/v1/*` path included, is a 404 there.
 pub fn public_router(state: AppState) -> Router {
-    let app = Router::new()
-        .route("/healthz", axum::routing::get(health::healthz))
-        .route(
-            "/.well-known/jwks.json",
-            axum::routing::get(well_known::jwks),
-        )
-        .route(
-            "/.well-known/ssf-configuration",
-            axum::routing::get(well_known::ssf_configuration),
-        )
-        .merge(approvals::page_routes());
-    let app = with_issuer_path(app, &state)
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(PUBLIC_MAX_BODY_BYTES));
+    let app =
+        routes::public_routes(&state.issuer).layer(DefaultBodyLimit::max(PUBLIC_MAX_BODY_BYTES));
     with_common_layers(app, state, PUBLIC_MAX_BODY_BYTES)
 }
 
 /// The public routes take no body; anything larger than this is refused.
 const PUBLIC_MAX_BODY_BYTES: usize = 4096;
-
-/// SSF §7.2: the metadata also lives at /.well-known/ssf-configuration + the issuer's path.
-fn with_issuer_path(app: Router<AppState>, state: &AppState) -> Router<AppState> {
-    let issuer_path = well_known::issuer_path(&state.issuer);
-    if issuer_path.is_empty() {
-        return app;
-    }
-    app.route(
-        &format!("/.well-known/ssf-configuration{issuer_path}"),
-        axum::routing::get(well_known::ssf_configuration),
-    )
-    // Approval links start with the issuer, path included.
-    .nest(issuer_path.as_str(), approvals::page_routes())
-}
 
 /// What every listener's requests pass through: panics caught and rendered as problem+json,
 /// metrics, request ids, tracing, and secrets kept out of logs.

@@ -1,41 +1,61 @@
-//! Walks every operation of the served OpenAPI document (the router and the document are built
-//! from the same `routes!` lists) and proves that each non-public one answers 401 without a token
-//! or with an unknown one, and 403 with a valid token lacking its scope. A new route that forgets
-//! its security declaration fails `only_known_routes_are_public`.
+//! Walks every route the service serves — the list is taken from the code that builds the routers
+//! (`ssf_transmitter::http::served_routes`), so a route added outside the OpenAPI document is
+//! walked too — on an app whose issuer has a path, and proves that each non-public one answers
+//! 401 without a token or with an unknown one, and 403 with a valid token lacking its scope (the
+//! scope read from the document). A route without a security declaration, or an undocumented
+//! one, that is not on the lists below fails `only_known_routes_are_public`.
 
 use serde_json::{Value, json};
 use ssf_transmitter::auth::Scope;
+use ssf_transmitter::http::{Route, public_served_routes, served_routes};
 
-use crate::helpers::{TestApp, assert_problem, tempdir};
+use crate::helpers::{
+    TestApp, assert_problem, concrete_path, config_with_issuer_path, listed_path, tempdir,
+};
 
+/// Answer 200 without a token. `<issuer-path>` stands for the issuer's path.
 const PUBLIC: &[(&str, &str)] = &[
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/metrics"),
-    ("get", "/.well-known/jwks.json"),
-    ("get", "/.well-known/ssf-configuration"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/.well-known/ssf-configuration"),
+    ("GET", "/.well-known/ssf-configuration<issuer-path>"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/"),
+    ("GET", "/docs/{*rest}"),
 ];
 
 /// The approval page: no bearer token; the link's single-use token (and, to post, the page's
 /// CSRF cookie and field) is the credential. Without them: 404 / 403, nothing shown or run.
 const LINK_AUTHORIZED: &[(&str, &str, u16)] = &[
-    ("get", "/approvals/{id}", 404),
-    ("post", "/approvals/{id}", 403),
+    ("GET", "/approvals/{id}", 404),
+    ("POST", "/approvals/{id}", 403),
+    ("GET", "<issuer-path>/approvals/{id}", 404),
+    ("POST", "<issuer-path>/approvals/{id}", 403),
 ];
 
 struct Operation {
-    method: String,
-    path: String,
+    route: Route,
+    /// Whether the document has the operation.
+    documented: bool,
+    /// The document's bearer scopes; `None` when it declares no security (or lacks the route).
     scopes: Option<Vec<String>>,
 }
 
-fn operations(doc: &Value) -> Vec<Operation> {
-    let mut ops = Vec::new();
-    for (path, item) in doc["paths"].as_object().expect("paths") {
-        for (method, op) in item.as_object().expect("item") {
-            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
-                continue;
-            }
+impl Operation {
+    fn what(&self) -> String {
+        format!("{} {}", self.route.method, self.route.path)
+    }
+}
+
+/// Every route of `routes`, with its scopes from the document.
+fn operations(routes: Vec<Route>, doc: &Value) -> Vec<Operation> {
+    routes
+        .into_iter()
+        .map(|route| {
+            let op = &doc["paths"][&route.path][route.method.as_str().to_lowercase()];
             let scopes = op.get("security").and_then(Value::as_array).map(|reqs| {
                 reqs.iter()
                     .filter_map(|r| r.get("bearer"))
@@ -45,117 +65,107 @@ fn operations(doc: &Value) -> Vec<Operation> {
                     .map(str::to_owned)
                     .collect::<Vec<_>>()
             });
-            ops.push(Operation {
-                method: method.clone(),
-                path: path.clone(),
+            Operation {
+                documented: op.is_object(),
+                route,
                 scopes,
-            });
-        }
-    }
-    ops
-}
-
-fn concrete(path: &str) -> String {
-    let mut out = String::new();
-    let mut in_param = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                in_param = true;
-                out.push_str("x1");
             }
-            '}' => in_param = false,
-            _ if in_param => {}
-            _ => out.push(c),
-        }
-    }
-    out
+        })
+        .collect()
 }
 
-async fn call(app: &TestApp, op: &Operation, token: Option<&str>) -> reqwest::Response {
-    let method = reqwest::Method::from_bytes(op.method.to_uppercase().as_bytes()).expect("method");
-    let mut req = app.http.request(method, app.url(&concrete(&op.path)));
+/// The lists for `app`'s issuer: (method, path, status without a token).
+fn without_token(app: &TestApp) -> Vec<(String, String, u16)> {
+    let issuer_path = ssf_transmitter::http::well_known::issuer_path(&app.issuer);
+    PUBLIC
+        .iter()
+        .map(|(m, p)| (*m, *p, 200))
+        .chain(LINK_AUTHORIZED.iter().copied())
+        .filter_map(|(m, p, status)| Some((m.to_owned(), listed_path(p, &issuer_path)?, status)))
+        .collect()
+}
+
+async fn call(app: &TestApp, base: &str, op: &Operation, token: Option<&str>) -> reqwest::Response {
+    let method = op.route.method.clone();
+    let mut req = app.http.request(
+        method.clone(),
+        format!("{base}{}", concrete_path(&op.route.path)),
+    );
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    if op.method != "get" && op.method != "delete" {
+    if method != reqwest::Method::GET && method != reqwest::Method::DELETE {
         req = req.json(&json!({}));
     }
     req.send().await.expect("send")
 }
 
+async fn spawn(dir: &std::path::Path) -> (TestApp, Value) {
+    let app = TestApp::spawn_with(config_with_issuer_path(dir)).await;
+    let doc: Value = app.get("/openapi.json").await.json().await.expect("doc");
+    (app, doc)
+}
+
 #[tokio::test]
 async fn only_known_routes_are_public() {
     let dir = tempdir();
-    let app = TestApp::spawn(dir.path()).await;
-    let doc: Value = app.get("/openapi.json").await.json().await.expect("doc");
-    let ops = operations(&doc);
-    assert!(
-        ops.len() >= 20,
-        "the document lists the routes ({})",
-        ops.len()
-    );
-    for op in &ops {
-        if let Some((_, _, status)) = LINK_AUTHORIZED
+    let (app, doc) = spawn(dir.path()).await;
+    let lists = without_token(&app);
+    let listed = |op: &Operation| {
+        lists
             .iter()
-            .find(|(m, p, _)| *m == op.method && *p == op.path)
-        {
-            assert!(
-                op.scopes.is_none(),
-                "{} {} declares security",
-                op.method,
-                op.path
-            );
-            let resp = call(&app, op, None).await;
-            assert_eq!(
-                resp.status(),
-                *status,
-                "{} {} without its link",
-                op.method,
-                op.path
-            );
-            continue;
-        }
-        let public = PUBLIC.contains(&(op.method.as_str(), op.path.as_str()));
-        match &op.scopes {
-            None => assert!(
-                public,
-                "{} {} has no security and is not on the public list",
-                op.method, op.path
-            ),
-            Some(scopes) => {
-                assert!(
-                    !public,
-                    "{} {} is public but declares security",
-                    op.method, op.path
-                );
-                assert!(
-                    !scopes.is_empty(),
-                    "{} {}: names its scope",
-                    op.method,
-                    op.path
-                );
+            .find(|(m, p, _)| *m == op.route.method.as_str() && *p == op.route.path)
+            .map(|(_, _, status)| *status)
+    };
+    let ops = operations(served_routes(&app.issuer), &doc);
+    assert!(ops.len() >= 20, "the app serves the routes ({})", ops.len());
+    for op in &ops {
+        let what = op.what();
+        match (&op.scopes, listed(op)) {
+            (None, Some(status)) => {
+                let resp = call(&app, &app.base, op, None).await;
+                assert_eq!(resp.status(), status, "{what} without a token");
+            }
+            (Some(_), Some(_)) => panic!("{what} is public but declares security"),
+            (None, None) if op.documented => {
+                panic!("{what} has no security and is not on the public lists")
+            }
+            (None, None) => {
+                panic!("{what} is served, not in the OpenAPI document and not on the public lists")
+            }
+            (Some(scopes), None) => {
+                assert!(!scopes.is_empty(), "{what}: names its scope");
                 for s in scopes {
                     s.parse::<Scope>().expect("a known scope");
                 }
             }
         }
     }
-    for (method, path) in PUBLIC {
-        let op = ops
-            .iter()
-            .find(|o| o.method == *method && o.path == *path)
-            .expect("public op documented");
-        let resp = call(&app, op, None).await;
-        assert_eq!(resp.status(), 200, "{method} {path}");
+    // No stale entry: everything listed is served.
+    for (method, path, _) in &lists {
+        assert!(
+            ops.iter()
+                .any(|o| o.route.method.as_str() == method && o.route.path == *path),
+            "{method} {path} is listed but not served"
+        );
+    }
+    // The public listener serves only routes of the lists, each as on the API listener.
+    let public = app.public_base.clone().expect("public listener");
+    let public_ops = operations(public_served_routes(&app.issuer), &doc);
+    assert!(public_ops.len() >= 5, "{}", public_ops.len());
+    for op in &public_ops {
+        let what = op.what();
+        let status = listed(op).unwrap_or_else(|| panic!("{what} on the public listener"));
+        assert!(op.scopes.is_none(), "{what} declares security");
+        let resp = call(&app, &public, op, None).await;
+        assert_eq!(resp.status(), status, "{what} on the public listener");
     }
 }
 
 #[tokio::test]
 async fn every_protected_route_needs_a_token_and_its_scope() {
     let dir = tempdir();
-    let app = TestApp::spawn(dir.path()).await;
-    let doc: Value = app.get("/openapi.json").await.json().await.expect("doc");
+    let (app, doc) = spawn(dir.path()).await;
     // One client per scope, holding every scope but that one.
     let mut lacking = std::collections::HashMap::new();
     for scope in Scope::ALL {
@@ -167,11 +177,11 @@ async fn every_protected_route_needs_a_token_and_its_scope() {
         );
     }
     let mut checked = 0;
-    for op in operations(&doc) {
+    for op in operations(served_routes(&app.issuer), &doc) {
         let Some(scopes) = &op.scopes else { continue };
-        let what = format!("{} {}", op.method, op.path);
+        let what = op.what();
 
-        let resp = call(&app, &op, None).await;
+        let resp = call(&app, &app.base, &op, None).await;
         assert_eq!(
             resp.headers()
                 .get("www-authenticate")
@@ -181,7 +191,7 @@ async fn every_protected_route_needs_a_token_and_its_scope() {
         );
         assert_problem(resp, 401).await;
 
-        let resp = call(&app, &op, Some("ssft_not-a-real-token")).await;
+        let resp = call(&app, &app.base, &op, Some("ssft_not-a-real-token")).await;
         assert_eq!(
             resp.headers()
                 .get("www-authenticate")
@@ -206,7 +216,7 @@ async fn every_protected_route_needs_a_token_and_its_scope() {
                 t
             }
         };
-        let resp = call(&app, &op, Some(&token)).await;
+        let resp = call(&app, &app.base, &op, Some(&token)).await;
         assert_eq!(
             resp.headers()
                 .get("www-authenticate")

@@ -14,6 +14,8 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// A running app in its own directory.
 pub struct TestApp {
     pub base: String,
+    /// The public listener's base URL, when `public_listen` is set.
+    pub public_base: Option<String>,
     pub issuer: String,
     pub state: AppState,
     pub store: ssf_transmitter::store::Store,
@@ -46,6 +48,19 @@ pub fn sqlite_config_for(dir: &Path) -> Config {
     }
 }
 
+/// An issuer with a path, as behind a reverse proxy serving several tenants.
+pub const ISSUER_WITH_PATH: &str = "https://ssf.example.com/tenant1";
+
+/// [`config_for`] with [`ISSUER_WITH_PATH`] as the issuer and a public listener: every route
+/// either listener can serve is served.
+pub fn config_with_issuer_path(dir: &Path) -> Config {
+    Config {
+        issuer: Some(ISSUER_WITH_PATH.to_owned()),
+        public_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        ..config_for(dir)
+    }
+}
+
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -69,6 +84,7 @@ impl TestApp {
     ) -> TestApp {
         let app = Application::build(config, clock).await.expect("build app");
         let base = format!("http://{}", app.local_addr());
+        let public_base = app.public_addr().map(|a| format!("http://{a}"));
         let issuer = app.issuer().to_owned();
         let state = app.state().clone();
         let store = app.store().clone();
@@ -78,6 +94,7 @@ impl TestApp {
         }));
         TestApp {
             base,
+            public_base,
             issuer,
             state,
             store,
@@ -359,4 +376,39 @@ pub fn origin(url: &str) -> String {
     url::Url::parse(url)
         .map(|u| u.origin().ascii_serialization())
         .expect("url")
+}
+
+/// Stands for the issuer's path in route lists of the tests (`/tenant1` for [`ISSUER_WITH_PATH`]).
+pub const ISSUER_PATH_MARK: &str = "<issuer-path>";
+
+/// A route list's path for an app whose issuer has `issuer_path`; `None` when the path is under
+/// the issuer's path and the issuer has none (the route is then not served).
+pub fn listed_path(path: &str, issuer_path: &str) -> Option<String> {
+    if path.contains(ISSUER_PATH_MARK) && issuer_path.is_empty() {
+        return None;
+    }
+    Some(path.replace(ISSUER_PATH_MARK, issuer_path))
+}
+
+/// A request path for a route template: each `{param}` becomes `x1`, a catch-all `{*rest}`
+/// becomes `index.html` (the only catch-all serves Swagger UI's files).
+pub fn concrete_path(template: &str) -> String {
+    let mut out = String::new();
+    let mut param: Option<String> = None;
+    for c in template.chars() {
+        match (c, param.as_mut()) {
+            ('{', None) => param = Some(String::new()),
+            ('}', Some(name)) => {
+                out.push_str(if name.starts_with('*') {
+                    "index.html"
+                } else {
+                    "x1"
+                });
+                param = None;
+            }
+            (_, Some(name)) => name.push(c),
+            (_, None) => out.push(c),
+        }
+    }
+    out
 }

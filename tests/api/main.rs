@@ -27,6 +27,7 @@ mod pacing;
 mod privilege;
 mod receiver;
 mod replicas;
+mod routes;
 mod sandbox;
 mod sandbox_oauth;
 mod shutdown;
