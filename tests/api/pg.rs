@@ -46,6 +46,9 @@ pub fn database_url_for(dir: &Path) -> String {
     if let Some((_, name)) = reg.databases.iter().find(|(d, _)| d == dir) {
         return with_database(&server, name);
     }
+    // A database lives as long as its directory: make sure it exists, or the next test's sweep
+    // below drops the database of a directory its app has not created yet.
+    let _ = std::fs::create_dir_all(dir);
     let mut gone = Vec::new();
     reg.databases.retain(|(d, name)| {
         let keep = d.exists();
