@@ -4,8 +4,8 @@
 //!
 //! `cargo bench --bench replicas [-- --signals N --concurrency C]`. The PostgreSQL server is
 //! `SSF_BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`); each run
-//! creates its own database and drops it afterwards. Replicas run in this one process (one
-//! runtime, the same cores), as separate services on one store. Numbers, not assertions.
+//! creates its own database and drops it afterwards. Each replica is a `serve` process of the
+//! built binary, as deployed (on this machine they share its cores). Numbers, not assertions.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,9 +13,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sqlx::Connection as _;
-use ssf_transmitter::Application;
-use ssf_transmitter::clock::SystemClock;
-use ssf_transmitter::config::{Config, OktaConfig};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
 
@@ -80,32 +77,66 @@ async fn drop_database(server: &str, name: &str) {
     }
 }
 
-/// Delivered SETs/s for `replicas` services on `database_url` (one keys dir).
+/// One `serve` process of the built binary; killed when dropped.
+struct Replica(std::process::Child);
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `ssf-transmitter serve` on `database_url` and returns it with the address it serves on.
+fn start_replica(
+    database_url: &str,
+    keys_dir: &std::path::Path,
+    sink_url: &str,
+) -> (Replica, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ssf-transmitter"))
+        .arg("serve")
+        .env("SSF_LISTEN", "127.0.0.1:0")
+        .env("SSF_DATABASE_URL", database_url)
+        .env("SSF_KEYS_DIR", keys_dir)
+        .env("SSF_ADMIN_TOKEN", ADMIN)
+        .env("SSF_OKTA__ORG_URL", sink_url)
+        .env("SSF_DELIVERY__CONCURRENCY", "64")
+        .env("SSF_DELIVERY__POLL_INTERVAL_MS", "100")
+        .env("SSF_LOG_FORMAT", "json")
+        // Only the start-up line: per-request logs would measure the terminal.
+        .env("SSF_LOG_FILTER", "warn,ssf_transmitter::app=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ssf-transmitter serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .and_then(Result::ok)
+            .expect("the replica logs `serving`");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "serving" {
+            break v["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+    // Keep reading, so a full pipe never blocks the replica.
+    std::thread::spawn(move || for _ in lines {});
+    (Replica(child), format!("http://{addr}"))
+}
+
+/// Delivered SETs/s for `replicas` processes on `database_url` (one keys dir).
 async fn run(database_url: &str, replicas: usize, signals: usize, concurrency: usize) -> f64 {
     let dir = tempfile::tempdir().expect("tmp");
     let (sink_url, delivered) = sink().await;
     let mut bases = Vec::new();
-    let mut stops = Vec::new();
+    let mut procs = Vec::new();
     for _ in 0..replicas {
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: database_url.to_owned().into(),
-            keys_dir: dir.path().join("keys"),
-            admin_token: Some(ADMIN.to_owned().into()),
-            ..Config::default()
-        };
-        config.delivery.concurrency = 64;
-        config.delivery.poll_interval_ms = 100;
-        config.okta = Some(OktaConfig::for_org(&sink_url));
-        let app = Application::build(config, Arc::new(SystemClock))
-            .await
-            .expect("build");
-        bases.push(format!("http://{}", app.local_addr()));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        stops.push(tx);
-        tokio::spawn(app.run_until_stopped(async move {
-            let _ = rx.await;
-        }));
+        let (p, base) = start_replica(database_url, &dir.path().join("keys"), &sink_url);
+        procs.push(p);
+        bases.push(base);
     }
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -157,10 +188,7 @@ async fn run(database_url: &str, replicas: usize, signals: usize, concurrency: u
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = started.elapsed().as_secs_f64();
-    for s in stops {
-        let _ = s.send(());
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(procs);
     delivered.load(Ordering::Relaxed) as f64 / secs
 }
 
@@ -175,7 +203,7 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         println!(
-            "{signals} single-signal requests, {concurrency} connections, 500 subjects, 202 sink, one process"
+            "{signals} single-signal requests, {concurrency} connections, 500 subjects, 202 sink, each replica a process"
         );
         println!("| store | replicas | delivered SETs/s |");
         println!("|---|---:|---:|");
