@@ -8,6 +8,13 @@ use chrono::{DateTime, Duration, Utc};
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Now, in UTC.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Whether this clock follows the machine's time, so its distance from a shared database's
+    /// clock says whether the machine is in sync (see the start-up skew check). A clock that
+    /// only moves when told to does not.
+    fn follows_machine_time(&self) -> bool {
+        true
+    }
 }
 
 /// The system clock.
@@ -50,5 +57,9 @@ impl Clock for ManualClock {
             .now
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn follows_machine_time(&self) -> bool {
+        false
     }
 }

@@ -553,9 +553,7 @@ async fn a_replica_whose_clock_is_off_from_the_database_refuses_to_start() {
         return;
     }
     let dir = tempdir();
-    let ahead = std::sync::Arc::new(ssf_transmitter::clock::ManualClock::new(
-        chrono::Utc::now() + chrono::Duration::seconds(10),
-    ));
+    let ahead = std::sync::Arc::new(OffsetClock(chrono::Duration::seconds(10)));
     let err = match ssf_transmitter::app::Application::build(
         crate::helpers::config_for(dir.path()),
         ahead,
@@ -569,9 +567,7 @@ async fn a_replica_whose_clock_is_off_from_the_database_refuses_to_start() {
         err.contains("ms ahead of the database server's") && err.contains("synchronise the clocks"),
         "{err}"
     );
-    let behind = std::sync::Arc::new(ssf_transmitter::clock::ManualClock::new(
-        chrono::Utc::now() - chrono::Duration::seconds(3),
-    ));
+    let behind = std::sync::Arc::new(OffsetClock(chrono::Duration::seconds(-3)));
     let err = match ssf_transmitter::app::Application::build(
         crate::helpers::config_for(dir.path()),
         behind,
@@ -609,4 +605,14 @@ async fn a_replica_whose_clock_is_off_from_the_database_refuses_to_start() {
         skew.abs() < 2.0,
         "this machine's clock and the database's: {skew} s"
     );
+}
+
+/// The machine's time, off by a fixed amount: a replica whose clock is not in sync.
+#[derive(Debug)]
+struct OffsetClock(chrono::Duration);
+
+impl ssf_transmitter::clock::Clock for OffsetClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.0
+    }
 }
