@@ -14,7 +14,360 @@
 //! An operator can let receivers reach chosen private networks (an internal SIEM, say) with
 //! [`AllowPrivate`].
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use url::{Host, Url};
+
+/// The longest push endpoint URL accepted, in bytes, both as sent and once normalised.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// The most characters of caller input an error message quotes.
+pub const MAX_QUOTED: usize = 100;
+
+/// Why a push endpoint URL is refused.
+///
+/// The messages are shown to API callers after the field name ("delivery.endpoint_url contains a
+/// fragment ..."): they say what is wrong and what is accepted, and quote at most
+/// [`MAX_QUOTED`] characters of the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// Longer than [`MAX_URL_LEN`] bytes, as sent or once normalised (percent-encoded).
+    #[error("is {len} bytes long; at most {MAX_URL_LEN} bytes are accepted")]
+    TooLong {
+        /// The length found.
+        len: usize,
+    },
+    /// Contains whitespace or a control character (space, CR, LF, tab, ...).
+    #[error(
+        "contains whitespace or a control character (such as a space, CR or LF) at byte {at}; \
+         percent-encode it"
+    )]
+    BadCharacter {
+        /// The byte offset of the first such character.
+        at: usize,
+    },
+    /// Not an absolute URL.
+    #[error("is not an absolute URL ({error}): {quoted}; expected https://host[:port]/path")]
+    Malformed {
+        /// What the URL parser found.
+        error: url::ParseError,
+        /// The input, quoted and shortened.
+        quoted: String,
+    },
+    /// A scheme other than `https` or `http`.
+    #[error(
+        "has scheme {quoted}; only https is accepted (http only to a loopback host: \
+         127.0.0.0/8, [::1] or localhost)"
+    )]
+    Scheme {
+        /// The scheme, quoted and shortened.
+        quoted: String,
+    },
+    /// `http` to a host that is not a loopback one.
+    #[error(
+        "uses http to host {quoted}; use https (http is accepted only to a loopback host: \
+         127.0.0.0/8, [::1] or localhost)"
+    )]
+    HttpNotLoopback {
+        /// The host, quoted and shortened.
+        quoted: String,
+    },
+    /// Contains user information (`user:password@`).
+    #[error(
+        "contains user information (user:password@), which is not accepted; credentials for the \
+         receiver belong in the delivery's authorization_header"
+    )]
+    UserInfo,
+    /// Contains a fragment (`#...`).
+    #[error("contains a fragment (#...), which is not accepted: a push endpoint has none")]
+    Fragment,
+    /// Has no host.
+    #[error("has no host; expected https://host[:port]/path")]
+    NoHost,
+    /// Names port 0.
+    #[error("has port 0; give a port from 1 to 65535, or none for the scheme's default")]
+    PortZero,
+    /// The host is an IP literal in a [`forbidden`] range, not allowed by [`AllowPrivate`].
+    #[error(
+        "has host {quoted}, {reason}, which is not accepted; a receiver must be on a public \
+         address (or a loopback one)"
+    )]
+    ForbiddenHost {
+        /// The host, quoted and shortened.
+        quoted: String,
+        /// Why the address is refused (from [`forbidden`]).
+        reason: &'static str,
+    },
+}
+
+/// `s` in double quotes, escaped, and shortened to [`MAX_QUOTED`] characters (with "...").
+fn quote(s: &str) -> String {
+    let mut chars = s.chars();
+    let head: String = chars.by_ref().take(MAX_QUOTED).collect();
+    let more = if chars.next().is_some() { "..." } else { "" };
+    format!("\"{}{more}\"", head.escape_debug())
+}
+
+/// A receiver's push endpoint URL that passed the registration checks of
+/// [`ReceiverUrl::parse_with`]; kept and shown in its normalised form.
+///
+/// A host *name* is only checked when a connection is made, by [`GuardedResolver`]: push with a
+/// client from [`guarded_client_builder`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ReceiverUrl(Url);
+
+impl ReceiverUrl {
+    /// [`ReceiverUrl::parse_with`] with no private network allowed.
+    pub fn parse(input: &str) -> Result<Self, EndpointError> {
+        Self::parse_with(input, &AllowPrivate::none())
+    }
+
+    /// Checks a receiver's push endpoint URL: absolute, at most [`MAX_URL_LEN`] bytes, without
+    /// whitespace or control characters, user information or fragment, with a host and a port
+    /// other than 0 (if any). The scheme is `https`, or `http` when the host is a loopback
+    /// address literal (127.0.0.0/8, `[::1]`) or `localhost`.
+    ///
+    /// A host written as an IP address is refused when it is [`forbidden`] and not in `allow`
+    /// (which cannot open the cloud metadata, link-local, multicast, broadcast or unspecified
+    /// addresses); loopback addresses are accepted. A host name is accepted here and checked
+    /// against its addresses on every connection by [`GuardedResolver`].
+    pub fn parse_with(input: &str, allow: &AllowPrivate) -> Result<Self, EndpointError> {
+        if input.len() > MAX_URL_LEN {
+            return Err(EndpointError::TooLong { len: input.len() });
+        }
+        // The URL parser would drop tabs and newlines and trim spaces silently.
+        if let Some((at, _)) = input
+            .char_indices()
+            .find(|(_, c)| c.is_whitespace() || c.is_control())
+        {
+            return Err(EndpointError::BadCharacter { at });
+        }
+        let url = Url::parse(input).map_err(|error| EndpointError::Malformed {
+            error,
+            quoted: quote(input),
+        })?;
+        let http = match url.scheme() {
+            "https" => false,
+            "http" => true,
+            other => {
+                return Err(EndpointError::Scheme {
+                    quoted: quote(other),
+                });
+            }
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(EndpointError::UserInfo);
+        }
+        if url.fragment().is_some() {
+            return Err(EndpointError::Fragment);
+        }
+        let host = url.host().ok_or(EndpointError::NoHost)?;
+        if url.port() == Some(0) {
+            return Err(EndpointError::PortZero);
+        }
+        let loopback = match host {
+            Host::Domain(name) => is_localhost(name),
+            Host::Ipv4(ip) => literal(IpAddr::V4(ip), &url, allow)?,
+            Host::Ipv6(ip) => literal(IpAddr::V6(ip), &url, allow)?,
+        };
+        if http && !loopback {
+            return Err(EndpointError::HttpNotLoopback {
+                quoted: quote(url.host_str().unwrap_or_default()),
+            });
+        }
+        let len = url.as_str().len();
+        if len > MAX_URL_LEN {
+            return Err(EndpointError::TooLong { len });
+        }
+        Ok(Self(url))
+    }
+
+    /// The normalised URL.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The parsed URL.
+    pub fn as_url(&self) -> &Url {
+        &self.0
+    }
+}
+
+/// Checks a host given as an IP literal; whether it is a loopback address.
+fn literal(ip: IpAddr, url: &Url, allow: &AllowPrivate) -> Result<bool, EndpointError> {
+    if is_loopback(ip) {
+        return Ok(true);
+    }
+    match refusal(ip, allow) {
+        Some(reason) => Err(EndpointError::ForbiddenHost {
+            quoted: quote(url.host_str().unwrap_or_default()),
+            reason,
+        }),
+        None => Ok(false),
+    }
+}
+
+/// Whether a host name is `localhost` (in any case, with or without the root's trailing dot).
+fn is_localhost(name: &str) -> bool {
+    name.strip_suffix('.')
+        .unwrap_or(name)
+        .eq_ignore_ascii_case("localhost")
+}
+
+impl AsRef<str> for ReceiverUrl {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for ReceiverUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for ReceiverUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReceiverUrl").field(&self.as_str()).finish()
+    }
+}
+
+/// Private networks an operator lets receivers be on (an internal SIEM at 10.1.2.3, say), as
+/// CIDR networks. Empty by default.
+///
+/// An address in one of them is accepted even though it is [`forbidden`], except the
+/// unspecified (0.0.0.0/8, ::), link-local (169.254/16, fe80::/10, and with them the cloud
+/// metadata endpoints), other metadata (100.100.100.200, 168.63.129.16, fd00:ec2::254),
+/// multicast and broadcast addresses: no receiver is there, whatever the list says. A network
+/// containing loopback addresses also lets other names than `localhost` resolve to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct AllowPrivate {
+    nets: Arc<[IpNet]>,
+}
+
+/// A network in an [`AllowPrivate`] list that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{quoted} is not a network: {why}")]
+pub struct InvalidNetwork {
+    quoted: String,
+    why: String,
+}
+
+impl AllowPrivate {
+    /// No private network allowed.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Parses CIDR networks (`10.0.0.0/8`, `fd12:3456::/32`) or single addresses (`10.1.2.3`,
+    /// meaning /32 or /128). A network with bits set after its prefix (`10.1.2.3/8`) is refused
+    /// as a likely typo, rather than silently widened to `10.0.0.0/8`.
+    pub fn from_cidrs<I, S>(cidrs: I) -> Result<Self, InvalidNetwork>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nets = cidrs
+            .into_iter()
+            .map(|s| parse_net(s.as_ref().trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { nets: nets.into() })
+    }
+
+    /// The networks.
+    pub fn networks(&self) -> &[IpNet] {
+        &self.nets
+    }
+
+    /// Whether no network is allowed.
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+
+    /// Whether `ip` (or the IPv4 address an IPv4-mapped `ip` stands for) is in one of the
+    /// networks. Says nothing of whether it is [`forbidden`].
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let canon = canonical(ip);
+        self.nets
+            .iter()
+            .any(|net| net.contains(&ip) || net.contains(&canon))
+    }
+}
+
+impl TryFrom<Vec<String>> for AllowPrivate {
+    type Error = InvalidNetwork;
+
+    fn try_from(cidrs: Vec<String>) -> Result<Self, Self::Error> {
+        Self::from_cidrs(cidrs)
+    }
+}
+
+fn parse_net(s: &str) -> Result<IpNet, InvalidNetwork> {
+    let invalid = |why: String| InvalidNetwork {
+        quoted: quote(s),
+        why,
+    };
+    let net = if s.contains('/') {
+        s.parse::<IpNet>().map_err(|_| {
+            invalid(
+                "expected an address and a prefix length, such as 10.0.0.0/8 or fd00::/8".into(),
+            )
+        })?
+    } else {
+        s.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+            invalid("expected an IP address or a CIDR network such as 10.0.0.0/8".into())
+        })?
+    };
+    if net.trunc() != net {
+        return Err(invalid(format!(
+            "it has bits set after the prefix length; write the network {} or the single \
+             address {}",
+            net.trunc(),
+            IpNet::from(net.addr()),
+        )));
+    }
+    Ok(net)
+}
+
+/// Why a push may not connect to `ip` given the operator's allow-list, or `None` if it may.
+/// Loopback is not judged here.
+fn refusal(ip: IpAddr, allow: &AllowPrivate) -> Option<&'static str> {
+    let reason = forbidden(ip)?;
+    if allow.contains(ip) && !never_allowed(ip) {
+        None
+    } else {
+        Some(reason)
+    }
+}
+
+/// Addresses no allow-list opens: no receiver is there.
+fn never_allowed(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(v4) => never_allowed_v4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            v6.is_unspecified()
+                || in_v6(bits, 0xfe80 << 112, 10)
+                || in_v6(bits, 0xff00 << 112, 8)
+                || bits == AWS_METADATA_V6
+                || translated_v4(v6).is_some_and(never_allowed_v4)
+        }
+    }
+}
+
+fn never_allowed_v4(ip: Ipv4Addr) -> bool {
+    in_v4(ip, [0, 0, 0, 0], 8)
+        || in_v4(ip, [169, 254, 0, 0], 16)
+        || in_v4(ip, [224, 0, 0, 0], 4)
+        || ip.is_broadcast()
+        || ip == Ipv4Addr::new(100, 100, 100, 200)
+        || ip == Ipv4Addr::new(168, 63, 129, 16)
+}
 
 /// An IPv4 network, as its first address and prefix length, and why an address in it is refused.
 struct V4Rule {
@@ -105,7 +458,7 @@ const V4_RULES: &[V4Rule] = &[
 const V6_RULES: &[V6Rule] = &[
     v6(0, 128, "the unspecified address (::)"),
     v6(
-        0xfd00_0ec2_0000_0000_0000_0000_0000_0254,
+        AWS_METADATA_V6,
         128,
         "the cloud metadata endpoint (AWS, fd00:ec2::254)",
     ),
@@ -151,6 +504,8 @@ const V6_RULES: &[V6Rule] = &[
     ),
 ];
 
+/// AWS's IPv6 instance metadata endpoint, fd00:ec2::254.
+const AWS_METADATA_V6: u128 = 0xfd00_0ec2_0000_0000_0000_0000_0000_0254;
 /// The NAT64 well-known prefix 64:ff9b::/96 (RFC 6052).
 const NAT64: u128 = 0x0064_ff9b_0000_0000_0000_0000_0000_0000;
 /// The 6to4 prefix 2002::/16 (RFC 3056).
@@ -201,24 +556,15 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if let Some(v4) = embedded_v4(ip) {
         return forbidden_v4(v4);
     }
+    if let Some(v4) = translated_v4(ip) {
+        // The translator's loopback, not ours.
+        return if v4.is_loopback() {
+            Some("a NAT64 or 6to4 address of a loopback address")
+        } else {
+            forbidden_v4(v4)
+        };
+    }
     let bits = u128::from(ip);
-    if in_v6(bits, NAT64, 96) {
-        // The NAT64 gateway's loopback, not ours.
-        let v4 = Ipv4Addr::from(bits as u32);
-        return if v4.is_loopback() {
-            Some("a NAT64 address of a loopback address (64:ff9b::/96)")
-        } else {
-            forbidden_v4(v4)
-        };
-    }
-    if in_v6(bits, SIX_TO_FOUR, 16) {
-        let v4 = Ipv4Addr::from((bits >> 80) as u32);
-        return if v4.is_loopback() {
-            Some("a 6to4 address of a loopback address (2002::/16)")
-        } else {
-            forbidden_v4(v4)
-        };
-    }
     V6_RULES
         .iter()
         .find(|r| in_v6(bits, r.net, r.len))
@@ -235,6 +581,32 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         return None;
     }
     ip.to_ipv4()
+}
+
+/// The IPv4 address a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address reaches through its
+/// translator.
+fn translated_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = u128::from(ip);
+    if in_v6(bits, NAT64, 96) {
+        Some(Ipv4Addr::from(bits as u32))
+    } else if in_v6(bits, SIX_TO_FOUR, 16) {
+        Some(Ipv4Addr::from((bits >> 80) as u32))
+    } else {
+        None
+    }
+}
+
+/// `ip`, with an IPv4-mapped or -compatible IPv6 address replaced by its IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// Whether `ip` is a loopback address (127/8, ::1, or 127/8 mapped into IPv6).
+fn is_loopback(ip: IpAddr) -> bool {
+    canonical(ip).is_loopback()
 }
 
 #[cfg(test)]
@@ -326,6 +698,12 @@ mod tests {
         allowed("127.255.255.254");
         allowed("::1");
         allowed("::ffff:127.0.0.1");
+        assert!(is_loopback(ip("127.1.2.3")));
+        assert!(is_loopback(ip("::1")));
+        assert!(is_loopback(ip("::ffff:127.0.0.1")));
+        assert!(!is_loopback(ip("10.0.0.1")));
+        assert!(!is_loopback(ip("::2")));
+        assert!(!is_loopback(ip("64:ff9b::127.0.0.1")));
     }
 
     #[test]
@@ -376,11 +754,312 @@ mod tests {
     fn nat64_and_6to4_are_judged_by_their_ipv4_address() {
         refused("64:ff9b::10.0.0.1", "private");
         refused("64:ff9b::169.254.169.254", "cloud metadata");
-        refused("64:ff9b::127.0.0.1", "NAT64 address of a loopback");
+        refused("64:ff9b::127.0.0.1", "NAT64 or 6to4 address of a loopback");
         allowed("64:ff9b::8.8.8.8");
         refused("2002:0a00:0001::1", "private");
         refused("2002:a9fe:a9fe::", "cloud metadata");
-        refused("2002:7f00:0001::1", "6to4 address of a loopback");
+        refused("2002:7f00:0001::1", "NAT64 or 6to4 address of a loopback");
         allowed("2002:0808:0808::1");
+    }
+
+    fn ok(input: &str) -> ReceiverUrl {
+        ReceiverUrl::parse(input).unwrap_or_else(|e| panic!("{input} should be accepted: {e}"))
+    }
+
+    fn err(input: &str) -> EndpointError {
+        match ReceiverUrl::parse(input) {
+            Ok(url) => panic!("{input} should be refused, got {url:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn allow(cidrs: &[&str]) -> AllowPrivate {
+        AllowPrivate::from_cidrs(cidrs).expect("test networks")
+    }
+
+    #[test]
+    fn https_urls_are_accepted_and_normalised() {
+        assert_eq!(
+            ok("https://Receiver.Example.COM/ssf/push?tenant=1").as_str(),
+            "https://receiver.example.com/ssf/push?tenant=1"
+        );
+        assert_eq!(ok("https://example.com").as_str(), "https://example.com/");
+        assert_eq!(
+            ok("https://example.com:8443/x").as_str(),
+            "https://example.com:8443/x"
+        );
+        assert_eq!(ok("https://8.8.8.8/x").as_str(), "https://8.8.8.8/x");
+        assert_eq!(
+            ok("https://[2606:4700::1111]/x").as_str(),
+            "https://[2606:4700::1111]/x"
+        );
+        // Hostnames are judged on resolution, not here.
+        ok("https://metadata.google.internal/");
+        let url = ok("https://example.com/a");
+        assert_eq!(url.to_string(), "https://example.com/a");
+        assert_eq!(format!("{url:?}"), "ReceiverUrl(\"https://example.com/a\")");
+        assert_eq!(url.as_url().host_str(), Some("example.com"));
+    }
+
+    #[test]
+    fn http_only_to_loopback() {
+        assert!(matches!(
+            err("http://example.com"),
+            EndpointError::HttpNotLoopback { .. }
+        ));
+        assert!(matches!(
+            err("http://8.8.8.8/x"),
+            EndpointError::HttpNotLoopback { .. }
+        ));
+        assert!(matches!(
+            err("http://localhost.example.com/x"),
+            EndpointError::HttpNotLoopback { .. }
+        ));
+        assert_eq!(
+            ok("http://127.0.0.1:8080/x").as_str(),
+            "http://127.0.0.1:8080/x"
+        );
+        ok("http://localhost/x");
+        ok("http://LOCALHOST:9000/x");
+        ok("http://127.1.2.3/x");
+        ok("http://[::1]:8080/x");
+        ok("http://[::ffff:127.0.0.1]/x");
+        // Other spellings of 127.0.0.1 are normalised by the URL parser before the check.
+        assert_eq!(ok("http://0x7f.1/x").as_str(), "http://127.0.0.1/x");
+        assert_eq!(ok("http://2130706433/x").as_str(), "http://127.0.0.1/x");
+        // https to loopback is fine too.
+        ok("https://127.0.0.1:8443/x");
+        ok("https://localhost/x");
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        for input in [
+            "ftp://example.com/",
+            "file:///etc/passwd",
+            "gopher://example.com/",
+            "ws://localhost/",
+            "javascript:alert(1)",
+            "data:text/plain,hi",
+        ] {
+            let e = err(input);
+            assert!(matches!(e, EndpointError::Scheme { .. }), "{input}: {e:?}");
+            assert!(e.to_string().contains("only https is accepted"), "{e}");
+        }
+    }
+
+    #[test]
+    fn forbidden_literals_are_refused() {
+        let e = err("https://169.254.169.254/latest/meta-data/");
+        assert!(matches!(e, EndpointError::ForbiddenHost { .. }), "{e:?}");
+        assert!(e.to_string().contains("cloud metadata"), "{e}");
+        assert!(e.to_string().contains("169.254.169.254"), "{e}");
+
+        let e = err("https://[::ffff:10.0.0.1]/");
+        assert!(
+            e.to_string().contains("private address (10.0.0.0/8)"),
+            "{e}"
+        );
+        let e = err("https://[::ffff:a9fe:a9fe]/");
+        assert!(e.to_string().contains("cloud metadata"), "{e}");
+        for input in [
+            "https://10.0.0.1/",
+            "https://172.16.5.4:443/",
+            "https://192.168.1.1/",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+            "https://0/",
+            "https://224.0.0.1/",
+            "https://255.255.255.255/",
+            "https://[fc00::1]/",
+            "https://[fe80::1]/",
+            "https://[fd00:ec2::254]/",
+            "https://[64:ff9b::a00:1]/",
+            "https://[::]/",
+            "http://10.0.0.1/",
+            // The URL parser reads these as IPv4 (octal, hex, short forms).
+            "https://012.0.0.1/",
+            "https://0xa9.0xfe.0xa9.0xfe/",
+            "https://10.1/",
+        ] {
+            let e = err(input);
+            assert!(
+                matches!(e, EndpointError::ForbiddenHost { .. }),
+                "{input}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn userinfo_fragment_and_missing_host_are_refused() {
+        assert_eq!(err("https://user:pw@host/"), EndpointError::UserInfo);
+        assert_eq!(err("https://user@host/"), EndpointError::UserInfo);
+        assert_eq!(err("https://:pw@host/"), EndpointError::UserInfo);
+        assert_eq!(err("https://host/x#frag"), EndpointError::Fragment);
+        assert_eq!(err("https://host/x#"), EndpointError::Fragment);
+        assert_eq!(err("https://host:0/"), EndpointError::PortZero);
+        ok("https://host:65535/");
+        assert!(matches!(
+            err("https://host:65536/"),
+            EndpointError::Malformed { .. }
+        ));
+        assert!(matches!(err("https://"), EndpointError::Malformed { .. }));
+        assert!(matches!(
+            err("/relative/path"),
+            EndpointError::Malformed { .. }
+        ));
+        assert!(matches!(
+            err("example.com/x"),
+            EndpointError::Malformed { .. }
+        ));
+        assert!(matches!(err(""), EndpointError::Malformed { .. }));
+    }
+
+    #[test]
+    fn whitespace_and_control_characters_are_refused() {
+        for (input, at) in [
+            ("https://example.com/a\r\nX-Injected: 1", 21),
+            ("https://example.com/a\nb", 21),
+            ("https://exa\tmple.com/", 11),
+            ("https://example.com/a b", 21),
+            (" https://example.com/", 0),
+            ("https://example.com/ ", 20),
+            ("https://example.com/\u{a0}", 20),
+            ("https://example.com/\0", 20),
+            ("https://example.com/\u{7f}", 20),
+        ] {
+            assert_eq!(err(input), EndpointError::BadCharacter { at }, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn length_is_limited() {
+        let base = "https://example.com/";
+        let at_limit = format!("{base}{}", "a".repeat(MAX_URL_LEN - base.len()));
+        ok(&at_limit);
+        let over = format!("{at_limit}a");
+        assert_eq!(
+            err(&over),
+            EndpointError::TooLong {
+                len: MAX_URL_LEN + 1
+            }
+        );
+        // Short enough as sent, too long once percent-encoded.
+        let encoded = format!("{base}{}", "\"".repeat(1000));
+        assert!(encoded.len() <= MAX_URL_LEN);
+        assert!(matches!(err(&encoded), EndpointError::TooLong { len } if len > MAX_URL_LEN));
+        assert!(err(&over).to_string().contains("at most 2048 bytes"));
+    }
+
+    #[test]
+    fn messages_quote_little_of_the_input() {
+        let long = format!("notaurl{}", "x".repeat(1500));
+        let msg = err(&long).to_string();
+        assert!(msg.len() < 250, "{msg}");
+        assert!(msg.contains("expected https://host[:port]/path"), "{msg}");
+        assert!(msg.contains("...\""), "{msg}");
+
+        let scheme = format!("{}://host/", "s".repeat(500));
+        let msg = err(&scheme).to_string();
+        assert!(msg.len() < 250, "{msg}");
+
+        assert_eq!(quote("ab\"c"), "\"ab\\\"c\"");
+        assert_eq!(quote(&"é".repeat(150)).chars().count(), MAX_QUOTED + 5);
+    }
+
+    #[test]
+    fn allow_list_opens_chosen_private_networks() {
+        let siem = allow(&["10.1.2.3"]);
+        assert_eq!(
+            ReceiverUrl::parse_with("https://10.1.2.3/", &siem)
+                .expect("allowed")
+                .as_str(),
+            "https://10.1.2.3/"
+        );
+        assert!(ReceiverUrl::parse_with("https://[::ffff:10.1.2.3]/", &siem).is_ok());
+        assert!(ReceiverUrl::parse_with("https://10.1.2.4/", &siem).is_err());
+        assert!(ReceiverUrl::parse("https://10.1.2.3/").is_err());
+        // http is still for loopback only.
+        assert!(matches!(
+            ReceiverUrl::parse_with("http://10.1.2.3/", &siem),
+            Err(EndpointError::HttpNotLoopback { .. })
+        ));
+
+        let wide = allow(&["10.0.0.0/8", "fd12:3456::/32", "192.168.0.0/16"]);
+        assert!(ReceiverUrl::parse_with("https://10.200.0.1/", &wide).is_ok());
+        assert!(ReceiverUrl::parse_with("https://[fd12:3456::1]/", &wide).is_ok());
+        assert!(ReceiverUrl::parse_with("https://[fd12:3457::1]/", &wide).is_err());
+        assert!(ReceiverUrl::parse_with("https://172.16.0.1/", &wide).is_err());
+    }
+
+    #[test]
+    fn allow_list_cannot_open_metadata_link_local_or_multicast() {
+        let everything = allow(&["0.0.0.0/0", "::/0"]);
+        for input in [
+            "https://169.254.169.254/",
+            "https://169.254.170.2/",
+            "https://[::ffff:169.254.169.254]/",
+            "https://[fd00:ec2::254]/",
+            "https://[fe80::1]/",
+            "https://100.100.100.200/",
+            "https://168.63.129.16/",
+            "https://224.0.0.1/",
+            "https://[ff02::1]/",
+            "https://255.255.255.255/",
+            "https://0.0.0.0/",
+            "https://0.1.2.3/",
+            "https://[::]/",
+            "https://[64:ff9b::a9fe:a9fe]/",
+        ] {
+            assert!(
+                matches!(
+                    ReceiverUrl::parse_with(input, &everything),
+                    Err(EndpointError::ForbiddenHost { .. })
+                ),
+                "{input}"
+            );
+        }
+        assert!(ReceiverUrl::parse_with("https://10.0.0.1/", &everything).is_ok());
+        assert!(ReceiverUrl::parse_with("https://[fd00::1]/", &everything).is_ok());
+    }
+
+    #[test]
+    fn allow_list_parsing() {
+        let list = allow(&["10.0.0.0/8", " 10.1.2.3 ", "fd00::/8", "::1"]);
+        assert_eq!(list.networks().len(), 4);
+        assert_eq!(list.networks()[1].to_string(), "10.1.2.3/32");
+        assert_eq!(list.networks()[3].to_string(), "::1/128");
+        assert!(list.contains(ip("10.9.9.9")));
+        assert!(list.contains(ip("::ffff:10.9.9.9")));
+        assert!(list.contains(ip("fd00::5")));
+        assert!(!list.contains(ip("11.0.0.1")));
+        assert!(!list.is_empty());
+        assert!(AllowPrivate::none().is_empty());
+        assert!(!AllowPrivate::none().contains(ip("10.0.0.1")));
+
+        for bad in [
+            "10.0.0.0/33",
+            "fd00::/129",
+            "10.0.0/8",
+            "10.0.0.0/",
+            "/8",
+            "example.com",
+            "",
+            "10.1.2.3/8",
+            "fd00::1/8",
+        ] {
+            let e = AllowPrivate::from_cidrs([bad]).expect_err(bad);
+            assert!(e.to_string().contains("is not a network"), "{e}");
+        }
+        let e = AllowPrivate::from_cidrs(["10.1.2.3/8"]).expect_err("host bits");
+        assert!(e.to_string().contains("network 10.0.0.0/8 or"), "{e}");
+        assert!(e.to_string().contains("address 10.1.2.3/32"), "{e}");
+        let e = AllowPrivate::from_cidrs(["fd00::1/8"]).expect_err("host bits");
+        assert!(e.to_string().contains("network fd00::/8 or"), "{e}");
+
+        let from_json: AllowPrivate =
+            serde_json::from_str(r#"["10.0.0.0/8"]"#).expect("deserialize");
+        assert!(from_json.contains(ip("10.1.1.1")));
+        assert!(serde_json::from_str::<AllowPrivate>(r#"["10.0.0.0/99"]"#).is_err());
     }
 }
