@@ -15,10 +15,11 @@
 //! [`AllowPrivate`].
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
 /// The longest push endpoint URL accepted, in bytes, both as sent and once normalised.
@@ -332,6 +333,153 @@ fn parse_net(s: &str) -> Result<IpNet, InvalidNetwork> {
         )));
     }
     Ok(net)
+}
+
+/// Why [`GuardedResolver`] refused a receiver's host name. The push fails with a reqwest error
+/// whose source chain holds this.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// One of the name's addresses is [`forbidden`] (and not allowed by [`AllowPrivate`]).
+    #[error("receiver host {quoted} resolves to {ip}, {reason}; refused")]
+    Forbidden {
+        /// The name, quoted and shortened.
+        quoted: String,
+        /// The refused address.
+        ip: IpAddr,
+        /// Why (from [`forbidden`]).
+        reason: &'static str,
+    },
+    /// The name is not `localhost` but resolves to a loopback address: DNS rebinding, or a
+    /// misconfigured receiver.
+    #[error(
+        "receiver host {quoted} resolves to the loopback address {ip}; refused, only the name \
+         localhost may"
+    )]
+    Loopback {
+        /// The name, quoted and shortened.
+        quoted: String,
+        /// The loopback address.
+        ip: IpAddr,
+    },
+    /// The name resolves to no address.
+    #[error("receiver host {quoted} resolves to no address")]
+    NoAddress {
+        /// The name, quoted and shortened.
+        quoted: String,
+    },
+    /// The lookup failed.
+    #[error("cannot resolve receiver host {quoted}: {source}")]
+    Lookup {
+        /// The name, quoted and shortened.
+        quoted: String,
+        /// What the system resolver said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A DNS resolver for pushes that refuses a name when *any* of its addresses is [`forbidden`]
+/// (and not in its [`AllowPrivate`] list), or is a loopback address while the name is not
+/// `localhost` (a public name pointing at 127.0.0.1 is a DNS rebinding attempt). It resolves with
+/// the system resolver (`tokio::net::lookup_host`).
+///
+/// This is checked when each connection is made, so a name that passed
+/// [`ReceiverUrl::parse_with`] and was later re-pointed at the private network is still refused.
+/// The addresses checked are the ones connected to: there is no second lookup to race.
+///
+/// reqwest does not ask a resolver about a URL whose host is an IP literal, nor about the target
+/// of a request sent through a proxy: literals are why [`ReceiverUrl::parse_with`] checks them
+/// itself, and proxies are why [`guard`] turns them off. Push only to a [`ReceiverUrl`].
+#[derive(Debug, Clone, Default)]
+pub struct GuardedResolver {
+    allow: AllowPrivate,
+}
+
+impl GuardedResolver {
+    /// A resolver that also accepts addresses in `allow`.
+    pub fn new(allow: AllowPrivate) -> Self {
+        Self { allow }
+    }
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow.clone();
+        let name = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map_err(|source| ResolveError::Lookup {
+                    quoted: quote(&name),
+                    source,
+                })?;
+            let addrs = check_resolved(&name, found, &allow).inspect_err(|e| {
+                if !matches!(e, ResolveError::NoAddress { .. }) {
+                    tracing::warn!(error = %e, "push to a receiver refused");
+                }
+            })?;
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The addresses `name` resolved to, if a push may connect to all of them. One refused address
+/// refuses the name: connecting only to the others would still let an attacker's DNS steer some
+/// connections.
+fn check_resolved(
+    name: &str,
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    allow: &AllowPrivate,
+) -> Result<Vec<SocketAddr>, ResolveError> {
+    let localhost = is_localhost(name);
+    let addrs: Vec<SocketAddr> = addrs.into_iter().collect();
+    for addr in &addrs {
+        let ip = addr.ip();
+        if let Some(reason) = refusal(ip, allow) {
+            return Err(ResolveError::Forbidden {
+                quoted: quote(name),
+                ip,
+                reason,
+            });
+        }
+        if is_loopback(ip) && !localhost && !allow.contains(ip) {
+            return Err(ResolveError::Loopback {
+                quoted: quote(name),
+                ip,
+            });
+        }
+    }
+    if addrs.is_empty() {
+        return Err(ResolveError::NoAddress {
+            quoted: quote(name),
+        });
+    }
+    Ok(addrs)
+}
+
+/// A `reqwest` client builder for pushes to receivers: [`guard`] applied to
+/// `reqwest::Client::builder()`. Add timeouts and the like, but nothing that undoes the guard.
+pub fn guarded_client_builder(allow: &AllowPrivate) -> reqwest::ClientBuilder {
+    guard(reqwest::Client::builder(), allow)
+}
+
+/// Guards a `reqwest` client builder for pushes to receiver-chosen URLs:
+///
+/// - host names are resolved by a [`GuardedResolver`] with `allow`;
+/// - redirects are not followed (`redirect::Policy::none()`): a receiver could otherwise send the
+///   push on to a forbidden address, including an IP literal no resolver is asked about;
+/// - proxies, including those from `HTTP(S)_PROXY` in the environment, are not used: a proxy
+///   resolves the target itself, out of the resolver's reach.
+///
+/// IP-literal URLs skip reqwest's resolver altogether, which is why [`ReceiverUrl::parse_with`]
+/// checks literals itself: send only to [`ReceiverUrl`]s. Calling `redirect`, `proxy`,
+/// `dns_resolver` or `resolve` on the builder afterwards would undo part of the guard.
+pub fn guard(builder: reqwest::ClientBuilder, allow: &AllowPrivate) -> reqwest::ClientBuilder {
+    builder
+        .dns_resolver(Arc::new(GuardedResolver::new(allow.clone())))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
 }
 
 /// Why a push may not connect to `ip` given the operator's allow-list, or `None` if it may.
@@ -1061,5 +1209,188 @@ mod tests {
             serde_json::from_str(r#"["10.0.0.0/8"]"#).expect("deserialize");
         assert!(from_json.contains(ip("10.1.1.1")));
         assert!(serde_json::from_str::<AllowPrivate>(r#"["10.0.0.0/99"]"#).is_err());
+    }
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|s| SocketAddr::new(ip(s), 0)).collect()
+    }
+
+    fn check(name: &str, list: &[&str]) -> Result<Vec<SocketAddr>, ResolveError> {
+        check_resolved(name, addrs(list), &AllowPrivate::none())
+    }
+
+    #[test]
+    fn resolver_accepts_public_addresses() {
+        let found =
+            check("receiver.example.com", &["8.8.8.8", "2001:4860:4860::8888"]).expect("public");
+        assert_eq!(found, addrs(&["8.8.8.8", "2001:4860:4860::8888"]));
+    }
+
+    #[test]
+    fn resolver_refuses_a_name_with_any_forbidden_address() {
+        let e = check("receiver.example.com", &["8.8.8.8", "10.0.0.1"]).expect_err("private");
+        assert!(
+            matches!(e, ResolveError::Forbidden { ip: found, .. } if found == ip("10.0.0.1")),
+            "{e:?}"
+        );
+        let e = check("metadata.google.internal", &["169.254.169.254"]).expect_err("metadata");
+        assert!(e.to_string().contains("cloud metadata"), "{e}");
+        assert!(e.to_string().contains("metadata.google.internal"), "{e}");
+        for bad in [
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "fd00::1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "::",
+        ] {
+            assert!(
+                matches!(
+                    check("receiver.example.com", &[bad]),
+                    Err(ResolveError::Forbidden { .. })
+                ),
+                "{bad}"
+            );
+            // localhost is no excuse for a forbidden address.
+            assert!(
+                matches!(
+                    check("localhost", &[bad]),
+                    Err(ResolveError::Forbidden { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn resolver_refuses_loopback_for_other_names_than_localhost() {
+        for lo in ["127.0.0.1", "127.0.1.1", "::1", "::ffff:127.0.0.1"] {
+            let e = check("rebind.attacker.example", &["8.8.8.8", lo]).expect_err(lo);
+            assert!(matches!(e, ResolveError::Loopback { .. }), "{lo}: {e:?}");
+            assert!(e.to_string().contains("only the name localhost"), "{e}");
+        }
+        check("localhost", &["127.0.0.1", "::1"]).expect("localhost");
+        check("LocalHost.", &["127.0.0.1"]).expect("localhost, any case, rooted");
+        assert!(check("localhost.attacker.example", &["127.0.0.1"]).is_err());
+        assert!(check("foo.localhost", &["127.0.0.1"]).is_err());
+    }
+
+    #[test]
+    fn resolver_with_no_address_fails() {
+        assert!(matches!(
+            check("receiver.example.com", &[]),
+            Err(ResolveError::NoAddress { .. })
+        ));
+    }
+
+    #[test]
+    fn resolver_honours_the_allow_list() {
+        let siem = allow(&["10.1.2.0/24"]);
+        check_resolved("siem.corp.example", addrs(&["10.1.2.3"]), &siem).expect("allowed");
+        check_resolved("siem.corp.example", addrs(&["::ffff:10.1.2.3"]), &siem).expect("mapped");
+        assert!(check_resolved("siem.corp.example", addrs(&["10.1.3.1"]), &siem).is_err());
+        assert!(
+            check_resolved("siem.corp.example", addrs(&["10.1.2.3", "10.9.9.9"]), &siem).is_err()
+        );
+
+        let link_local = allow(&["169.254.0.0/16"]);
+        let e = check_resolved("x.example", addrs(&["169.254.169.254"]), &link_local)
+            .expect_err("metadata stays closed");
+        assert!(e.to_string().contains("cloud metadata"), "{e}");
+
+        let lo = allow(&["127.0.0.0/8"]);
+        check_resolved("sidecar.internal", addrs(&["127.0.0.1"]), &lo).expect("operator's choice");
+    }
+
+    fn resolve_name(resolver: &GuardedResolver, name: &str) -> Resolving {
+        resolver.resolve(name.parse::<Name>().expect("name"))
+    }
+
+    #[tokio::test]
+    async fn resolver_resolves_localhost_for_real() {
+        let found: Vec<SocketAddr> = resolve_name(&GuardedResolver::default(), "localhost")
+            .await
+            .expect("localhost resolves")
+            .collect();
+        assert!(!found.is_empty());
+        assert!(found.iter().all(|a| a.ip().is_loopback()), "{found:?}");
+    }
+
+    #[tokio::test]
+    async fn resolver_refuses_through_the_resolve_trait() {
+        // Literals go through lookup_host without any network: a name that "resolves" to them.
+        for (name, metadata) in [
+            ("127.0.0.1", false),
+            ("10.0.0.1", false),
+            ("169.254.169.254", true),
+        ] {
+            let e = match resolve_name(&GuardedResolver::default(), name).await {
+                Ok(found) => panic!(
+                    "{name} should be refused, got {:?}",
+                    found.collect::<Vec<_>>()
+                ),
+                Err(e) => e,
+            };
+            let e = e.downcast::<ResolveError>().expect("a ResolveError");
+            assert!(
+                matches!(
+                    *e,
+                    ResolveError::Forbidden { .. } | ResolveError::Loopback { .. }
+                ),
+                "{e:?}"
+            );
+            assert_eq!(e.to_string().contains("cloud metadata"), metadata, "{e}");
+        }
+        let allowed = GuardedResolver::new(allow(&["10.0.0.0/8"]));
+        let found: Vec<SocketAddr> = resolve_name(&allowed, "10.0.0.1")
+            .await
+            .expect("allowed")
+            .collect();
+        assert_eq!(found, addrs(&["10.0.0.1"]));
+    }
+
+    /// Serves one HTTP request on 127.0.0.1 with a redirect, and answers with its port.
+    async fn redirecting_server() -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let response = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{port}/elsewhere\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = conn.write_all(response.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn guarded_client_pushes_to_localhost_and_follows_no_redirect() {
+        let port = redirecting_server().await;
+        let client = guarded_client_builder(&AllowPrivate::none())
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let url = ReceiverUrl::parse(&format!("http://localhost:{port}/events")).expect("url");
+        let response = client
+            .post(url.as_str())
+            .body("set")
+            .send()
+            .await
+            .expect("push to localhost");
+        assert_eq!(response.status(), reqwest::StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(response.url().path(), "/events");
     }
 }
