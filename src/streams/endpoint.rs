@@ -280,6 +280,11 @@ impl AllowPrivate {
         Ok(Self { nets: nets.into() })
     }
 
+    /// [`AllowPrivate::from_cidrs`] over a configured list.
+    pub fn parse(cidrs: &[String]) -> Result<Self, InvalidNetwork> {
+        Self::from_cidrs(cidrs)
+    }
+
     /// The networks.
     pub fn networks(&self) -> &[IpNet] {
         &self.nets
@@ -1204,6 +1209,10 @@ mod tests {
         assert!(e.to_string().contains("address 10.1.2.3/32"), "{e}");
         let e = AllowPrivate::from_cidrs(["fd00::1/8"]).expect_err("host bits");
         assert!(e.to_string().contains("network fd00::/8 or"), "{e}");
+
+        let configured = AllowPrivate::parse(&["10.1.2.3".to_owned()]).expect("configured");
+        assert!(configured.contains(ip("10.1.2.3")));
+        assert!(AllowPrivate::parse(&["nope".to_owned()]).is_err());
 
         let from_json: AllowPrivate =
             serde_json::from_str(r#"["10.0.0.0/8"]"#).expect("deserialize");
