@@ -309,6 +309,17 @@ impl Application {
             ids_for_work.clone(),
             approval.clone(),
         );
+        let streams = crate::streams::config::Streams::new(
+            store.clone(),
+            clock.clone(),
+            ids_for_work.clone(),
+            issuer.clone(),
+            crate::streams::config::StreamSettings {
+                min_verification_interval: config.streams.min_verification_interval_secs,
+                max_per_client: config.streams.max_per_client,
+                allow_private: config.streams.allow_private().map_err(anyhow::Error::new)?,
+            },
+        );
         let jobs = crate::enforcement::jobs::Jobs::new(
             crate::enforcement::containment::Containments::new(
                 crate::enforcement::Enforcer::new(
@@ -333,6 +344,7 @@ impl Application {
             enforcer,
             containments,
             jobs,
+            streams,
             issuer,
             auth: Authenticator::new(store.clone(), admin_token.as_ref()),
             audit: crate::enforcement::audit::Audit::new(store.clone()),

@@ -105,17 +105,26 @@ pub enum Scope {
     /// Manage keys, API clients and the Okta provider registration.
     #[serde(rename = "admin")]
     Admin,
+    /// A receiver reads its standard SSF streams and their status.
+    #[serde(rename = "streams:read")]
+    StreamsRead,
+    /// A receiver creates, changes and deletes its standard SSF streams (status, subjects,
+    /// verification included).
+    #[serde(rename = "streams:write")]
+    StreamsWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 8] = [
         Scope::SignalsWrite,
         Scope::SignalsRead,
         Scope::EnforceWrite,
         Scope::EnforceRead,
         Scope::EnforceAdmin,
         Scope::Admin,
+        Scope::StreamsRead,
+        Scope::StreamsWrite,
     ];
 
     /// The wire name.
@@ -127,6 +136,8 @@ impl Scope {
             Scope::EnforceRead => "enforce:read",
             Scope::EnforceAdmin => "enforce:admin",
             Scope::Admin => "admin",
+            Scope::StreamsRead => "streams:read",
+            Scope::StreamsWrite => "streams:write",
         }
     }
 }
@@ -140,7 +151,7 @@ impl fmt::Display for Scope {
 /// An unknown scope name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown scope '{0}'; valid scopes: signals:write, signals:read, enforce:write, enforce:read, enforce:admin, admin"
+    "unknown scope '{0}'; valid scopes: signals:write, signals:read, enforce:write, enforce:read, enforce:admin, admin, streams:read, streams:write"
 )]
 pub struct UnknownScope(pub String);
 

@@ -76,6 +76,66 @@ pub struct Config {
     pub enforcement: EnforcementConfig,
     /// `[approval]`: containments a person decides on first.
     pub approval: ApprovalConfig,
+    /// `[streams]`: standard SSF streams for any receiver.
+    pub streams: StreamsConfig,
+}
+
+/// `[streams]`: standard SSF streams (SSF 1.0 stream management) for receivers other than the
+/// configured Okta org.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamsConfig {
+    /// Most streams one API client may own (1–1000; default 10).
+    pub max_per_client: usize,
+    /// Seconds a receiver must wait between two verification requests of a stream (1–86400;
+    /// default 15).
+    pub min_verification_interval_secs: u64,
+    /// Private networks (CIDR, e.g. `10.20.0.0/16`) a receiver's push endpoint may be on. By
+    /// default private, link-local, CGNAT and cloud-metadata addresses are refused, so a
+    /// receiver cannot point the service at the internal network.
+    pub allow_private_receivers: Vec<String>,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            max_per_client: 10,
+            min_verification_interval_secs: 15,
+            allow_private_receivers: Vec::new(),
+        }
+    }
+}
+
+impl StreamsConfig {
+    /// The allow-list, parsed.
+    pub fn allow_private(&self) -> Result<crate::streams::endpoint::AllowPrivate, ConfigError> {
+        crate::streams::endpoint::AllowPrivate::parse(&self.allow_private_receivers).map_err(|e| {
+            ConfigError::new(
+                "streams.allow_private_receivers",
+                format!("{e}; write networks as CIDR, e.g. 10.20.0.0/16 or fd12:3456::/48"),
+            )
+        })
+    }
+
+    fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if !(1..=1000).contains(&self.max_per_client) {
+            errors.push(ConfigError::new(
+                "streams.max_per_client",
+                "must be 1 to 1000",
+            ));
+        }
+        if !(1..=86_400).contains(&self.min_verification_interval_secs) {
+            errors.push(ConfigError::new(
+                "streams.min_verification_interval_secs",
+                "must be 1 to 86400 seconds",
+            ));
+        }
+        if let Err(e) = self.allow_private() {
+            errors.push(e);
+        }
+        errors
+    }
 }
 
 /// `[approval]`: which containments wait for a person, and how the person is told.
@@ -867,6 +927,7 @@ impl Default for Config {
             sandbox: SandboxConfig::default(),
             enforcement: EnforcementConfig::default(),
             approval: ApprovalConfig::default(),
+            streams: StreamsConfig::default(),
         }
     }
 }
@@ -1126,6 +1187,7 @@ impl Config {
         }
         errors.extend(self.sandbox.validate());
         errors.extend(self.approval.validate());
+        errors.extend(self.streams.validate());
         if let Err(e) = check_dir_usable(&self.keys_dir) {
             errors.push(ConfigError::new("keys_dir", e));
         }
@@ -1771,6 +1833,30 @@ mod tests {
         let c =
             Config::load_from(Some(&file), &env(&[("SSF_LISTEN", "127.0.0.1:7001")])).expect("ok");
         assert_eq!(c.listen.port(), 7001, "env wins over file");
+    }
+
+    #[test]
+    fn streams_settings_are_validated_with_messages_that_say_what_to_fix() {
+        let mut c = Config::default();
+        c.streams.allow_private_receivers = vec!["10.0.0.0/33".into()];
+        c.streams.max_per_client = 0;
+        c.streams.min_verification_interval_secs = 0;
+        let keys: Vec<String> = match c.validate() {
+            Ok(()) => Vec::new(),
+            Err(ConfigErrors(errors)) => errors.into_iter().map(|e| e.key).collect(),
+        };
+        for key in [
+            "streams.allow_private_receivers",
+            "streams.max_per_client",
+            "streams.min_verification_interval_secs",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
+        }
+        c.streams = StreamsConfig {
+            allow_private_receivers: vec!["10.20.0.0/16".into(), "fd12:3456::/48".into()],
+            ..StreamsConfig::default()
+        };
+        assert!(c.streams.validate().is_empty());
     }
 
     #[test]

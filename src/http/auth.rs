@@ -42,6 +42,14 @@ scope_marker!(
     AdminScope => Scope::Admin
 );
 scope_marker!(
+    /// Requires `streams:read`.
+    StreamsRead => Scope::StreamsRead
+);
+scope_marker!(
+    /// Requires `streams:write`.
+    StreamsWrite => Scope::StreamsWrite
+);
+scope_marker!(
     /// Requires `signals:write`.
     SignalsWrite => Scope::SignalsWrite
 );

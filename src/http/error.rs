@@ -86,6 +86,9 @@ pub enum ApiError {
     /// Well-formed but invalid fields.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// Invalid fields where the protocol wants 400, not 422 (the SSF stream management API).
+    #[error("invalid request")]
+    InvalidRequest(Vec<FieldError>),
     /// No token, or a token we do not know.
     #[error("unauthorized")]
     Unauthorized {
@@ -141,7 +144,7 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::NotPermitted(_) => StatusCode::FORBIDDEN,
@@ -158,7 +161,7 @@ impl ApiError {
 
     fn slug(&self) -> &'static str {
         match self {
-            ApiError::BadRequest(_) => "invalid-request",
+            ApiError::BadRequest(_) | ApiError::InvalidRequest(_) => "invalid-request",
             ApiError::Validation(_) => "validation-failed",
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::Forbidden(_) => "insufficient-scope",
@@ -183,7 +186,7 @@ impl ApiError {
             | ApiError::Conflict(d)
             | ApiError::UnsupportedMediaType(d)
             | ApiError::Unavailable(d) => (Some(d.clone()), Vec::new()),
-            ApiError::Validation(errs) => (
+            ApiError::Validation(errs) | ApiError::InvalidRequest(errs) => (
                 Some(
                     errs.iter()
                         .map(|e| format!("{}: {}", e.field, e.message))

@@ -15,6 +15,7 @@ mod jobs;
 pub mod openapi;
 pub mod routes;
 pub mod signals;
+mod streams;
 pub mod well_known;
 
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub containments: crate::enforcement::containment::Containments,
     /// Bulk jobs and their workers.
     pub jobs: crate::enforcement::jobs::Jobs,
+    /// Standard SSF streams.
+    pub streams: crate::streams::config::Streams,
     /// The delivery worker's health, when a receiver is configured (readiness).
     pub delivery: Option<Arc<crate::delivery::DeliveryHealth>>,
 }
@@ -250,7 +253,8 @@ fn with_common_layers(app: Router<AppState>, state: AppState, max_body_bytes: us
 /// `Cache-Control: no-store` on every `/v1/*` answer (errors included): they may carry
 /// one-time secrets, tokens or personal data that no cache or proxy should keep.
 async fn no_store_under_v1(req: Request, next: Next) -> Response {
-    let api = req.uri().path().starts_with("/v1/");
+    let path = req.uri().path();
+    let api = path.starts_with("/v1/") || path.starts_with("/ssf/");
     let mut resp = next.run(req).await;
     if api {
         resp.headers_mut().insert(

@@ -27,6 +27,7 @@ pub const BEARER: &str = "bearer";
         (name = "signals", description = "Risk signals to Okta as Security Event Tokens, and their delivery"),
         (name = "enforcement", description = "Direct actions and look-ups over the Okta Management API, and the audit log"),
         (name = "admin", description = "Issuer keys and API clients (scope `admin`)"),
+        (name = "streams", description = "SSF 1.0 stream management for standard receivers (scopes `streams:read`, `streams:write`); errors are 400 / 401 / 403 / 404 as SSF specifies"),
     )
 )]
 struct ApiDoc;

@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::{ApiError, docs_headers};
 use super::{
     AppState, admin_clients, admin_keys, admin_okta, approvals, containments, enforce, health,
-    idempotency, jobs, openapi, signals, well_known,
+    idempotency, jobs, openapi, signals, streams, well_known,
 };
 
 /// One served route: a method and an axum path template (`{param}`, `{*rest}`), written as in the
@@ -43,7 +43,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(enforce::router())
         .merge(containments::router())
         .merge(jobs::router())
-        .merge(approvals::router());
+        .merge(approvals::router())
+        .merge(streams::router());
     idempotency::document(router.get_openapi_mut());
     openapi::complete(router.get_openapi_mut());
     router

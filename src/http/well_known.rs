@@ -27,6 +27,14 @@ pub fn issuer_path(issuer: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The scheme, host and port of an issuer URL (`https://h:8443/a` → `https://h:8443`): the
+/// stream management endpoints live there, whatever the issuer's path.
+pub fn issuer_origin(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| issuer.trim_end_matches('/').to_owned())
+}
+
 /// One public signing key.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PublicJwk {
@@ -84,6 +92,10 @@ pub struct SsfConfiguration {
     pub jwks_uri: String,
     /// Supported delivery methods.
     pub delivery_methods_supported: Vec<String>,
+    /// Where receivers create, read, update, replace and delete their streams (SSF §8.1.1).
+    pub configuration_endpoint: String,
+    /// Where receivers read and change a stream's status (SSF §8.1.2).
+    pub status_endpoint: String,
 }
 
 /// SSF transmitter metadata (SSF 1.0 §7).
@@ -97,5 +109,7 @@ pub async fn ssf_configuration(State(state): State<AppState>) -> ApiJson<SsfConf
         issuer: state.issuer.to_string(),
         jwks_uri: format!("{}/.well-known/jwks.json", state.issuer),
         delivery_methods_supported: vec![PUSH_DELIVERY.into()],
+        configuration_endpoint: format!("{}/ssf/streams", issuer_origin(&state.issuer)),
+        status_endpoint: format!("{}/ssf/status", issuer_origin(&state.issuer)),
     })
 }

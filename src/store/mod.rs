@@ -5,12 +5,14 @@ mod outbox;
 mod postgres;
 mod rows;
 mod sqlite;
+mod streams;
 mod work;
 
 pub use outbox::{
     Attempt, DeliveryStatus, IdempotencyRecord, NewOutbox, OutboxFilter, OutboxRow, Pruned,
     StateUpdate, SubjectState,
 };
+pub use streams::StreamRow;
 pub use work::{ApprovalRow, ContainmentFilter, ContainmentRow, JobItem, JobProgress, JobRow};
 
 use std::path::{Path, PathBuf};
@@ -291,6 +293,36 @@ macro_rules! dispatch {
 }
 
 impl Store {
+    /// Stores a new stream.
+    pub async fn insert_stream(&self, s: &StreamRow) -> Result<(), StoreError> {
+        dispatch!(self, b => b.insert_stream(s).await)
+    }
+
+    /// A stream by id, whoever owns it.
+    pub async fn stream(&self, id: &str) -> Result<Option<StreamRow>, StoreError> {
+        dispatch!(self, b => b.stream(id).await)
+    }
+
+    /// The streams `client_id` owns, oldest first.
+    pub async fn streams_of(&self, client_id: &str) -> Result<Vec<StreamRow>, StoreError> {
+        dispatch!(self, b => b.streams_of(client_id).await)
+    }
+
+    /// Every stream, oldest first.
+    pub async fn all_streams(&self) -> Result<Vec<StreamRow>, StoreError> {
+        dispatch!(self, b => b.all_streams().await)
+    }
+
+    /// Writes a stream's status and record back; false when its owner has no such stream.
+    pub async fn save_stream(&self, s: &StreamRow) -> Result<bool, StoreError> {
+        dispatch!(self, b => b.save_stream(s).await)
+    }
+
+    /// Deletes `client_id`'s stream; false when it has no such stream.
+    pub async fn delete_stream(&self, id: &str, client_id: &str) -> Result<bool, StoreError> {
+        dispatch!(self, b => b.delete_stream(id, client_id).await)
+    }
+
     /// Connects (creating a SQLite file and its directory when missing; a PostgreSQL database
     /// must exist). Does not migrate.
     pub async fn connect(location: &DatabaseLocation) -> Result<Self, StoreError> {

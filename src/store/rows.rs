@@ -4,6 +4,7 @@
 use sqlx::Row as _;
 
 use super::outbox::{DeliveryStatus, OutboxRow};
+use super::streams::StreamRow;
 use super::work::{ApprovalRow, ContainmentRow, JobItem, JobRow};
 use super::{ApiClient, StoreError, scopes_from_text};
 
@@ -124,6 +125,17 @@ pub(super) fn approval(r: &impl Columns) -> Result<ApprovalRow, StoreError> {
         expires_at: r.get("expires_at")?,
         created_at: r.get("created_at")?,
         decided_at: r.get("decided_at")?,
+        record: r.get("record")?,
+    })
+}
+
+pub(super) fn stream(r: &impl Columns) -> Result<StreamRow, StoreError> {
+    Ok(StreamRow {
+        stream_id: r.get("stream_id")?,
+        client_id: r.get("client_id")?,
+        status: r.get("status")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
         record: r.get("record")?,
     })
 }

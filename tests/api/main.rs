@@ -33,3 +33,4 @@ mod sandbox_oauth;
 mod shutdown;
 mod signals;
 mod steering;
+mod streams;

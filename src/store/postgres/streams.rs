@@ -1,0 +1,89 @@
+//! SSF streams on PostgreSQL.
+
+use super::PgStore;
+use crate::store::streams::StreamRow;
+use crate::store::{StoreError, rows};
+
+const STREAM_COLUMNS: &str = "stream_id, client_id, status, created_at, updated_at, record";
+
+impl PgStore {
+    pub(in crate::store) async fn insert_stream(&self, s: &StreamRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO streams (stream_id, client_id, status, created_at, updated_at, record) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.stream_id)
+        .bind(&s.client_id)
+        .bind(&s.status)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .bind(&s.record)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn stream(&self, id: &str) -> Result<Option<StreamRow>, StoreError> {
+        let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE stream_id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| rows::stream(&r))
+            .transpose()
+    }
+
+    pub(in crate::store) async fn streams_of(
+        &self,
+        client_id: &str,
+    ) -> Result<Vec<StreamRow>, StoreError> {
+        let sql = format!(
+            "SELECT {STREAM_COLUMNS} FROM streams WHERE client_id = $1 ORDER BY created_at, stream_id"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(client_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::stream)
+            .collect()
+    }
+
+    pub(in crate::store) async fn all_streams(&self) -> Result<Vec<StreamRow>, StoreError> {
+        let sql = format!("SELECT {STREAM_COLUMNS} FROM streams ORDER BY created_at, stream_id");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::stream)
+            .collect()
+    }
+
+    pub(in crate::store) async fn save_stream(&self, s: &StreamRow) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE streams SET status = $1, updated_at = $2, record = $3 \
+             WHERE stream_id = $4 AND client_id = $5",
+        )
+        .bind(&s.status)
+        .bind(s.updated_at)
+        .bind(&s.record)
+        .bind(&s.stream_id)
+        .bind(&s.client_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub(in crate::store) async fn delete_stream(
+        &self,
+        id: &str,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM streams WHERE stream_id = $1 AND client_id = $2")
+            .bind(id)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}

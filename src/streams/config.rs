@@ -1,0 +1,712 @@
+//! Stream configurations (SSF 1.0 §8.1.1) and their status (§8.1.2): create, read, update,
+//! replace and delete, each stream bound to the API client that created it. Another client's
+//! stream is answered as if it did not exist.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::endpoint::{AllowPrivate, ReceiverUrl};
+use crate::auth::Caller;
+use crate::clock::Clock;
+use crate::ids::Ids;
+use crate::store::{Store, StoreError, StreamRow};
+
+/// RFC 8935 push delivery.
+pub const PUSH: &str = "urn:ietf:rfc:8935";
+/// RFC 8936 poll delivery.
+pub const POLL: &str = "urn:ietf:rfc:8936";
+/// The pre-1.0 (RISC) name of push delivery, still sent by some receivers; stored as [`PUSH`].
+const LEGACY_PUSH: &str = "https://schemas.openid.net/secevent/risc/delivery-method/push";
+
+/// The event types a standard stream can carry (CAEP 1.0, RISC 1.0).
+pub const EVENTS_SUPPORTED: &[&str] = &[
+    "https://schemas.openid.net/secevent/caep/event-type/session-revoked",
+    "https://schemas.openid.net/secevent/caep/event-type/credential-change",
+    "https://schemas.openid.net/secevent/caep/event-type/device-compliance-change",
+    "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change",
+    "https://schemas.openid.net/secevent/caep/event-type/token-claims-change",
+    "https://schemas.openid.net/secevent/caep/event-type/risk-level-change",
+    "https://schemas.openid.net/secevent/risc/event-type/account-disabled",
+    "https://schemas.openid.net/secevent/risc/event-type/account-enabled",
+    "https://schemas.openid.net/secevent/risc/event-type/credential-compromise",
+    "https://schemas.openid.net/secevent/risc/event-type/identifier-changed",
+];
+
+/// Most event types a receiver may request.
+pub const MAX_EVENTS_REQUESTED: usize = 64;
+/// Longest event type URI accepted in `events_requested`.
+pub const MAX_EVENT_URI: usize = 256;
+/// Longest `description` and status `reason`.
+pub const MAX_TEXT: usize = 1000;
+/// Longest `authorization_header`.
+pub const MAX_AUTHORIZATION_HEADER: usize = 4096;
+
+/// What can go wrong with a stream request.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// A field is invalid: (field, what is wrong).
+    #[error("{0}: {1}")]
+    Invalid(String, String),
+    /// No such stream for this caller.
+    #[error("no stream with this stream_id")]
+    NotFound,
+    /// The caller has as many streams as it may.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> StreamError {
+    StreamError::Invalid(field.to_owned(), message.into())
+}
+
+/// A stream's status (SSF §8.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamStatus {
+    /// Events are transmitted.
+    Enabled,
+    /// Events are held, in order, and transmitted on enable.
+    Paused,
+    /// Events are dropped.
+    Disabled,
+}
+
+impl StreamStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamStatus::Enabled => "enabled",
+            StreamStatus::Paused => "paused",
+            StreamStatus::Disabled => "disabled",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "enabled" => Some(StreamStatus::Enabled),
+            "paused" => Some(StreamStatus::Paused),
+            "disabled" => Some(StreamStatus::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// How SETs reach the receiver, as stored (the `authorization_header` included).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Delivery {
+    method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorization_header: Option<String>,
+}
+
+/// The receiver-supplied part of a stream and its status reason, stored as JSON.
+#[derive(Clone, Serialize, Deserialize)]
+struct Record {
+    aud: String,
+    #[serde(default)]
+    events_requested: Vec<String>,
+    delivery: Delivery,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// A stream, loaded.
+#[derive(Clone)]
+pub struct Stream {
+    id: String,
+    client_id: String,
+    status: StreamStatus,
+    created_at: i64,
+    record: Record,
+}
+
+/// The authorization header is a credential: never shown, also not in `Debug`.
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("status", &self.status)
+            .field("method", &self.record.delivery.method)
+            .field("endpoint_url", &self.record.delivery.endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream {
+    fn from_row(row: StreamRow) -> Result<Self, StreamError> {
+        let status = StreamStatus::parse(&row.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("stream status {:?}", row.status)))?;
+        let record: Record = serde_json::from_str(&row.record)
+            .map_err(|e| StoreError::Corrupt(format!("stream record: {e}")))?;
+        Ok(Self {
+            id: row.stream_id,
+            client_id: row.client_id,
+            status,
+            created_at: row.created_at,
+            record,
+        })
+    }
+
+    fn to_row(&self, updated_at: i64) -> Result<StreamRow, StreamError> {
+        let record = serde_json::to_string(&self.record)
+            .map_err(|e| StoreError::Corrupt(format!("stream record: {e}")))?;
+        Ok(StreamRow {
+            stream_id: self.id.clone(),
+            client_id: self.client_id.clone(),
+            status: self.status.as_str().to_owned(),
+            created_at: self.created_at,
+            updated_at,
+            record,
+        })
+    }
+
+    /// The id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The status.
+    pub fn status(&self) -> StreamStatus {
+        self.status
+    }
+
+    /// The event types delivered: those requested that this transmitter supports, in the order
+    /// of [`EVENTS_SUPPORTED`].
+    pub fn events_delivered(&self) -> Vec<String> {
+        EVENTS_SUPPORTED
+            .iter()
+            .filter(|e| self.record.events_requested.iter().any(|r| r == *e))
+            .map(|e| (*e).to_owned())
+            .collect()
+    }
+}
+
+/// A stream's configuration as the receiver sees it (SSF §8.1.1). The `authorization_header`
+/// is never shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StreamConfig {
+    /// Transmitter-chosen id (32 lowercase hex digits).
+    pub stream_id: String,
+    /// The issuer: the `iss` of every SET of the stream.
+    pub iss: String,
+    /// The `aud` of every SET of the stream: this receiver's API client id, as a URN.
+    pub aud: String,
+    /// Event types this transmitter can send on a standard stream.
+    pub events_supported: Vec<String>,
+    /// Event types the receiver asked for (unknown ones are kept here and ignored).
+    pub events_requested: Vec<String>,
+    /// Requested ∩ supported: what the stream carries.
+    pub events_delivered: Vec<String>,
+    /// How SETs are delivered.
+    pub delivery: DeliveryView,
+    /// Seconds a receiver must wait between two verification requests.
+    pub min_verification_interval: u64,
+    /// The receiver's description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The delivery method as shown (no `authorization_header`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// `urn:ietf:rfc:8935` (push).
+    pub method: String,
+    /// The receiver's push endpoint.
+    pub endpoint_url: String,
+}
+
+/// A stream's status (SSF §8.1.2).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatusView {
+    /// The stream.
+    pub stream_id: String,
+    /// `enabled`, `paused` or `disabled`.
+    pub status: StreamStatus,
+    /// Why, as the receiver gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Deserializes a field that may be present with `null` (`Some(None)`), present with a value
+/// (`Some(Some(v))`) or absent (`None`, with `#[serde(default)]`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The delivery object a receiver sends.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct DeliveryRequest {
+    /// `urn:ietf:rfc:8935` (push; the pre-1.0 RISC push URI is taken as it). Poll delivery
+    /// (`urn:ietf:rfc:8936`) is not offered yet.
+    pub method: String,
+    /// Push: the receiver's endpoint. `https://`, or `http://` to a loopback host; a host that
+    /// is or resolves to a private, link-local or cloud-metadata address is refused (also when
+    /// connecting).
+    #[serde(default)]
+    #[schema(max_length = 2048)]
+    pub endpoint_url: Option<String>,
+    /// Sent verbatim as the `Authorization` header of every push; never shown again.
+    #[serde(default)]
+    #[schema(max_length = 4096)]
+    pub authorization_header: Option<String>,
+}
+
+/// A stream configuration as a receiver sends it: on create, only `events_requested`,
+/// `delivery` and `description` count; on update and replace `stream_id` is required, and a
+/// transmitter-supplied property sent back must equal its current value.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct StreamRequest {
+    /// The stream (update and replace).
+    #[serde(default)]
+    pub stream_id: Option<String>,
+    /// Event type URIs wanted (at most 64, each at most 256 characters).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, max_items = 64)]
+    pub events_requested: Option<Option<Vec<String>>>,
+    /// How to deliver.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DeliveryRequest>)]
+    pub delivery: Option<Option<DeliveryRequest>>,
+    /// Free text (at most 1000 characters).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
+    pub description: Option<Option<String>>,
+    /// Transmitter-supplied: must equal the current value when sent.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub iss: Option<Value>,
+    /// Transmitter-supplied: must equal the current value when sent.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub aud: Option<Value>,
+    /// Transmitter-supplied: must equal the current value when sent.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub events_supported: Option<Value>,
+    /// Transmitter-supplied: must equal the current value when sent.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub events_delivered: Option<Value>,
+    /// Transmitter-supplied: must equal the current value when sent.
+    #[serde(default)]
+    #[schema(value_type = Option<u64>)]
+    pub min_verification_interval: Option<Value>,
+}
+
+/// A status change a receiver asks for.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct StatusRequest {
+    /// The stream.
+    pub stream_id: String,
+    /// `enabled`, `paused` or `disabled`.
+    pub status: String,
+    /// Why (at most 1000 characters); kept and shown with the status.
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    pub reason: Option<String>,
+}
+
+/// Stream settings from the configuration.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Seconds between two verification requests of a stream.
+    pub min_verification_interval: u64,
+    /// Most streams one API client may own.
+    pub max_per_client: usize,
+    /// Private networks receivers may be on (an operator's explicit choice).
+    pub allow_private: AllowPrivate,
+}
+
+/// Stream management.
+#[derive(Clone)]
+pub struct Streams {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn Ids>,
+    issuer: Arc<str>,
+    settings: Arc<StreamSettings>,
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streams").finish_non_exhaustive()
+    }
+}
+
+/// A stream id is 32 lowercase hex digits; anything else names no stream (and never reaches a
+/// query).
+pub fn valid_stream_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl Streams {
+    /// Stream management over `store`, issuing as `issuer`.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn Ids>,
+        issuer: Arc<str>,
+        settings: StreamSettings,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            ids,
+            issuer,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The receiver's view of `stream`.
+    pub fn view(&self, stream: &Stream) -> StreamConfig {
+        StreamConfig {
+            stream_id: stream.id.clone(),
+            iss: self.issuer.to_string(),
+            aud: stream.record.aud.clone(),
+            events_supported: EVENTS_SUPPORTED.iter().map(|e| (*e).to_owned()).collect(),
+            events_requested: stream.record.events_requested.clone(),
+            events_delivered: stream.events_delivered(),
+            delivery: DeliveryView {
+                method: stream.record.delivery.method.clone(),
+                endpoint_url: stream
+                    .record
+                    .delivery
+                    .endpoint_url
+                    .clone()
+                    .unwrap_or_default(),
+            },
+            min_verification_interval: self.settings.min_verification_interval,
+            description: stream.record.description.clone(),
+        }
+    }
+
+    /// The status view of `stream`.
+    pub fn status_view(stream: &Stream) -> StatusView {
+        StatusView {
+            stream_id: stream.id.clone(),
+            status: stream.status,
+            reason: stream.record.reason.clone(),
+        }
+    }
+
+    /// The `aud` of a client's streams.
+    fn audience(client_id: &str) -> String {
+        format!("urn:ssf-transmitter:client:{client_id}")
+    }
+
+    /// Creates a stream for `caller` (enabled).
+    pub async fn create(&self, caller: &Caller, req: StreamRequest) -> Result<Stream, StreamError> {
+        let events_requested = events_requested(req.events_requested.flatten())?;
+        let delivery = match req.delivery.flatten() {
+            Some(d) => self.delivery(d)?,
+            None => {
+                return Err(invalid(
+                    "delivery",
+                    "is required: this transmitter delivers by push (urn:ietf:rfc:8935); poll \
+                     delivery is not offered yet",
+                ));
+            }
+        };
+        let description = description(req.description.flatten())?;
+        if self.store.streams_of(&caller.id).await?.len() >= self.settings.max_per_client {
+            return Err(StreamError::Conflict(format!(
+                "this client already has {} streams, the most it may have ([streams] \
+                 max_per_client); delete one first",
+                self.settings.max_per_client
+            )));
+        }
+        let now = self.clock.now().timestamp_millis();
+        let stream = Stream {
+            id: self.ids.jti(),
+            client_id: caller.id.clone(),
+            status: StreamStatus::Enabled,
+            created_at: now,
+            record: Record {
+                aud: Self::audience(&caller.id),
+                events_requested,
+                delivery,
+                description,
+                reason: None,
+            },
+        };
+        self.store.insert_stream(&stream.to_row(now)?).await?;
+        Ok(stream)
+    }
+
+    /// `caller`'s stream `id`.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Stream, StreamError> {
+        if !valid_stream_id(id) {
+            return Err(StreamError::NotFound);
+        }
+        match self.store.stream(id).await? {
+            Some(row) if row.client_id == caller.id => Stream::from_row(row),
+            _ => Err(StreamError::NotFound),
+        }
+    }
+
+    /// `caller`'s streams, oldest first.
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<Stream>, StreamError> {
+        self.store
+            .streams_of(&caller.id)
+            .await?
+            .into_iter()
+            .map(Stream::from_row)
+            .collect()
+    }
+
+    /// Updates the receiver-supplied properties present in `req` (SSF §8.1.1.3, PATCH).
+    pub async fn update(&self, caller: &Caller, req: StreamRequest) -> Result<Stream, StreamError> {
+        let mut stream = self.target(caller, &req).await?;
+        self.check_transmitter_supplied(&stream, &req)?;
+        if let Some(e) = req.events_requested {
+            stream.record.events_requested = events_requested(e)?;
+        }
+        if let Some(d) = req.delivery {
+            let d = d.ok_or_else(|| invalid("delivery", "cannot be removed"))?;
+            stream.record.delivery = self.delivery(d)?;
+        }
+        if let Some(d) = req.description {
+            stream.record.description = description(d)?;
+        }
+        self.save(&stream).await?;
+        Ok(stream)
+    }
+
+    /// Replaces every receiver-supplied property (SSF §8.1.1.4, PUT): one left out is removed.
+    pub async fn replace(
+        &self,
+        caller: &Caller,
+        req: StreamRequest,
+    ) -> Result<Stream, StreamError> {
+        let mut stream = self.target(caller, &req).await?;
+        self.check_transmitter_supplied(&stream, &req)?;
+        let delivery = req.delivery.flatten().ok_or_else(|| {
+            invalid(
+                "delivery",
+                "is required: a replace without it would leave the stream without delivery",
+            )
+        })?;
+        stream.record.events_requested = events_requested(req.events_requested.flatten())?;
+        stream.record.delivery = self.delivery(delivery)?;
+        stream.record.description = description(req.description.flatten())?;
+        self.save(&stream).await?;
+        Ok(stream)
+    }
+
+    /// Deletes `caller`'s stream `id`.
+    pub async fn delete(&self, caller: &Caller, id: &str) -> Result<(), StreamError> {
+        if !valid_stream_id(id) || !self.store.delete_stream(id, &caller.id).await? {
+            return Err(StreamError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Sets `caller`'s stream's status (SSF §8.1.2.2).
+    pub async fn set_status(
+        &self,
+        caller: &Caller,
+        req: StatusRequest,
+    ) -> Result<Stream, StreamError> {
+        let mut stream = self.get(caller, &req.stream_id).await?;
+        let status = StreamStatus::parse(&req.status)
+            .ok_or_else(|| invalid("status", "must be enabled, paused or disabled"))?;
+        stream.record.reason = match req.reason {
+            Some(r) => Some(text("reason", r)?),
+            None => None,
+        };
+        stream.status = status;
+        self.save(&stream).await?;
+        Ok(stream)
+    }
+
+    async fn target(&self, caller: &Caller, req: &StreamRequest) -> Result<Stream, StreamError> {
+        let id = req
+            .stream_id
+            .as_deref()
+            .ok_or_else(|| invalid("stream_id", "is required"))?;
+        self.get(caller, id).await
+    }
+
+    async fn save(&self, stream: &Stream) -> Result<(), StreamError> {
+        let now = self.clock.now().timestamp_millis();
+        if self.store.save_stream(&stream.to_row(now)?).await? {
+            Ok(())
+        } else {
+            // Deleted meanwhile.
+            Err(StreamError::NotFound)
+        }
+    }
+
+    /// SSF §8.1.1.3: a transmitter-supplied property in an update must keep its value.
+    fn check_transmitter_supplied(
+        &self,
+        stream: &Stream,
+        req: &StreamRequest,
+    ) -> Result<(), StreamError> {
+        let view = serde_json::to_value(self.view(stream))
+            .map_err(|e| StoreError::Corrupt(format!("stream view: {e}")))?;
+        let sent = [
+            ("iss", &req.iss),
+            ("aud", &req.aud),
+            ("events_supported", &req.events_supported),
+            ("events_delivered", &req.events_delivered),
+            ("min_verification_interval", &req.min_verification_interval),
+        ];
+        for (field, value) in sent {
+            if let Some(v) = value
+                && Some(v) != view.get(field)
+            {
+                return Err(invalid(
+                    field,
+                    "is set by the transmitter and cannot be changed; leave it out or send its \
+                     current value",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn delivery(&self, d: DeliveryRequest) -> Result<Delivery, StreamError> {
+        let method = match d.method.as_str() {
+            PUSH | LEGACY_PUSH => PUSH,
+            POLL => {
+                return Err(invalid(
+                    "delivery.method",
+                    "poll delivery (urn:ietf:rfc:8936) is not offered yet; use push \
+                     (urn:ietf:rfc:8935)",
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    "delivery.method",
+                    "must be urn:ietf:rfc:8935 (push)",
+                ));
+            }
+        };
+        let url = d
+            .endpoint_url
+            .ok_or_else(|| invalid("delivery.endpoint_url", "is required for push delivery"))?;
+        let url = ReceiverUrl::parse_with(&url, &self.settings.allow_private)
+            .map_err(|e| invalid("delivery.endpoint_url", e.to_string()))?;
+        let authorization_header = match d.authorization_header {
+            Some(h) => Some(authorization_header(h)?),
+            None => None,
+        };
+        Ok(Delivery {
+            method: method.to_owned(),
+            endpoint_url: Some(url.as_str().to_owned()),
+            authorization_header,
+        })
+    }
+}
+
+fn events_requested(e: Option<Vec<String>>) -> Result<Vec<String>, StreamError> {
+    let e = e.unwrap_or_default();
+    if e.len() > MAX_EVENTS_REQUESTED {
+        return Err(invalid(
+            "events_requested",
+            format!("at most {MAX_EVENTS_REQUESTED} event types"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(e.len());
+    for uri in e {
+        if uri.is_empty() || uri.len() > MAX_EVENT_URI || uri.chars().any(char::is_control) {
+            return Err(invalid(
+                "events_requested",
+                format!("each event type is a URI of 1 to {MAX_EVENT_URI} characters"),
+            ));
+        }
+        if !out.contains(&uri) {
+            out.push(uri);
+        }
+    }
+    Ok(out)
+}
+
+fn description(d: Option<String>) -> Result<Option<String>, StreamError> {
+    d.map(|d| text("description", d)).transpose()
+}
+
+fn text(field: &str, s: String) -> Result<String, StreamError> {
+    if s.chars().count() > MAX_TEXT {
+        return Err(invalid(field, format!("at most {MAX_TEXT} characters")));
+    }
+    Ok(s)
+}
+
+/// The header is sent as given, so it must be a valid header value: visible ASCII and spaces.
+fn authorization_header(h: String) -> Result<String, StreamError> {
+    if h.is_empty()
+        || h.len() > MAX_AUTHORIZATION_HEADER
+        || !h.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+    {
+        return Err(invalid(
+            "delivery.authorization_header",
+            format!(
+                "must be 1 to {MAX_AUTHORIZATION_HEADER} visible ASCII characters or spaces (it \
+                 is sent verbatim as the Authorization header)"
+            ),
+        ));
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_are_hex_of_32() {
+        assert!(valid_stream_id("0123456789abcdef0123456789abcdef"));
+        for bad in [
+            "",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "../0123456789abcdef0123456789abc",
+            "0123456789abcdef0123456789abcde%2F",
+            "0123456789abcdef0123456789abcdef0",
+        ] {
+            assert!(!valid_stream_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn authorization_headers_are_header_values() {
+        assert!(authorization_header("Bearer abc.DEF-123_~+/=".into()).is_ok());
+        for bad in ["", "Bearer a\r\nX-Evil: 1", "Bearer \u{e9}", "a\tb"] {
+            assert!(authorization_header(bad.into()).is_err(), "{bad:?}");
+        }
+        assert!(authorization_header("x".repeat(MAX_AUTHORIZATION_HEADER + 1)).is_err());
+    }
+
+    #[test]
+    fn requested_events_are_bounded_and_deduplicated() {
+        let e = events_requested(Some(vec![
+            EVENTS_SUPPORTED[0].into(),
+            EVENTS_SUPPORTED[0].into(),
+            "urn:example:unknown".into(),
+        ]))
+        .expect("valid");
+        assert_eq!(e.len(), 2);
+        assert!(events_requested(Some(vec!["x".repeat(MAX_EVENT_URI + 1)])).is_err());
+        assert!(events_requested(Some(vec![String::new()])).is_err());
+        assert!(events_requested(Some(vec!["a".into(); MAX_EVENTS_REQUESTED + 1])).is_err());
+    }
+}

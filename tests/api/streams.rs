@@ -1,0 +1,592 @@
+//! Standard SSF stream management (SSF 1.0 §8.1), with the OpenID conformance suite's
+//! transmitter assertions ported: metadata, the control happy path, the negative tests (400 /
+//! 401 / 403 / 404), ownership, receiver URL refusals and hostile `stream_id` values.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use ssf_transmitter::auth::Scope;
+
+use crate::helpers::{TestApp, assert_problem, tempdir};
+
+const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+const CREDENTIAL_CHANGE: &str =
+    "https://schemas.openid.net/secevent/caep/event-type/credential-change";
+
+async fn receiver_app() -> (tempfile::TempDir, TestApp, String, String) {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let rw = app
+        .client_with("receiver", &[Scope::StreamsRead, Scope::StreamsWrite])
+        .await;
+    let ro = app.client_with("reader", &[Scope::StreamsRead]).await;
+    (dir, app, rw, ro)
+}
+
+fn push_body() -> Value {
+    json!({
+        "delivery": {
+            "method": "urn:ietf:rfc:8935",
+            "endpoint_url": "http://127.0.0.1:9/push",
+            "authorization_header": "Bearer push_token_0123456789",
+        },
+        "events_requested": [SESSION_REVOKED, CREDENTIAL_CHANGE, "urn:example:not-an-event"],
+        "description": "conformance receiver",
+    })
+}
+
+async fn create(app: &TestApp, token: &str) -> Value {
+    let resp = app
+        .call(Method::POST, "/ssf/streams", token, Some(&push_body()))
+        .await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(
+        resp.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    resp.json().await.expect("json")
+}
+
+/// No array in the document is empty (SSF §7: claims with zero elements are omitted).
+fn assert_no_empty_arrays(v: &Value, at: &str) {
+    match v {
+        Value::Array(a) => {
+            assert!(!a.is_empty(), "empty array at {at}");
+            for (i, x) in a.iter().enumerate() {
+                assert_no_empty_arrays(x, &format!("{at}[{i}]"));
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                assert_no_empty_arrays(x, &format!("{at}.{k}"));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn metadata_names_the_stream_endpoints_on_the_issuers_origin() {
+    let (_dir, app, _, _) = receiver_app().await;
+    let meta: Value = app
+        .get("/.well-known/ssf-configuration")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(meta["issuer"], app.issuer.as_str());
+    let origin = crate::helpers::origin(&app.issuer);
+    assert_eq!(
+        meta["configuration_endpoint"],
+        format!("{origin}/ssf/streams")
+    );
+    assert_eq!(meta["status_endpoint"], format!("{origin}/ssf/status"));
+    assert_eq!(meta["spec_version"], "1_0");
+    assert!(
+        meta["delivery_methods_supported"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|x| x == "urn:ietf:rfc:8935")),
+        "{meta}"
+    );
+    assert_no_empty_arrays(&meta, "$");
+}
+
+#[tokio::test]
+async fn a_receiver_creates_reads_updates_replaces_and_deletes_its_stream() {
+    let (_dir, app, rw, ro) = receiver_app().await;
+    let meta: Value = app
+        .get("/.well-known/ssf-configuration")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let created = create(&app, &rw).await;
+    let id = created["stream_id"].as_str().expect("stream_id").to_owned();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    assert_eq!(created["iss"], meta["issuer"]);
+    assert!(
+        created["aud"].as_str().is_some_and(|a| !a.is_empty()),
+        "{created}"
+    );
+    assert_eq!(created["delivery"]["method"], "urn:ietf:rfc:8935");
+    assert_eq!(
+        created["delivery"]["endpoint_url"],
+        "http://127.0.0.1:9/push"
+    );
+    assert_eq!(
+        created["events_delivered"],
+        json!([SESSION_REVOKED, CREDENTIAL_CHANGE]),
+        "requested ∩ supported, unknown types ignored"
+    );
+    assert!(
+        created["events_supported"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|x| x == SESSION_REVOKED)),
+        "{created}"
+    );
+    assert_eq!(created["description"], "conformance receiver");
+    assert!(created["min_verification_interval"].is_u64(), "{created}");
+    let text = created.to_string();
+    assert!(
+        !text.contains("push_token") && !text.contains("authorization_header"),
+        "the authorization header is never shown: {text}"
+    );
+
+    // Read: one, and all (a JSON array), also with the read-only token.
+    let (st, one) = app
+        .get_json(&format!("/ssf/streams?stream_id={id}"), &ro)
+        .await;
+    assert_eq!(
+        st, 404,
+        "another client's stream does not exist for it: {one}"
+    );
+    let (st, one) = app
+        .get_json(&format!("/ssf/streams?stream_id={id}"), &rw)
+        .await;
+    assert_eq!((st, &one), (200, &created));
+    let (st, all) = app.get_json("/ssf/streams", &rw).await;
+    assert_eq!((st, all), (200, json!([created.clone()])));
+    let (st, none) = app.get_json("/ssf/streams", &ro).await;
+    assert_eq!((st, none), (200, json!([])));
+
+    // Update: only what is sent changes; transmitter-supplied members may come back unchanged.
+    let resp = app
+        .call(
+            Method::PATCH,
+            "/ssf/streams",
+            &rw,
+            Some(&json!({"stream_id": id, "description": "renamed", "iss": created["iss"], "aud": created["aud"]})),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let patched: Value = resp.json().await.expect("json");
+    assert_eq!(patched["description"], "renamed");
+    assert_eq!(patched["delivery"], created["delivery"]);
+    assert_eq!(patched["events_delivered"], created["events_delivered"]);
+
+    // Replace: what is left out is removed.
+    let resp = app
+        .call(
+            Method::PUT,
+            "/ssf/streams",
+            &rw,
+            Some(&json!({"stream_id": id, "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://localhost:9/other"}, "events_requested": [CREDENTIAL_CHANGE]})),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let replaced: Value = resp.json().await.expect("json");
+    assert!(replaced.get("description").is_none(), "{replaced}");
+    assert_eq!(replaced["events_delivered"], json!([CREDENTIAL_CHANGE]));
+    assert_eq!(
+        replaced["delivery"]["endpoint_url"],
+        "http://localhost:9/other"
+    );
+
+    // Status: a new stream is enabled; each status is accepted and echoed; the reason is kept.
+    let (st, status) = app
+        .get_json(&format!("/ssf/status?stream_id={id}"), &ro)
+        .await;
+    assert_eq!(st, 404, "{status}");
+    let (st, status) = app
+        .get_json(&format!("/ssf/status?stream_id={id}"), &rw)
+        .await;
+    assert_eq!(
+        (st, status),
+        (200, json!({"stream_id": id, "status": "enabled"}))
+    );
+    for s in ["paused", "disabled", "enabled"] {
+        let (st, echoed) = app
+            .post_json(
+                "/ssf/status",
+                &rw,
+                &json!({"stream_id": id, "status": s, "reason": format!("now {s}")}),
+            )
+            .await;
+        assert_eq!(st, 200, "{echoed}");
+        assert_eq!(
+            echoed,
+            json!({"stream_id": id, "status": s, "reason": format!("now {s}")})
+        );
+        let (_, read) = app
+            .get_json(&format!("/ssf/status?stream_id={id}"), &rw)
+            .await;
+        assert_eq!(read, echoed);
+    }
+
+    // Delete: 204, then 404 everywhere.
+    let resp = app
+        .call(
+            Method::DELETE,
+            &format!("/ssf/streams?stream_id={id}"),
+            &ro,
+            None,
+        )
+        .await;
+    assert_problem(resp, 403).await;
+    let resp = app
+        .call(
+            Method::DELETE,
+            &format!("/ssf/streams?stream_id={id}"),
+            &rw,
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert!(resp.text().await.expect("body").is_empty());
+    for (method, path) in [
+        (Method::GET, format!("/ssf/streams?stream_id={id}")),
+        (Method::DELETE, format!("/ssf/streams?stream_id={id}")),
+        (Method::GET, format!("/ssf/status?stream_id={id}")),
+    ] {
+        let resp = app.call(method.clone(), &path, &rw, None).await;
+        assert_problem(resp, 404).await;
+    }
+    let (_, all) = app.get_json("/ssf/streams", &rw).await;
+    assert_eq!(all, json!([]));
+}
+
+#[tokio::test]
+async fn bad_requests_tokens_and_unknown_streams_get_the_protocols_errors() {
+    let (_dir, app, rw, ro) = receiver_app().await;
+    let created = create(&app, &rw).await;
+    let id = created["stream_id"].as_str().expect("id").to_owned();
+    let unknown = "0123456789abcdef0123456789abcdef";
+
+    // Broken JSON → 400.
+    let resp = app
+        .http
+        .post(app.url("/ssf/streams"))
+        .bearer_auth(&rw)
+        .header("content-type", "application/json")
+        .body("{\"delivery\": ")
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, 400).await;
+    // A member of the wrong type → 400 (not 422: SSF answers 400), naming it.
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/streams",
+            &rw,
+            Some(&json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": 7}})),
+        )
+        .await;
+    let p = assert_problem(resp, 400).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("delivery.endpoint_url")),
+        "{p}"
+    );
+
+    // No token, a bad token → 401 with WWW-Authenticate; a token only in the query → 401.
+    for token in [None, Some("ssft_not-a-token")] {
+        let mut req = app.http.post(app.url("/ssf/streams")).json(&push_body());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("send");
+        let www = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(www.starts_with("Bearer"), "{www}");
+        assert_problem(resp, 401).await;
+    }
+    let resp = app
+        .http
+        .get(app.url(&format!("/ssf/streams?stream_id={id}&access_token={rw}")))
+        .send()
+        .await
+        .expect("send");
+    assert!(
+        resp.status() == 400 || resp.status() == 401,
+        "a token in the query string is refused: {}",
+        resp.status()
+    );
+    // A read-only token cannot create, change or delete: 403 naming insufficient_scope.
+    for (method, path, body) in [
+        (Method::POST, "/ssf/streams".to_owned(), Some(push_body())),
+        (
+            Method::PATCH,
+            "/ssf/streams".to_owned(),
+            Some(json!({"stream_id": id})),
+        ),
+        (Method::PUT, "/ssf/streams".to_owned(), Some(push_body())),
+        (Method::DELETE, format!("/ssf/streams?stream_id={id}"), None),
+        (
+            Method::POST,
+            "/ssf/status".to_owned(),
+            Some(json!({"stream_id": id, "status": "paused"})),
+        ),
+    ] {
+        let resp = app.call(method.clone(), &path, &ro, body.as_ref()).await;
+        let www = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(www.contains("insufficient_scope"), "{method} {path}: {www}");
+        assert_problem(resp, 403).await;
+    }
+
+    // Unknown stream → 404 on read, update, replace, delete, status.
+    for (method, path, body) in [
+        (
+            Method::GET,
+            format!("/ssf/streams?stream_id={unknown}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            "/ssf/streams".to_owned(),
+            Some(json!({"stream_id": unknown, "description": "x"})),
+        ),
+        (
+            Method::PUT,
+            "/ssf/streams".to_owned(),
+            Some(json!({"stream_id": unknown, "delivery": push_body()["delivery"]})),
+        ),
+        (
+            Method::DELETE,
+            format!("/ssf/streams?stream_id={unknown}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/ssf/status?stream_id={unknown}"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/ssf/status".to_owned(),
+            Some(json!({"stream_id": unknown, "status": "paused"})),
+        ),
+    ] {
+        let resp = app.call(method.clone(), &path, &rw, body.as_ref()).await;
+        assert_eq!(resp.status(), 404, "{method} {path}");
+    }
+
+    // Body errors on update and replace → 400, the stream unchanged.
+    for (method, body, field) in [
+        (Method::PATCH, json!({"description": "no id"}), "stream_id"),
+        (
+            Method::PATCH,
+            json!({"stream_id": id, "iss": "https://evil.example"}),
+            "iss",
+        ),
+        (
+            Method::PATCH,
+            json!({"stream_id": id, "aud": "urn:other"}),
+            "aud",
+        ),
+        (
+            Method::PATCH,
+            json!({"stream_id": id, "events_delivered": []}),
+            "events_delivered",
+        ),
+        (
+            Method::PATCH,
+            json!({"stream_id": id, "delivery": null}),
+            "delivery",
+        ),
+        (Method::PUT, json!({"stream_id": id}), "delivery"),
+        (
+            Method::PUT,
+            json!({"stream_id": id, "delivery": {"method": "urn:example:carrier-pigeon"}}),
+            "delivery.method",
+        ),
+    ] {
+        let resp = app
+            .call(method.clone(), "/ssf/streams", &rw, Some(&body))
+            .await;
+        let p = assert_problem(resp, 400).await;
+        assert!(
+            p["detail"].as_str().is_some_and(|d| d.starts_with(field)),
+            "{method} {body}: {p}"
+        );
+    }
+    let (_, now) = app
+        .get_json(&format!("/ssf/streams?stream_id={id}"), &rw)
+        .await;
+    assert_eq!(now, created, "refused changes changed nothing");
+    // A status that is not one of the three → 400.
+    let (st, p) = app
+        .post_json(
+            "/ssf/status",
+            &rw,
+            &json!({"stream_id": id, "status": "asleep"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{p}");
+}
+
+#[tokio::test]
+async fn receiver_urls_that_point_inside_are_refused() {
+    let (_dir, app, rw, _) = receiver_app().await;
+    let long = format!("https://example.com/{}", "a".repeat(3000));
+    for (url, why) in [
+        ("http://example.com/push", "http only to loopback"),
+        ("https://169.254.169.254/latest/meta-data", "cloud metadata"),
+        ("https://10.0.0.7/push", "private"),
+        ("https://192.168.1.1/push", "private"),
+        ("https://100.64.0.1/push", "CGNAT"),
+        ("https://[fe80::1]/push", "link-local"),
+        ("https://[fd00::1]/push", "unique local"),
+        ("https://[::ffff:10.0.0.1]/push", "mapped private"),
+        ("https://user:pw@example.com/push", "credentials in the URL"),
+        ("https://example.com/push#frag", "fragment"),
+        ("ftp://example.com/push", "scheme"),
+        ("https://exa mple.com/push", "space"),
+        ("https://example.com/a\r\nX-Evil: 1", "CR/LF"),
+        (long.as_str(), "oversize"),
+        ("/relative", "relative"),
+    ] {
+        let resp = app
+            .call(
+                Method::POST,
+                "/ssf/streams",
+                &rw,
+                Some(&json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url}})),
+            )
+            .await;
+        let p = assert_problem(resp, 400).await;
+        assert!(
+            p["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("delivery.endpoint_url")),
+            "{why}: {p}"
+        );
+    }
+    for (body, field) in [
+        (json!({}), "delivery"),
+        (
+            json!({"delivery": {"method": "urn:ietf:rfc:8936"}}),
+            "delivery.method",
+        ),
+        (
+            json!({"delivery": {"method": "urn:ietf:rfc:8935"}}),
+            "delivery.endpoint_url",
+        ),
+        (
+            json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "https://example.com/p", "authorization_header": "Bearer a\r\nX-Evil: 1"}}),
+            "delivery.authorization_header",
+        ),
+        (
+            json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "https://example.com/p"}, "description": "d".repeat(1001)}),
+            "description",
+        ),
+    ] {
+        let resp = app
+            .call(Method::POST, "/ssf/streams", &rw, Some(&body))
+            .await;
+        let p = assert_problem(resp, 400).await;
+        assert!(
+            p["detail"].as_str().is_some_and(|d| d.starts_with(field)),
+            "{body}: {p}"
+        );
+    }
+    let (_, all) = app.get_json("/ssf/streams", &rw).await;
+    assert_eq!(all, json!([]), "nothing refused was stored");
+}
+
+#[tokio::test]
+async fn hostile_stream_ids_name_no_stream() {
+    let (_dir, app, rw, _) = receiver_app().await;
+    create(&app, &rw).await;
+    let long = "a".repeat(5000);
+    for id in [
+        "../",
+        "..%2F..%2Fadmin",
+        "%2F",
+        "x%3Fy",
+        "'%20OR%20'1'='1",
+        "%22",
+        "a%0D%0AX-Evil:%201",
+        long.as_str(),
+        "0123456789ABCDEF0123456789ABCDEF",
+    ] {
+        for path in ["/ssf/streams", "/ssf/status"] {
+            let resp = app
+                .call(Method::GET, &format!("{path}?stream_id={id}"), &rw, None)
+                .await;
+            let status = resp.status().as_u16();
+            assert!(status == 404 || status == 400, "{path} {id}: {status}");
+        }
+        let resp = app
+            .call(
+                Method::DELETE,
+                &format!("/ssf/streams?stream_id={id}"),
+                &rw,
+                None,
+            )
+            .await;
+        let status = resp.status().as_u16();
+        assert!(status == 404 || status == 400, "DELETE {id}: {status}");
+    }
+    let (_, all) = app.get_json("/ssf/streams", &rw).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+}
+
+#[tokio::test]
+async fn a_client_has_at_most_max_per_client_streams() {
+    let dir = tempdir();
+    let mut config = crate::helpers::config_for(dir.path());
+    config.streams.max_per_client = 2;
+    let app = TestApp::spawn_with(config).await;
+    let rw = app
+        .client_with("receiver", &[Scope::StreamsRead, Scope::StreamsWrite])
+        .await;
+    let other = app
+        .client_with("other", &[Scope::StreamsRead, Scope::StreamsWrite])
+        .await;
+    create(&app, &rw).await;
+    create(&app, &rw).await;
+    let resp = app
+        .call(Method::POST, "/ssf/streams", &rw, Some(&push_body()))
+        .await;
+    let p = assert_problem(resp, 409).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("max_per_client")),
+        "{p}"
+    );
+    create(&app, &other).await;
+}
+
+#[tokio::test]
+async fn an_operator_can_allow_a_private_network_for_receivers() {
+    let dir = tempdir();
+    let mut config = crate::helpers::config_for(dir.path());
+    config.streams.allow_private_receivers = vec!["10.20.0.0/16".into()];
+    let app = TestApp::spawn_with(config).await;
+    let rw = app
+        .client_with("receiver", &[Scope::StreamsRead, Scope::StreamsWrite])
+        .await;
+    let body =
+        |url: &str| json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url}});
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/streams",
+            &rw,
+            Some(&body("https://10.20.3.4/ssf")),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "inside the allowed network");
+    for url in ["https://10.21.0.1/ssf", "https://169.254.169.254/"] {
+        let resp = app
+            .call(Method::POST, "/ssf/streams", &rw, Some(&body(url)))
+            .await;
+        assert_problem(resp, 400).await;
+    }
+}
