@@ -38,6 +38,7 @@ pub struct Application {
     state: AppState,
     config: Config,
     worker: Option<Worker>,
+    stream_workers: crate::streams::push::StreamWorkers,
     delivery_gate: Option<oneshot::Receiver<()>>,
     writer_lock: WriterLock,
 }
@@ -270,7 +271,7 @@ impl Application {
                 Some(Worker::new(
                     store.clone(),
                     http,
-                    target,
+                    delivery::PushTarget::okta(&target),
                     config.delivery.clone(),
                     clock.clone(),
                     ids,
@@ -313,6 +314,7 @@ impl Application {
             store.clone(),
             clock.clone(),
             ids_for_work.clone(),
+            keys.clone(),
             issuer.clone(),
             crate::streams::config::StreamSettings {
                 min_verification_interval: config.streams.min_verification_interval_secs,
@@ -320,6 +322,16 @@ impl Application {
                 allow_private: config.streams.allow_private().map_err(anyhow::Error::new)?,
             },
         );
+        let stream_workers = crate::streams::push::StreamWorkers::new(
+            streams.clone(),
+            store.clone(),
+            config.delivery.clone(),
+            &config.streams.allow_private().map_err(anyhow::Error::new)?,
+            clock.clone(),
+            ids_for_work.clone(),
+            metrics.clone(),
+        )
+        .context("cannot build the HTTP client for standard streams")?;
         let jobs = crate::enforcement::jobs::Jobs::new(
             crate::enforcement::containment::Containments::new(
                 crate::enforcement::Enforcer::new(
@@ -363,6 +375,7 @@ impl Application {
             state,
             config,
             worker,
+            stream_workers,
             delivery_gate: None,
             writer_lock,
         })
@@ -417,6 +430,7 @@ impl Application {
             state,
             config,
             worker,
+            stream_workers,
             delivery_gate,
             writer_lock,
         } = self;
@@ -460,6 +474,11 @@ impl Application {
                 .run_timer(stop_rx.clone(), Duration::from_millis(250)),
         );
         let job_workers = tokio::spawn(state.jobs.clone().run(stop_rx.clone()));
+        let stream_delivery = tokio::spawn(stream_workers.run(
+            stop_rx.clone(),
+            Duration::from_millis(config.delivery.poll_interval_ms.max(100)),
+            grace,
+        ));
         let clock_watch = tokio::spawn(watch_clock(
             store.clone(),
             state.clock.clone(),
@@ -531,6 +550,9 @@ impl Application {
         clock_watch.abort();
         let _ = timer.await;
         let _ = job_workers.await;
+        if let Err(e) = stream_delivery.await {
+            tracing::error!(error = %e, "stream delivery failed");
+        }
         if let Some(d) = delivery {
             // The worker saw the stop signal; it finishes in-flight pushes within the grace period.
             if let Err(e) = d.await {

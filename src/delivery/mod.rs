@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
@@ -39,6 +39,7 @@ use crate::ids::Ids;
 use crate::metrics::Metrics;
 use crate::signals::OKTA_STREAM;
 use crate::store::{Attempt, DeliveryStatus, OutboxRow, Pruned, Store, StoreError};
+use secrecy::{ExposeSecret as _, SecretString};
 
 /// The receiver's `err` values that mean "I cannot verify this (yet)": a JWKS it has not
 /// refreshed since a key rotation, or a provider that is not active yet. Retried for a while.
@@ -150,6 +151,12 @@ pub const SECEVENT_JWT: &str = "application/secevent+jwt";
 /// Builds the HTTP client used for pushes: pooled keep-alive connections, TLS verification always
 /// on, no redirects (a SET is never re-posted somewhere else).
 pub fn http_client(config: &DeliveryConfig) -> reqwest::Result<reqwest::Client> {
+    http_client_builder(config).build()
+}
+
+/// The builder behind [`http_client`], for a client with more settings (a standard stream's
+/// guarded resolver).
+pub fn http_client_builder(config: &DeliveryConfig) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("ssf-transmitter/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
@@ -158,7 +165,6 @@ pub fn http_client(config: &DeliveryConfig) -> reqwest::Result<reqwest::Client> 
         .pool_max_idle_per_host(config.concurrency.max(1))
         .tcp_keepalive(Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none())
-        .build()
 }
 
 /// Delay before retry number `attempts` (1 = after the first failure): exponential from
@@ -200,12 +206,49 @@ pub fn rate_limit_reset(headers: &HeaderMap, now_ms: i64) -> Option<i64> {
         .map(|d| d.timestamp_millis().max(now_ms))
 }
 
+/// Where a worker pushes: one stream's receiver.
+#[derive(Clone)]
+pub struct PushTarget {
+    /// The stream whose SETs are pushed (`okta`, or a standard stream's id).
+    pub stream_id: String,
+    /// The receiver's push endpoint.
+    pub endpoint: String,
+    /// Sent verbatim as the `Authorization` header of every push, when the receiver gave one.
+    pub authorization: Option<SecretString>,
+}
+
+/// The header value is a credential: never shown.
+impl std::fmt::Debug for PushTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushTarget")
+            .field("stream_id", &self.stream_id)
+            .field("endpoint", &self.endpoint)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+impl PushTarget {
+    /// The configured Okta org's receiver (the `okta` stream; no authorization header: Okta
+    /// authenticates the SET by its signature).
+    pub fn okta(target: &OktaTarget) -> Self {
+        Self {
+            stream_id: OKTA_STREAM.to_owned(),
+            endpoint: target.endpoint.clone(),
+            authorization: None,
+        }
+    }
+}
+
 /// Everything the worker needs.
 #[derive(Clone)]
 pub struct Worker {
     store: Store,
     http: reqwest::Client,
-    target: Arc<OktaTarget>,
+    target: Arc<PushTarget>,
     config: Arc<DeliveryConfig>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn Ids>,
@@ -232,7 +275,7 @@ impl Worker {
     pub fn new(
         store: Store,
         http: reqwest::Client,
-        target: OktaTarget,
+        target: PushTarget,
         config: DeliveryConfig,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn Ids>,
@@ -281,7 +324,11 @@ impl Worker {
         // Whether to read the outbox this round: on new work, on the timer, or when enough
         // pushes finished. Not after every single push: each read costs a query.
         let mut look = true;
-        tracing::info!(endpoint = %self.target.endpoint, "delivery worker started");
+        tracing::info!(
+            stream = %self.target.stream_id,
+            endpoint = %self.target.endpoint,
+            "delivery worker started"
+        );
         self.health.mark_running();
         let _running = RunningGuard(self.health.clone());
         loop {
@@ -311,7 +358,7 @@ impl Worker {
                 let limit = u32::try_from(concurrency - in_flight.len()).unwrap_or(u32::MAX);
                 match self
                     .store
-                    .claim_due(OKTA_STREAM, &self.owner, now_ms, lease_ms, limit)
+                    .claim_due(&self.target.stream_id, &self.owner, now_ms, lease_ms, limit)
                     .await
                 {
                     Ok(rows) => {
@@ -412,14 +459,23 @@ impl Worker {
             return self.record(&row, &outcome, now_ms).await;
         }
         let started = Instant::now();
-        let response = self
+        let mut request = self
             .http
             .post(&self.target.endpoint)
             .header(CONTENT_TYPE, SECEVENT_JWT)
-            .header(ACCEPT, "application/json")
-            .body(row.set_jwt.clone())
-            .send()
-            .await;
+            .header(ACCEPT, "application/json");
+        // Checked when the receiver set it (visible ASCII), so it is a valid header value;
+        // marked sensitive so no HTTP layer ever prints it.
+        if let Some(Ok(mut auth)) = self
+            .target
+            .authorization
+            .as_ref()
+            .map(|a| reqwest::header::HeaderValue::from_str(a.expose_secret()))
+        {
+            auth.set_sensitive(true);
+            request = request.header(AUTHORIZATION, auth);
+        }
+        let response = request.body(row.set_jwt.clone()).send().await;
         self.metrics.push_attempt(started.elapsed().as_secs_f64());
         let now_ms = self.clock.now().timestamp_millis();
         let attempts = row.attempts + 1;
@@ -495,7 +551,7 @@ impl Worker {
                     };
                     self.paused_until.fetch_max(at, Ordering::Relaxed);
                     // And for every replica on the store: the receiver limits the org, not us.
-                    if let Err(e) = self.store.pause_stream(OKTA_STREAM, at).await {
+                    if let Err(e) = self.store.pause_stream(&self.target.stream_id, at).await {
                         tracing::warn!(error = %e, "cannot share the receiver's pause with other replicas");
                     }
                     Attempt::Retry {

@@ -14,7 +14,7 @@ use super::auth::{Auth, StreamsRead, StreamsWrite};
 use super::openapi::AuthErrors;
 use super::{ApiError, ApiJson, ApiQuery, AppState, Problem, RawJson};
 use crate::streams::config::{
-    StatusRequest, StatusView, StreamConfig, StreamError, StreamRequest, Streams,
+    StatusRequest, StatusView, StreamConfig, StreamError, StreamRequest, Streams, VerifyRequest,
 };
 use crate::validation::FieldError;
 
@@ -22,6 +22,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, read, update, replace, delete))
         .routes(routes!(read_status, update_status))
+        .routes(routes!(verify))
 }
 
 impl From<StreamError> for ApiError {
@@ -32,7 +33,19 @@ impl From<StreamError> for ApiError {
             }
             StreamError::NotFound => ApiError::NotFound("no stream with this stream_id".into()),
             StreamError::Conflict(m) => ApiError::Conflict(m),
+            StreamError::TooSoon(secs) => ApiError::Upstream(Box::new(super::error::Upstream {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                slug: "too-many-requests",
+                detail: format!(
+                    "a verification was requested less than min_verification_interval ago; \
+                     try again in {secs} s"
+                ),
+                okta: None,
+                candidates: None,
+                retry_after: Some(secs),
+            })),
             StreamError::Store(e) => ApiError::internal(e),
+            StreamError::Sign(e) => ApiError::internal(e),
         }
     }
 }
@@ -234,4 +247,30 @@ pub async fn update_status(
     let req: StatusRequest = ssf_body(raw)?;
     let stream = state.streams.set_status(&auth.caller, req).await?;
     Ok(ApiJson(Streams::status_view(&stream)))
+}
+
+/// Ask for a verification event (SSF §8.1.4.2).
+///
+/// Answers 204 once the event is queued; it reaches the receiver like any SET of the stream
+/// (`sub_id` `{"format": "opaque", "id": <stream_id>}`, the `state` echoed). A paused stream
+/// holds it until enabled; a disabled one drops it. A second request within
+/// `min_verification_interval` seconds is a 429 with `Retry-After`.
+#[utoipa::path(post, path = "/ssf/verify", tag = "streams",
+    request_body = VerifyRequest,
+    security(("bearer" = ["streams:write"])),
+    responses(
+        (status = 204, description = "Queued"),
+        (status = 400, description = "Not JSON, or an invalid member (named)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such stream for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Within `min_verification_interval` of the last request (`Retry-After` says when)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AuthErrors))]
+pub async fn verify(
+    auth: Auth<StreamsWrite>,
+    State(state): State<AppState>,
+    raw: RawJson,
+) -> Result<StatusCode, ApiError> {
+    let req: VerifyRequest = ssf_body(raw)?;
+    state.streams.verify(&auth.caller, req).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

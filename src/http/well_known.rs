@@ -96,6 +96,8 @@ pub struct SsfConfiguration {
     pub configuration_endpoint: String,
     /// Where receivers read and change a stream's status (SSF §8.1.2).
     pub status_endpoint: String,
+    /// Where receivers ask for a verification event (SSF §8.1.4.2).
+    pub verification_endpoint: String,
 }
 
 /// SSF transmitter metadata (SSF 1.0 §7).
@@ -111,5 +113,6 @@ pub async fn ssf_configuration(State(state): State<AppState>) -> ApiJson<SsfConf
         delivery_methods_supported: vec![PUSH_DELIVERY.into()],
         configuration_endpoint: format!("{}/ssf/streams", issuer_origin(&state.issuer)),
         status_endpoint: format!("{}/ssf/status", issuer_origin(&state.issuer)),
+        verification_endpoint: format!("{}/ssf/verify", issuer_origin(&state.issuer)),
     })
 }

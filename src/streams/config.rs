@@ -2,7 +2,10 @@
 //! replace and delete, each stream bound to the API client that created it. Another client's
 //! stream is answered as if it did not exist.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -12,7 +15,8 @@ use super::endpoint::{AllowPrivate, ReceiverUrl};
 use crate::auth::Caller;
 use crate::clock::Clock;
 use crate::ids::Ids;
-use crate::store::{Store, StoreError, StreamRow};
+use crate::keys::KeyManager;
+use crate::store::{NewOutbox, Store, StoreError, StreamRow};
 
 /// RFC 8935 push delivery.
 pub const PUSH: &str = "urn:ietf:rfc:8935";
@@ -56,6 +60,13 @@ pub enum StreamError {
     /// The caller has as many streams as it may.
     #[error("{0}")]
     Conflict(String),
+    /// A verification was asked for sooner than `min_verification_interval` after the last one;
+    /// the number of seconds to wait.
+    #[error("verification requested too soon; try again in {0} s")]
+    TooSoon(u64),
+    /// The SET could not be signed.
+    #[error("cannot sign: {0}")]
+    Sign(#[from] crate::keys::SignError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -118,6 +129,9 @@ struct Record {
     description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// When the receiver last asked for a verification event, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_verification_at: Option<i64>,
 }
 
 /// A stream, loaded.
@@ -321,6 +335,20 @@ pub struct StatusRequest {
     pub reason: Option<String>,
 }
 
+/// The SSF verification event type.
+pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+
+/// A receiver's request for a verification event.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    /// The stream.
+    pub stream_id: String,
+    /// Echoed in the verification event (at most 1000 characters).
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    pub state: Option<String>,
+}
+
 /// Stream settings from the configuration.
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
@@ -338,8 +366,13 @@ pub struct Streams {
     store: Store,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn Ids>,
+    keys: KeyManager,
     issuer: Arc<str>,
     settings: Arc<StreamSettings>,
+    /// Per stream: wakes its delivery worker when a SET is queued for it.
+    wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+    /// Wakes the stream workers' supervisor when a stream is created, changed or deleted.
+    changed: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -363,6 +396,7 @@ impl Streams {
         store: Store,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn Ids>,
+        keys: KeyManager,
         issuer: Arc<str>,
         settings: StreamSettings,
     ) -> Self {
@@ -370,9 +404,116 @@ impl Streams {
             store,
             clock,
             ids,
+            keys,
             issuer,
             settings: Arc::new(settings),
+            wakers: Arc::default(),
+            changed: Arc::new(Notify::new()),
         }
+    }
+
+    /// The notifier that wakes stream `id`'s delivery worker.
+    pub fn waker(&self, id: &str) -> Arc<Notify> {
+        let mut w = self
+            .wakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.entry(id.to_owned()).or_default().clone()
+    }
+
+    /// Notified whenever a stream is created, changed or deleted (here; other replicas see it
+    /// on their next poll).
+    pub fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    /// The push target of every enabled push stream: what delivery workers run for. A paused
+    /// stream has none (its SETs wait, in order), nor has a disabled one.
+    pub async fn push_targets(&self) -> Result<Vec<crate::delivery::PushTarget>, StreamError> {
+        let mut out = Vec::new();
+        for row in self.store.all_streams().await? {
+            let stream = Stream::from_row(row)?;
+            if stream.status != StreamStatus::Enabled || stream.record.delivery.method != PUSH {
+                continue;
+            }
+            if let Some(endpoint) = stream.record.delivery.endpoint_url.clone() {
+                out.push(crate::delivery::PushTarget {
+                    stream_id: stream.id.clone(),
+                    endpoint,
+                    authorization: stream
+                        .record
+                        .delivery
+                        .authorization_header
+                        .clone()
+                        .map(secrecy::SecretString::from),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A verification event for `caller`'s stream (SSF §8.1.4.2): queued for delivery, the
+    /// receiver's `state` echoed. At most one per `min_verification_interval`; a disabled
+    /// stream drops it (it transmits nothing), a paused one holds it.
+    pub async fn verify(&self, caller: &Caller, req: VerifyRequest) -> Result<(), StreamError> {
+        let mut stream = self.get(caller, &req.stream_id).await?;
+        if let Some(state) = &req.state
+            && (state.chars().count() > MAX_TEXT || state.chars().any(char::is_control))
+        {
+            return Err(invalid(
+                "state",
+                format!("at most {MAX_TEXT} characters, no control characters"),
+            ));
+        }
+        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
+        let interval_ms = i64::try_from(self.settings.min_verification_interval)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        if let Some(last) = stream.record.last_verification_at
+            && now_ms < last.saturating_add(interval_ms)
+        {
+            let wait_ms = last.saturating_add(interval_ms) - now_ms;
+            return Err(StreamError::TooSoon(
+                u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
+            ));
+        }
+        stream.record.last_verification_at = Some(now_ms);
+        if stream.status == StreamStatus::Disabled {
+            return self.save(&stream).await;
+        }
+        let jti = self.ids.jti();
+        let sub_id = serde_json::json!({"format": "opaque", "id": stream.id});
+        let mut event = serde_json::Map::new();
+        if let Some(state) = req.state {
+            event.insert("state".into(), Value::String(state));
+        }
+        let claims = serde_json::json!({
+            "iss": self.issuer.as_ref(),
+            "aud": stream.record.aud,
+            "iat": now.timestamp(),
+            "jti": jti,
+            "sub_id": sub_id,
+            "events": {VERIFICATION: Value::Object(event)},
+        });
+        let ring = self.keys.ring();
+        let set_jwt = ring.sign(crate::set::SET_TYP, &claims)?;
+        let row = NewOutbox {
+            jti,
+            stream_id: stream.id.clone(),
+            // Its own FIFO: a verification never waits behind a subject's backlog.
+            subject_key: format!("stream:{}", stream.id),
+            subject: sub_id.to_string(),
+            event_type: "verification".into(),
+            set_jwt,
+            client: caller.name.clone(),
+            kid: ring.active_kid().to_owned(),
+            now_ms,
+        };
+        self.store.accept_signals(&[row], &[], None).await?;
+        self.save(&stream).await?;
+        self.waker(&stream.id).notify_one();
+        Ok(())
     }
 
     /// The receiver's view of `stream`.
@@ -445,9 +586,11 @@ impl Streams {
                 delivery,
                 description,
                 reason: None,
+                last_verification_at: None,
             },
         };
         self.store.insert_stream(&stream.to_row(now)?).await?;
+        self.changed.notify_one();
         Ok(stream)
     }
 
@@ -516,6 +659,7 @@ impl Streams {
         if !valid_stream_id(id) || !self.store.delete_stream(id, &caller.id).await? {
             return Err(StreamError::NotFound);
         }
+        self.changed.notify_one();
         Ok(())
     }
 
@@ -548,6 +692,7 @@ impl Streams {
     async fn save(&self, stream: &Stream) -> Result<(), StreamError> {
         let now = self.clock.now().timestamp_millis();
         if self.store.save_stream(&stream.to_row(now)?).await? {
+            self.changed.notify_one();
             Ok(())
         } else {
             // Deleted meanwhile.

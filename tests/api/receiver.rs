@@ -36,6 +36,8 @@ pub struct Received {
     pub body: String,
     pub content_type: String,
     pub accept: String,
+    /// The `Authorization` header, when one was sent.
+    pub authorization: Option<String>,
     pub answered: u16,
     /// When the request arrived (before any latency), ms.
     pub arrived_ms: i64,
@@ -209,6 +211,10 @@ async fn handle(
         body: String::from_utf8_lossy(&body).into_owned(),
         content_type: header("content-type"),
         accept: header("accept"),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         answered: response.status().as_u16(),
         arrived_ms,
         at_ms: now_ms(),

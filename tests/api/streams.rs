@@ -590,3 +590,239 @@ async fn an_operator_can_allow_a_private_network_for_receivers() {
         assert_problem(resp, 400).await;
     }
 }
+
+const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+
+/// Waits until `receiver` holds `n` requests.
+async fn wait_received(
+    receiver: &crate::receiver::FakeReceiver,
+    n: usize,
+) -> Vec<crate::receiver::Received> {
+    for _ in 0..400 {
+        let got = receiver.received();
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!(
+        "the receiver got {} of {n} requests",
+        receiver.received().len()
+    );
+}
+
+fn push_to(receiver: &crate::receiver::FakeReceiver, auth: Option<&str>) -> Value {
+    let mut delivery = json!({
+        "method": "urn:ietf:rfc:8935",
+        "endpoint_url": format!("{}/security/api/v1/security-events", receiver.org_url),
+    });
+    if let Some(a) = auth {
+        delivery["authorization_header"] = json!(a);
+    }
+    json!({"delivery": delivery, "events_requested": [SESSION_REVOKED]})
+}
+
+/// The conformance suite's verification checks on the pushed SET: RS256 and `typ`
+/// `secevent+jwt`, one event, no `sub`, no `exp`, `iss` the stream's, `iat` not in the future,
+/// `aud` the stream's, `sub_id` opaque with the stream id, `state` echoed; the configured
+/// `Authorization` header verbatim, or none.
+#[tokio::test]
+async fn verification_is_pushed_with_the_receivers_authorization_header_and_throttled() {
+    let (_dir, app, rw, _) = receiver_app().await;
+    let receiver = crate::receiver::FakeReceiver::start().await;
+    let meta: Value = app
+        .get("/.well-known/ssf-configuration")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let origin = crate::helpers::origin(&app.issuer);
+    assert_eq!(
+        meta["verification_endpoint"],
+        format!("{origin}/ssf/verify")
+    );
+    let (st, stream) = app
+        .post_json(
+            "/ssf/streams",
+            &rw,
+            &push_to(&receiver, Some("Bearer push_token_7f3a")),
+        )
+        .await;
+    assert_eq!(st, 201, "{stream}");
+    let id = stream["stream_id"].as_str().expect("id").to_owned();
+
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": id, "state": "state-1f2e"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    let got = wait_received(&receiver, 1).await;
+    let r = &got[0];
+    assert_eq!(r.authorization.as_deref(), Some("Bearer push_token_7f3a"));
+    assert_eq!(r.content_type, "application/secevent+jwt");
+    let (header, claims) = crate::helpers::decode(&r.body);
+    assert_eq!(header["typ"], "secevent+jwt");
+    assert_eq!(header["alg"], "RS256");
+    crate::helpers::verify_with_jwks(&r.body, &app.jwks().await)
+        .expect("signed by a published key");
+    assert_eq!(claims["iss"], stream["iss"]);
+    assert_eq!(claims["aud"], stream["aud"]);
+    assert!(
+        claims.get("sub").is_none() && claims.get("exp").is_none(),
+        "{claims}"
+    );
+    assert!(
+        claims["iat"]
+            .as_i64()
+            .is_some_and(|iat| iat <= chrono::Utc::now().timestamp()),
+        "{claims}"
+    );
+    assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    assert_eq!(claims["sub_id"], json!({"format": "opaque", "id": id}));
+    let events = claims["events"].as_object().expect("events");
+    assert_eq!(events.len(), 1, "exactly one event");
+    assert_eq!(events[VERIFICATION], json!({"state": "state-1f2e"}));
+
+    // Within min_verification_interval: 429 with Retry-After, nothing sent.
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": id})),
+        )
+        .await;
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        retry_after.is_some_and(|s| (1..=15).contains(&s)),
+        "{retry_after:?}"
+    );
+    assert_problem(resp, 429).await;
+
+    // A stream without authorization_header: pushes carry no Authorization header at all.
+    let bare = crate::receiver::FakeReceiver::start().await;
+    let (_, stream) = app
+        .post_json("/ssf/streams", &rw, &push_to(&bare, None))
+        .await;
+    let bare_id = stream["stream_id"].as_str().expect("id").to_owned();
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": bare_id})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    let got = wait_received(&bare, 1).await;
+    assert_eq!(got[0].authorization, None);
+    let (_, claims) = crate::helpers::decode(&got[0].body);
+    assert_eq!(
+        claims["events"][VERIFICATION],
+        json!({}),
+        "no state asked for, none sent"
+    );
+    // Unknown stream, another client's, bad body.
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": "0123456789abcdef0123456789abcdef"})),
+        )
+        .await;
+    assert_problem(resp, 404).await;
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"state": "x"})),
+        )
+        .await;
+    assert_problem(resp, 400).await;
+}
+
+#[tokio::test]
+async fn a_paused_stream_holds_its_events_until_enabled_and_a_disabled_one_drops_them() {
+    let dir = tempdir();
+    let mut config = crate::helpers::config_for(dir.path());
+    config.streams.min_verification_interval_secs = 1;
+    let app = TestApp::spawn_with(config).await;
+    let rw = app
+        .client_with("receiver", &[Scope::StreamsRead, Scope::StreamsWrite])
+        .await;
+    let receiver = crate::receiver::FakeReceiver::start().await;
+    let (_, stream) = app
+        .post_json("/ssf/streams", &rw, &push_to(&receiver, None))
+        .await;
+    let id = stream["stream_id"].as_str().expect("id").to_owned();
+    let status = |s: &str| json!({"stream_id": id, "status": s});
+
+    let (st, _) = app.post_json("/ssf/status", &rw, &status("paused")).await;
+    assert_eq!(st, 200);
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": id, "state": "held"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "nothing is pushed while paused"
+    );
+    let (st, _) = app.post_json("/ssf/status", &rw, &status("enabled")).await;
+    assert_eq!(st, 200);
+    let got = wait_received(&receiver, 1).await;
+    let (_, claims) = crate::helpers::decode(&got[0].body);
+    assert_eq!(
+        claims["events"][VERIFICATION]["state"], "held",
+        "held, then delivered on enable"
+    );
+
+    let (st, _) = app.post_json("/ssf/status", &rw, &status("disabled")).await;
+    assert_eq!(st, 200);
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": id, "state": "dropped"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    let (st, _) = app.post_json("/ssf/status", &rw, &status("enabled")).await;
+    assert_eq!(st, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": id, "state": "after"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    let got = wait_received(&receiver, 2).await;
+    let states: Vec<Value> = got
+        .iter()
+        .map(|r| crate::helpers::decode(&r.body).1["events"][VERIFICATION]["state"].clone())
+        .collect();
+    assert_eq!(
+        states,
+        vec![json!("held"), json!("after")],
+        "what a disabled stream got was dropped"
+    );
+}
