@@ -318,6 +318,12 @@ impl Store {
         dispatch!(self, b => b.save_stream(s).await)
     }
 
+    /// Drops a stream's undelivered SETs (deleted or disabled: it transmits nothing and holds
+    /// nothing); returns how many.
+    pub async fn drop_pending(&self, stream_id: &str) -> Result<u64, StoreError> {
+        dispatch!(self, b => b.drop_pending(stream_id).await)
+    }
+
     /// Deletes `client_id`'s stream; false when it has no such stream.
     pub async fn delete_stream(&self, id: &str, client_id: &str) -> Result<bool, StoreError> {
         dispatch!(self, b => b.delete_stream(id, client_id).await)

@@ -660,6 +660,7 @@ impl Streams {
             return Err(StreamError::NotFound);
         }
         self.changed.notify_one();
+        self.store.drop_pending(id).await?;
         Ok(())
     }
 
@@ -678,6 +679,10 @@ impl Streams {
         };
         stream.status = status;
         self.save(&stream).await?;
+        if status == StreamStatus::Disabled {
+            // Disabled transmits nothing and holds nothing: what was waiting goes too.
+            self.store.drop_pending(&stream.id).await?;
+        }
         Ok(stream)
     }
 

@@ -792,8 +792,22 @@ async fn a_paused_stream_holds_its_events_until_enabled_and_a_disabled_one_drops
         "held, then delivered on enable"
     );
 
+    // Held while paused, then disabled: dropped, never delivered.
+    let (st, _) = app.post_json("/ssf/status", &rw, &status("paused")).await;
+    assert_eq!(st, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": id, "state": "held-then-disabled"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
     let (st, _) = app.post_json("/ssf/status", &rw, &status("disabled")).await;
     assert_eq!(st, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let resp = app
         .call(
             Method::POST,
@@ -824,5 +838,41 @@ async fn a_paused_stream_holds_its_events_until_enabled_and_a_disabled_one_drops
         states,
         vec![json!("held"), json!("after")],
         "what a disabled stream got was dropped"
+    );
+
+    // Deleting a stream drops what it still holds.
+    let queued = |counts: Vec<(ssf_transmitter::store::DeliveryStatus, i64)>| {
+        counts
+            .into_iter()
+            .filter(|(s, _)| *s == ssf_transmitter::store::DeliveryStatus::Queued)
+            .map(|(_, n)| n)
+            .sum::<i64>()
+    };
+    let (st, _) = app.post_json("/ssf/status", &rw, &status("paused")).await;
+    assert_eq!(st, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": id, "state": "orphan"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(queued(app.store.status_counts().await.expect("counts")), 1);
+    let resp = app
+        .call(
+            Method::DELETE,
+            &format!("/ssf/streams?stream_id={id}"),
+            &rw,
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        queued(app.store.status_counts().await.expect("counts")),
+        0,
+        "dropped with the stream"
     );
 }

@@ -86,4 +86,14 @@ impl PgStore {
             .await?;
         Ok(r.rows_affected() > 0)
     }
+
+    pub(in crate::store) async fn drop_pending(&self, stream_id: &str) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "DELETE FROM outbox WHERE stream_id = $1 AND status IN ('queued', 'retrying')",
+        )
+        .bind(stream_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
 }
