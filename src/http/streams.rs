@@ -230,7 +230,9 @@ pub async fn read_status(
 /// Change a stream's status (SSF §8.1.2.2).
 ///
 /// `enabled` transmits; `paused` holds events and transmits them, in order, on enable;
-/// `disabled` drops them. The `reason` is kept and shown with the status.
+/// `disabled` drops them (and what was held). The `reason` is kept and shown with the status.
+/// A change queues an SSF `stream-updated` event (`status`, `reason`) for the stream: a paused
+/// stream delivers it before the one that re-enables it; a disabled stream gets none.
 #[utoipa::path(post, path = "/ssf/status", tag = "streams",
     request_body = StatusRequest,
     security(("bearer" = ["streams:write"])),

@@ -338,6 +338,10 @@ pub struct StatusRequest {
 /// The SSF verification event type.
 pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
 
+/// The SSF stream-updated event type.
+pub const STREAM_UPDATED: &str =
+    "https://schemas.openid.net/secevent/ssf/event-type/stream-updated";
+
 /// A receiver's request for a verification event.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct VerifyRequest {
@@ -482,38 +486,52 @@ impl Streams {
         if stream.status == StreamStatus::Disabled {
             return self.save(&stream).await;
         }
-        let jti = self.ids.jti();
-        let sub_id = serde_json::json!({"format": "opaque", "id": stream.id});
         let mut event = serde_json::Map::new();
         if let Some(state) = req.state {
             event.insert("state".into(), Value::String(state));
         }
+        let row = self.stream_event(&stream, VERIFICATION, "verification", event, &caller.name)?;
+        self.store.accept_signals(&[row], &[], None).await?;
+        self.save(&stream).await?;
+        self.waker(&stream.id).notify_one();
+        Ok(())
+    }
+
+    /// A SET about the stream itself (verification, stream-updated): `sub_id` is the stream,
+    /// `aud` the stream's, one event; queued in the stream's own FIFO, so it never waits behind
+    /// a subject's backlog and two of them keep their order.
+    fn stream_event(
+        &self,
+        stream: &Stream,
+        event_type: &str,
+        short_name: &str,
+        event: serde_json::Map<String, Value>,
+        client: &str,
+    ) -> Result<NewOutbox, StreamError> {
+        let now = self.clock.now();
+        let jti = self.ids.jti();
+        let sub_id = serde_json::json!({"format": "opaque", "id": stream.id});
         let claims = serde_json::json!({
             "iss": self.issuer.as_ref(),
             "aud": stream.record.aud,
             "iat": now.timestamp(),
             "jti": jti,
             "sub_id": sub_id,
-            "events": {VERIFICATION: Value::Object(event)},
+            "events": {event_type: Value::Object(event)},
         });
         let ring = self.keys.ring();
         let set_jwt = ring.sign(crate::set::SET_TYP, &claims)?;
-        let row = NewOutbox {
+        Ok(NewOutbox {
             jti,
             stream_id: stream.id.clone(),
-            // Its own FIFO: a verification never waits behind a subject's backlog.
             subject_key: format!("stream:{}", stream.id),
             subject: sub_id.to_string(),
-            event_type: "verification".into(),
+            event_type: short_name.into(),
             set_jwt,
-            client: caller.name.clone(),
+            client: client.to_owned(),
             kid: ring.active_kid().to_owned(),
-            now_ms,
-        };
-        self.store.accept_signals(&[row], &[], None).await?;
-        self.save(&stream).await?;
-        self.waker(&stream.id).notify_one();
-        Ok(())
+            now_ms: now.timestamp_millis(),
+        })
     }
 
     /// The receiver's view of `stream`.
@@ -677,11 +695,29 @@ impl Streams {
             Some(r) => Some(text("reason", r)?),
             None => None,
         };
+        let was = stream.status;
         stream.status = status;
         self.save(&stream).await?;
         if status == StreamStatus::Disabled {
             // Disabled transmits nothing and holds nothing: what was waiting goes too.
             self.store.drop_pending(&stream.id).await?;
+        } else if status != was {
+            // SSF §8.1.5: the receiver learns of the change (a paused stream holds the event
+            // and delivers it, in order, before the one that re-enables it).
+            let mut event = serde_json::Map::new();
+            event.insert("status".into(), Value::String(status.as_str().to_owned()));
+            if let Some(r) = &stream.record.reason {
+                event.insert("reason".into(), Value::String(r.clone()));
+            }
+            let row = self.stream_event(
+                &stream,
+                STREAM_UPDATED,
+                "stream-updated",
+                event,
+                &caller.name,
+            )?;
+            self.store.accept_signals(&[row], &[], None).await?;
+            self.waker(&stream.id).notify_one();
         }
         Ok(stream)
     }

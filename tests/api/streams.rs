@@ -592,6 +592,25 @@ async fn an_operator_can_allow_a_private_network_for_receivers() {
 }
 
 const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+const STREAM_UPDATED: &str = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated";
+
+/// Each pushed SET's one event: (type, payload).
+fn events(got: &[crate::receiver::Received]) -> Vec<(&'static str, Value)> {
+    got.iter()
+        .map(|r| {
+            let (_, claims) = crate::helpers::decode(&r.body);
+            let events = claims["events"].as_object().cloned().unwrap_or_default();
+            assert_eq!(events.len(), 1, "one event per SET: {claims}");
+            let (uri, payload) = events.into_iter().next().expect("event");
+            let kind = match uri.as_str() {
+                VERIFICATION => VERIFICATION,
+                STREAM_UPDATED => STREAM_UPDATED,
+                other => panic!("unexpected event {other}"),
+            };
+            (kind, payload)
+        })
+        .collect()
+}
 
 /// Waits until `receiver` holds `n` requests.
 async fn wait_received(
@@ -785,10 +804,15 @@ async fn a_paused_stream_holds_its_events_until_enabled_and_a_disabled_one_drops
     );
     let (st, _) = app.post_json("/ssf/status", &rw, &status("enabled")).await;
     assert_eq!(st, 200);
-    let got = wait_received(&receiver, 1).await;
-    let (_, claims) = crate::helpers::decode(&got[0].body);
+    // The held stream-updated (paused) and verification, then the one for enabled, in order.
+    let got = wait_received(&receiver, 3).await;
     assert_eq!(
-        claims["events"][VERIFICATION]["state"], "held",
+        events(&got),
+        vec![
+            (STREAM_UPDATED, json!({"status": "paused"})),
+            (VERIFICATION, json!({"state": "held"})),
+            (STREAM_UPDATED, json!({"status": "enabled"})),
+        ],
         "held, then delivered on enable"
     );
 
@@ -829,16 +853,19 @@ async fn a_paused_stream_holds_its_events_until_enabled_and_a_disabled_one_drops
         )
         .await;
     assert_eq!(resp.status(), 204);
-    let got = wait_received(&receiver, 2).await;
-    let states: Vec<Value> = got
-        .iter()
-        .map(|r| crate::helpers::decode(&r.body).1["events"][VERIFICATION]["state"].clone())
-        .collect();
+    let got = wait_received(&receiver, 5).await;
     assert_eq!(
-        states,
-        vec![json!("held"), json!("after")],
-        "what a disabled stream got was dropped"
+        events(&got)[3..],
+        [
+            (STREAM_UPDATED, json!({"status": "enabled"})),
+            (VERIFICATION, json!({"state": "after"})),
+        ],
+        "what the stream held when disabled, and what came while disabled, was dropped"
     );
+    for r in &got {
+        let (_, claims) = crate::helpers::decode(&r.body);
+        assert_eq!(claims["sub_id"], json!({"format": "opaque", "id": id}));
+    }
 
     // Deleting a stream drops what it still holds.
     let queued = |counts: Vec<(ssf_transmitter::store::DeliveryStatus, i64)>| {
@@ -860,7 +887,11 @@ async fn a_paused_stream_holds_its_events_until_enabled_and_a_disabled_one_drops
         )
         .await;
     assert_eq!(resp.status(), 204);
-    assert_eq!(queued(app.store.status_counts().await.expect("counts")), 1);
+    assert_eq!(
+        queued(app.store.status_counts().await.expect("counts")),
+        2,
+        "held: the stream-updated (paused) and the verification"
+    );
     let resp = app
         .call(
             Method::DELETE,
