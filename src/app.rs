@@ -320,6 +320,7 @@ impl Application {
                 min_verification_interval: config.streams.min_verification_interval_secs,
                 max_per_client: config.streams.max_per_client,
                 allow_private: config.streams.allow_private().map_err(anyhow::Error::new)?,
+                default_subjects: config.streams.default_subjects,
             },
         );
         let stream_workers = crate::streams::push::StreamWorkers::new(

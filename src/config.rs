@@ -90,6 +90,9 @@ pub struct StreamsConfig {
     /// Seconds a receiver must wait between two verification requests of a stream (1–86400;
     /// default 15).
     pub min_verification_interval_secs: u64,
+    /// Which subjects a new stream carries: `ALL` (every subject but those a receiver removes;
+    /// the default) or `NONE` (only those it adds). Published as `default_subjects`.
+    pub default_subjects: crate::streams::config::DefaultSubjects,
     /// Private networks (CIDR, e.g. `10.20.0.0/16`) a receiver's push endpoint may be on. By
     /// default private, link-local, CGNAT and cloud-metadata addresses are refused, so a
     /// receiver cannot point the service at the internal network.
@@ -101,6 +104,7 @@ impl Default for StreamsConfig {
         Self {
             max_per_client: 10,
             min_verification_interval_secs: 15,
+            default_subjects: crate::streams::config::DefaultSubjects::All,
             allow_private_receivers: Vec::new(),
         }
     }

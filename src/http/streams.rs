@@ -14,7 +14,8 @@ use super::auth::{Auth, StreamsRead, StreamsWrite};
 use super::openapi::AuthErrors;
 use super::{ApiError, ApiJson, ApiQuery, AppState, Problem, RawJson};
 use crate::streams::config::{
-    StatusRequest, StatusView, StreamConfig, StreamError, StreamRequest, Streams, VerifyRequest,
+    StatusRequest, StatusView, StreamConfig, StreamError, StreamRequest, Streams, SubjectRequest,
+    VerifyRequest,
 };
 use crate::validation::FieldError;
 
@@ -23,6 +24,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create, read, update, replace, delete))
         .routes(routes!(read_status, update_status))
         .routes(routes!(verify))
+        .routes(routes!(add_subject))
+        .routes(routes!(remove_subject))
 }
 
 impl From<StreamError> for ApiError {
@@ -274,5 +277,48 @@ pub async fn verify(
 ) -> Result<StatusCode, ApiError> {
     let req: VerifyRequest = ssf_body(raw)?;
     state.streams.verify(&auth.caller, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add a subject to a stream (SSF §8.1.3.2).
+///
+/// With `default_subjects` `NONE` only added subjects are delivered; with `ALL` adding a removed
+/// subject delivers it again. `verified` is kept for the record.
+#[utoipa::path(post, path = "/ssf/subjects:add", tag = "streams",
+    request_body = SubjectRequest,
+    security(("bearer" = ["streams:write"])),
+    responses(
+        (status = 200, description = "Added"),
+        (status = 400, description = "Not JSON, or an invalid subject (the member named)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such stream for this caller", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn add_subject(
+    auth: Auth<StreamsWrite>,
+    State(state): State<AppState>,
+    raw: RawJson,
+) -> Result<StatusCode, ApiError> {
+    let req: SubjectRequest = ssf_body(raw)?;
+    state.streams.add_subject(&auth.caller, req).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Remove a subject from a stream (SSF §8.1.3.3).
+///
+/// No signal accepted after the 204 is delivered for it on this stream.
+#[utoipa::path(post, path = "/ssf/subjects:remove", tag = "streams",
+    request_body = SubjectRequest,
+    security(("bearer" = ["streams:write"])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "Not JSON, or an invalid subject (the member named)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such stream for this caller", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn remove_subject(
+    auth: Auth<StreamsWrite>,
+    State(state): State<AppState>,
+    raw: RawJson,
+) -> Result<StatusCode, ApiError> {
+    let req: SubjectRequest = ssf_body(raw)?;
+    state.streams.remove_subject(&auth.caller, req).await?;
     Ok(StatusCode::NO_CONTENT)
 }

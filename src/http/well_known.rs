@@ -98,6 +98,13 @@ pub struct SsfConfiguration {
     pub status_endpoint: String,
     /// Where receivers ask for a verification event (SSF §8.1.4.2).
     pub verification_endpoint: String,
+    /// Where receivers add a subject to a stream (SSF §8.1.3.2).
+    pub add_subject_endpoint: String,
+    /// Where receivers remove a subject from a stream (SSF §8.1.3.3).
+    pub remove_subject_endpoint: String,
+    /// Which subjects a new stream carries: `ALL` or `NONE`.
+    #[schema(value_type = String, example = "ALL")]
+    pub default_subjects: crate::streams::config::DefaultSubjects,
 }
 
 /// SSF transmitter metadata (SSF 1.0 §7).
@@ -114,5 +121,8 @@ pub async fn ssf_configuration(State(state): State<AppState>) -> ApiJson<SsfConf
         configuration_endpoint: format!("{}/ssf/streams", issuer_origin(&state.issuer)),
         status_endpoint: format!("{}/ssf/status", issuer_origin(&state.issuer)),
         verification_endpoint: format!("{}/ssf/verify", issuer_origin(&state.issuer)),
+        add_subject_endpoint: format!("{}/ssf/subjects:add", issuer_origin(&state.issuer)),
+        remove_subject_endpoint: format!("{}/ssf/subjects:remove", issuer_origin(&state.issuer)),
+        default_subjects: state.streams.default_subjects(),
     })
 }

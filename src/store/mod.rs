@@ -324,6 +324,31 @@ impl Store {
         dispatch!(self, b => b.drop_pending(stream_id).await)
     }
 
+    /// Records a subject added to (`added`) or removed from (`removed`) a stream.
+    pub async fn put_stream_subject(
+        &self,
+        stream_id: &str,
+        subject_key: &str,
+        subject: &str,
+        state: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.put_stream_subject(stream_id, subject_key, subject, state, now_ms).await)
+    }
+
+    /// A stream's added and removed subjects: (subject JSON, state).
+    pub async fn stream_subjects(
+        &self,
+        stream_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        dispatch!(self, b => b.stream_subjects(stream_id).await)
+    }
+
+    /// Forgets a (deleted) stream's subjects.
+    pub async fn drop_stream_subjects(&self, stream_id: &str) -> Result<(), StoreError> {
+        dispatch!(self, b => b.drop_stream_subjects(stream_id).await)
+    }
+
     /// Deletes `client_id`'s stream; false when it has no such stream.
     pub async fn delete_stream(&self, id: &str, client_id: &str) -> Result<bool, StoreError> {
         dispatch!(self, b => b.delete_stream(id, client_id).await)

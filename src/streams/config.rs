@@ -132,6 +132,20 @@ struct Record {
     /// When the receiver last asked for a verification event, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_verification_at: Option<i64>,
+    /// Which subjects the stream carries before any is added or removed (fixed at creation).
+    #[serde(default)]
+    default_subjects: DefaultSubjects,
+}
+
+/// Which subjects a new stream carries (SSF §7 `default_subjects`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DefaultSubjects {
+    /// Every subject, except those removed.
+    #[default]
+    All,
+    /// Only the subjects added.
+    None,
 }
 
 /// A stream, loaded.
@@ -353,6 +367,21 @@ pub struct VerifyRequest {
     pub state: Option<String>,
 }
 
+/// A subject a receiver adds to or removes from its stream (SSF §8.1.3).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SubjectRequest {
+    /// The stream.
+    pub stream_id: String,
+    /// An RFC 9493 identifier (e.g. `{"format": "email", "email": "…"}`, `iss_sub`, `opaque`,
+    /// `phone_number`, `account`, `uri`, `did`), or a complex subject with `user` and/or
+    /// `device`.
+    #[schema(value_type = Object)]
+    pub subject: Value,
+    /// Whether the receiver verified the subject (add only; default true). Kept for the record.
+    #[serde(default)]
+    pub verified: Option<bool>,
+}
+
 /// Stream settings from the configuration.
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
@@ -362,6 +391,8 @@ pub struct StreamSettings {
     pub max_per_client: usize,
     /// Private networks receivers may be on (an operator's explicit choice).
     pub allow_private: AllowPrivate,
+    /// Which subjects a new stream carries.
+    pub default_subjects: DefaultSubjects,
 }
 
 /// Stream management.
@@ -414,6 +445,11 @@ impl Streams {
             wakers: Arc::default(),
             changed: Arc::new(Notify::new()),
         }
+    }
+
+    /// Which subjects new streams carry.
+    pub fn default_subjects(&self) -> DefaultSubjects {
+        self.settings.default_subjects
     }
 
     /// The notifier that wakes stream `id`'s delivery worker.
@@ -495,6 +531,81 @@ impl Streams {
         self.save(&stream).await?;
         self.waker(&stream.id).notify_one();
         Ok(())
+    }
+
+    /// Adds a subject to `caller`'s stream (SSF §8.1.3.2): with `default_subjects` NONE it is
+    /// delivered from now on; with ALL a removed subject is delivered again.
+    pub async fn add_subject(
+        &self,
+        caller: &Caller,
+        req: SubjectRequest,
+    ) -> Result<(), StreamError> {
+        self.put_subject(caller, req, "added").await
+    }
+
+    /// Removes a subject from `caller`'s stream (SSF §8.1.3.3): no signal accepted after this
+    /// answers is delivered for it.
+    pub async fn remove_subject(
+        &self,
+        caller: &Caller,
+        req: SubjectRequest,
+    ) -> Result<(), StreamError> {
+        self.put_subject(caller, req, "removed").await
+    }
+
+    async fn put_subject(
+        &self,
+        caller: &Caller,
+        req: SubjectRequest,
+        state: &str,
+    ) -> Result<(), StreamError> {
+        let stream = self.get(caller, &req.stream_id).await?;
+        let subject = crate::set::Subject::parse(&req.subject, "subject")
+            .map_err(|e| invalid(&e.field, e.message))?;
+        self.store
+            .put_stream_subject(
+                &stream.id,
+                &subject.key(),
+                &subject.to_json().to_string(),
+                state,
+                self.clock.now().timestamp_millis(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Whether stream `id` carries events about `subject`: with `default_subjects` ALL unless a
+    /// removed subject matches it, with NONE only when an added one does. Subjects match when
+    /// they share at least one member (`user`, `device`) and every shared member is the same
+    /// identifier (SSF §8.1.3.1's wildcard rule, without its vacuous match of subjects that
+    /// share nothing).
+    pub async fn delivers_to(
+        &self,
+        id: &str,
+        subject: &crate::set::Subject,
+    ) -> Result<bool, StreamError> {
+        let Some(row) = self.store.stream(id).await? else {
+            return Ok(false);
+        };
+        let stream = Stream::from_row(row)?;
+        let mut added = false;
+        let mut removed = false;
+        for (json, state) in self.store.stream_subjects(id).await? {
+            let value: Value = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("stream subject: {e}")))?;
+            let listed = crate::set::Subject::parse(&value, "subject")
+                .map_err(|e| StoreError::Corrupt(format!("stream subject: {}", e.message)))?;
+            if subjects_match(&listed, subject) {
+                match state.as_str() {
+                    "added" => added = true,
+                    _ => removed = true,
+                }
+            }
+        }
+        Ok(match stream.record.default_subjects {
+            DefaultSubjects::All => !removed,
+            DefaultSubjects::None => added && !removed,
+        })
     }
 
     /// A SET about the stream itself (verification, stream-updated): `sub_id` is the stream,
@@ -605,6 +716,7 @@ impl Streams {
                 description,
                 reason: None,
                 last_verification_at: None,
+                default_subjects: self.settings.default_subjects,
             },
         };
         self.store.insert_stream(&stream.to_row(now)?).await?;
@@ -679,6 +791,7 @@ impl Streams {
         }
         self.changed.notify_one();
         self.store.drop_pending(id).await?;
+        self.store.drop_stream_subjects(id).await?;
         Ok(())
     }
 
@@ -802,6 +915,20 @@ impl Streams {
             authorization_header,
         })
     }
+}
+
+/// SSF §8.1.3.1: every member both have is the same identifier, and they share one at least.
+fn subjects_match(a: &crate::set::Subject, b: &crate::set::Subject) -> bool {
+    let pairs = [(&a.user, &b.user), (&a.device, &b.device)];
+    let shared = pairs
+        .iter()
+        .filter(|(x, y)| x.is_some() && y.is_some())
+        .count();
+    shared > 0
+        && pairs.iter().all(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) => x.canonical() == y.canonical(),
+            _ => true,
+        })
 }
 
 fn events_requested(e: Option<Vec<String>>) -> Result<Vec<String>, StreamError> {

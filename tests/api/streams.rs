@@ -907,3 +907,125 @@ async fn a_paused_stream_holds_its_events_until_enabled_and_a_disabled_one_drops
         "dropped with the stream"
     );
 }
+
+fn email_subject(email: &str) -> ssf_transmitter::set::Subject {
+    ssf_transmitter::set::Subject::parse(&json!({"format": "email", "email": email}), "s")
+        .expect("subject")
+}
+
+/// SSF §8.1.3: add → 200, remove → 204; with `ALL` a removed subject is excluded (and back when
+/// added again), with `NONE` only added subjects are carried; subjects match case-insensitively
+/// on email and by shared members of a complex subject.
+#[tokio::test]
+async fn subjects_are_added_and_removed_per_stream() {
+    for default in ["ALL", "NONE"] {
+        let dir = tempdir();
+        let mut config = crate::helpers::config_for(dir.path());
+        config.streams.default_subjects = serde_json::from_value(json!(default)).expect("mode");
+        let app = TestApp::spawn_with(config).await;
+        let rw = app
+            .client_with("receiver", &[Scope::StreamsRead, Scope::StreamsWrite])
+            .await;
+        let meta: Value = app
+            .get("/.well-known/ssf-configuration")
+            .await
+            .json()
+            .await
+            .expect("json");
+        let origin = crate::helpers::origin(&app.issuer);
+        assert_eq!(meta["default_subjects"], default);
+        assert_eq!(
+            meta["add_subject_endpoint"],
+            format!("{origin}/ssf/subjects:add")
+        );
+        assert_eq!(
+            meta["remove_subject_endpoint"],
+            format!("{origin}/ssf/subjects:remove")
+        );
+        let stream = create(&app, &rw).await;
+        let id = stream["stream_id"].as_str().expect("id").to_owned();
+        let streams = &app.state.streams;
+        let (jane, bob) = (
+            email_subject("jane@example.com"),
+            email_subject("bob@example.com"),
+        );
+        let all = default == "ALL";
+        assert_eq!(streams.delivers_to(&id, &jane).await.expect("q"), all);
+
+        let resp = app
+            .call(
+                Method::POST,
+                "/ssf/subjects:add",
+                &rw,
+                Some(&json!({"stream_id": id, "subject": {"format": "email", "email": "Jane@Example.com"}, "verified": true})),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.text().await.expect("body").is_empty());
+        assert!(
+            streams.delivers_to(&id, &jane).await.expect("q"),
+            "{default}: added"
+        );
+        assert_eq!(
+            streams.delivers_to(&id, &bob).await.expect("q"),
+            all,
+            "{default}: bob untouched"
+        );
+        // A complex subject with that user matches too.
+        let jane_on_laptop = ssf_transmitter::set::Subject::parse(
+            &json!({"format": "complex", "user": {"format": "email", "email": "jane@example.com"}, "device": {"format": "opaque", "id": "laptop-42"}}),
+            "s",
+        )
+        .expect("subject");
+        assert!(streams.delivers_to(&id, &jane_on_laptop).await.expect("q"));
+
+        let resp = app
+            .call(
+                Method::POST,
+                "/ssf/subjects:remove",
+                &rw,
+                Some(&json!({"stream_id": id, "subject": {"format": "email", "email": "jane@example.com"}})),
+            )
+            .await;
+        assert_eq!(resp.status(), 204);
+        assert!(
+            !streams.delivers_to(&id, &jane).await.expect("q"),
+            "{default}: removed"
+        );
+        assert!(!streams.delivers_to(&id, &jane_on_laptop).await.expect("q"));
+        assert_eq!(streams.delivers_to(&id, &bob).await.expect("q"), all);
+
+        // Bad subjects and unknown streams.
+        for (body, status) in [
+            (
+                json!({"stream_id": id, "subject": {"format": "email"}}),
+                400,
+            ),
+            (json!({"stream_id": id, "subject": "jane@example.com"}), 400),
+            (json!({"stream_id": id}), 400),
+            (
+                json!({"stream_id": "0123456789abcdef0123456789abcdef", "subject": {"format": "email", "email": "a@b.c"}}),
+                404,
+            ),
+        ] {
+            for path in ["/ssf/subjects:add", "/ssf/subjects:remove"] {
+                let resp = app.call(Method::POST, path, &rw, Some(&body)).await;
+                assert_problem(resp, status).await;
+            }
+        }
+        // Deleting the stream forgets its subjects.
+        let resp = app
+            .call(
+                Method::DELETE,
+                &format!("/ssf/streams?stream_id={id}"),
+                &rw,
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), 204);
+        assert!(
+            !streams.delivers_to(&id, &bob).await.expect("q"),
+            "no stream, nothing delivered"
+        );
+    }
+}

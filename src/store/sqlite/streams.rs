@@ -2,6 +2,8 @@
 
 use super::SqliteStore;
 use crate::store::streams::StreamRow;
+use sqlx::Row as _;
+
 use crate::store::{StoreError, rows};
 
 const STREAM_COLUMNS: &str = "stream_id, client_id, status, created_at, updated_at, record";
@@ -95,5 +97,55 @@ impl SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected())
+    }
+
+    pub(in crate::store) async fn put_stream_subject(
+        &self,
+        stream_id: &str,
+        subject_key: &str,
+        subject: &str,
+        state: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO stream_subjects (stream_id, subject_key, subject, state, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (stream_id, subject_key) DO UPDATE SET \
+             subject = excluded.subject, state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(stream_id)
+        .bind(subject_key)
+        .bind(subject)
+        .bind(state)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn stream_subjects(
+        &self,
+        stream_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject, state FROM stream_subjects WHERE stream_id = ?1 ORDER BY subject_key",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("subject")?, r.try_get("state")?)))
+            .collect()
+    }
+
+    pub(in crate::store) async fn drop_stream_subjects(
+        &self,
+        stream_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM stream_subjects WHERE stream_id = ?1")
+            .bind(stream_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
