@@ -321,6 +321,8 @@ impl Application {
                 max_per_client: config.streams.max_per_client,
                 allow_private: config.streams.allow_private().map_err(anyhow::Error::new)?,
                 default_subjects: config.streams.default_subjects,
+                poll_ack_timeout_secs: config.streams.poll_ack_timeout_secs,
+                poll_max_wait_secs: config.streams.poll_max_wait_secs,
             },
         );
         let stream_workers = crate::streams::push::StreamWorkers::new(

@@ -93,6 +93,11 @@ pub struct StreamsConfig {
     /// Which subjects a new stream carries: `ALL` (every subject but those a receiver removes;
     /// the default) or `NONE` (only those it adds). Published as `default_subjects`.
     pub default_subjects: crate::streams::config::DefaultSubjects,
+    /// Seconds after which a polled SET that was not acknowledged is offered again (5–86400;
+    /// default 60).
+    pub poll_ack_timeout_secs: u64,
+    /// Longest wait of a long poll, seconds (1–30; default 30).
+    pub poll_max_wait_secs: u64,
     /// Private networks (CIDR, e.g. `10.20.0.0/16`) a receiver's push endpoint may be on. By
     /// default private, link-local, CGNAT and cloud-metadata addresses are refused, so a
     /// receiver cannot point the service at the internal network.
@@ -105,6 +110,8 @@ impl Default for StreamsConfig {
             max_per_client: 10,
             min_verification_interval_secs: 15,
             default_subjects: crate::streams::config::DefaultSubjects::All,
+            poll_ack_timeout_secs: 60,
+            poll_max_wait_secs: 30,
             allow_private_receivers: Vec::new(),
         }
     }
@@ -133,6 +140,18 @@ impl StreamsConfig {
             errors.push(ConfigError::new(
                 "streams.min_verification_interval_secs",
                 "must be 1 to 86400 seconds",
+            ));
+        }
+        if !(5..=86_400).contains(&self.poll_ack_timeout_secs) {
+            errors.push(ConfigError::new(
+                "streams.poll_ack_timeout_secs",
+                "must be 5 to 86400 seconds",
+            ));
+        }
+        if !(1..=30).contains(&self.poll_max_wait_secs) {
+            errors.push(ConfigError::new(
+                "streams.poll_max_wait_secs",
+                "must be 1 to 30 seconds",
             ));
         }
         if let Err(e) = self.allow_private() {

@@ -12,10 +12,10 @@ use utoipa_axum::routes;
 
 use super::auth::{Auth, StreamsRead, StreamsWrite};
 use super::openapi::AuthErrors;
-use super::{ApiError, ApiJson, ApiQuery, AppState, Problem, RawJson};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Problem, RawJson};
 use crate::streams::config::{
-    StatusRequest, StatusView, StreamConfig, StreamError, StreamRequest, Streams, SubjectRequest,
-    VerifyRequest,
+    PollRequest, PollResponse, StatusRequest, StatusView, StreamConfig, StreamError, StreamRequest,
+    Streams, SubjectRequest, VerifyRequest,
 };
 use crate::validation::FieldError;
 
@@ -26,6 +26,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify))
         .routes(routes!(add_subject))
         .routes(routes!(remove_subject))
+        .routes(routes!(poll))
 }
 
 impl From<StreamError> for ApiError {
@@ -234,8 +235,9 @@ pub async fn read_status(
 ///
 /// `enabled` transmits; `paused` holds events and transmits them, in order, on enable;
 /// `disabled` drops them (and what was held). The `reason` is kept and shown with the status.
-/// A change queues an SSF `stream-updated` event (`status`, `reason`) for the stream: a paused
-/// stream delivers it before the one that re-enables it; a disabled stream gets none.
+/// A change queues an SSF `stream-updated` event (`status`, `reason`) for the stream; the one
+/// announcing a pause is delivered before the pause takes hold or, at the latest, before the
+/// one that re-enables the stream; a disabled stream gets none.
 #[utoipa::path(post, path = "/ssf/status", tag = "streams",
     request_body = StatusRequest,
     security(("bearer" = ["streams:write"])),
@@ -321,4 +323,33 @@ pub async fn remove_subject(
     let req: SubjectRequest = ssf_body(raw)?;
     state.streams.remove_subject(&auth.caller, req).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Poll for SETs (RFC 8936), for a stream created with poll delivery.
+///
+/// Acknowledges the `ack` jtis (never offered again) and records `setErrs` as failed, then
+/// returns up to `maxEvents` SETs (default 16, at most 256; 0 = acknowledge only), the oldest
+/// of each subject first. Without `returnImmediately` it waits up to
+/// `[streams] poll_max_wait_secs` (≤ 30 s) for one. A SET returned and not acknowledged is
+/// offered again after `[streams] poll_ack_timeout_secs`. `sets` is always present (`{}` when
+/// empty); a paused or disabled stream returns none.
+#[utoipa::path(post, path = "/ssf/poll/{stream_id}", tag = "streams",
+    params(("stream_id" = String, Path, description = "The stream (32 lowercase hex digits); any other value names no stream")),
+    request_body = PollRequest,
+    security(("bearer" = ["streams:read"])),
+    responses(
+        (status = 200, description = "SETs, possibly none", body = PollResponse),
+        (status = 400, description = "Not JSON, an invalid member (named), or a push stream", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such stream for this caller", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn poll(
+    auth: Auth<StreamsRead>,
+    State(state): State<AppState>,
+    ApiPath(stream_id): ApiPath<String>,
+    raw: RawJson,
+) -> Result<ApiJson<PollResponse>, ApiError> {
+    let req: PollRequest = ssf_body(raw)?;
+    Ok(ApiJson(
+        state.streams.poll(&auth.caller, &stream_id, req).await?,
+    ))
 }

@@ -117,7 +117,7 @@ pub async fn ssf_configuration(State(state): State<AppState>) -> ApiJson<SsfConf
         spec_version: "1_0".into(),
         issuer: state.issuer.to_string(),
         jwks_uri: format!("{}/.well-known/jwks.json", state.issuer),
-        delivery_methods_supported: vec![PUSH_DELIVERY.into()],
+        delivery_methods_supported: vec![PUSH_DELIVERY.into(), crate::streams::config::POLL.into()],
         configuration_endpoint: format!("{}/ssf/streams", issuer_origin(&state.issuer)),
         status_endpoint: format!("{}/ssf/status", issuer_origin(&state.issuer)),
         verification_endpoint: format!("{}/ssf/verify", issuer_origin(&state.issuer)),

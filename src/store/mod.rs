@@ -344,6 +344,29 @@ impl Store {
         dispatch!(self, b => b.stream_subjects(stream_id).await)
     }
 
+    /// A poller acknowledged a SET of its stream: delivered. False when the stream has no such
+    /// pending SET (another stream's `jti` is never touched).
+    pub async fn ack_polled(
+        &self,
+        stream_id: &str,
+        jti: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, b => b.ack_polled(stream_id, jti, now_ms).await)
+    }
+
+    /// A poller reported an error for a SET of its stream: failed, with its `err` and our words.
+    pub async fn fail_polled(
+        &self,
+        stream_id: &str,
+        jti: &str,
+        err: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, b => b.fail_polled(stream_id, jti, err, error, now_ms).await)
+    }
+
     /// Forgets a (deleted) stream's subjects.
     pub async fn drop_stream_subjects(&self, stream_id: &str) -> Result<(), StoreError> {
         dispatch!(self, b => b.drop_stream_subjects(stream_id).await)

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::endpoint::{AllowPrivate, ReceiverUrl};
 use crate::auth::Caller;
 use crate::clock::Clock;
+use crate::http::well_known::issuer_origin;
 use crate::ids::Ids;
 use crate::keys::KeyManager;
 use crate::store::{NewOutbox, Store, StoreError, StreamRow};
@@ -248,9 +249,9 @@ pub struct StreamConfig {
 /// The delivery method as shown (no `authorization_header`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeliveryView {
-    /// `urn:ietf:rfc:8935` (push).
+    /// `urn:ietf:rfc:8935` (push) or `urn:ietf:rfc:8936` (poll).
     pub method: String,
-    /// The receiver's push endpoint.
+    /// Push: the receiver's endpoint. Poll: this transmitter's endpoint for the stream.
     pub endpoint_url: String,
 }
 
@@ -279,8 +280,8 @@ where
 /// The delivery object a receiver sends.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct DeliveryRequest {
-    /// `urn:ietf:rfc:8935` (push; the pre-1.0 RISC push URI is taken as it). Poll delivery
-    /// (`urn:ietf:rfc:8936`) is not offered yet.
+    /// `urn:ietf:rfc:8935` (push; the pre-1.0 RISC push URI is taken as it) or
+    /// `urn:ietf:rfc:8936` (poll: the transmitter chooses `endpoint_url`).
     pub method: String,
     /// Push: the receiver's endpoint. `https://`, or `http://` to a loopback host; a host that
     /// is or resolves to a private, link-local or cloud-metadata address is refused (also when
@@ -292,6 +293,17 @@ pub struct DeliveryRequest {
     #[serde(default)]
     #[schema(max_length = 4096)]
     pub authorization_header: Option<String>,
+}
+
+impl DeliveryRequest {
+    /// Poll delivery, the default when a receiver gives none.
+    pub fn poll_default() -> Self {
+        Self {
+            method: POLL.to_owned(),
+            endpoint_url: None,
+            authorization_header: None,
+        }
+    }
 }
 
 /// A stream configuration as a receiver sends it: on create, only `events_requested`,
@@ -352,6 +364,57 @@ pub struct StatusRequest {
 /// The SSF verification event type.
 pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
 
+/// SETs a poll returns when `maxEvents` is not given.
+pub const DEFAULT_POLL_EVENTS: usize = 16;
+/// The most SETs one poll returns (and acknowledgements it takes).
+pub const MAX_POLL_EVENTS: usize = 256;
+/// The claim owner of SETs handed to a poller (their claim is the acknowledgement timeout).
+const POLL_OWNER: &str = "poll";
+
+/// An RFC 8936 poll request.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollRequest {
+    /// Most SETs to return (default 16, at most 256); 0 returns none (acknowledge only).
+    #[serde(default)]
+    #[schema(maximum = 256)]
+    pub max_events: Option<usize>,
+    /// Answer at once even when there is nothing (default false: wait up to
+    /// `[streams] poll_max_wait_secs` for a SET).
+    #[serde(default)]
+    pub return_immediately: Option<bool>,
+    /// `jti`s of SETs received: they are not offered again.
+    #[serde(default)]
+    #[schema(max_items = 256)]
+    pub ack: Vec<String>,
+    /// SETs the receiver could not process: `jti` → `{err, description}`; recorded as failed.
+    #[serde(default)]
+    pub set_errs: std::collections::BTreeMap<String, SetError>,
+}
+
+/// A receiver's error about one SET (RFC 8936 §2.4).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SetError {
+    /// The error code (e.g. `invalid_key`).
+    #[schema(max_length = 256)]
+    pub err: String,
+    /// Human-readable text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An RFC 8936 poll response.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResponse {
+    /// `jti` → compact SET; `{}` when there is none.
+    #[schema(value_type = Object)]
+    pub sets: serde_json::Map<String, Value>,
+    /// More SETs are waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub more_available: Option<bool>,
+}
+
 /// The SSF stream-updated event type.
 pub const STREAM_UPDATED: &str =
     "https://schemas.openid.net/secevent/ssf/event-type/stream-updated";
@@ -393,6 +456,10 @@ pub struct StreamSettings {
     pub allow_private: AllowPrivate,
     /// Which subjects a new stream carries.
     pub default_subjects: DefaultSubjects,
+    /// Seconds after which a polled SET that was not acknowledged is offered again.
+    pub poll_ack_timeout_secs: u64,
+    /// Longest wait of a long poll, seconds.
+    pub poll_max_wait_secs: u64,
 }
 
 /// Stream management.
@@ -656,12 +723,10 @@ impl Streams {
             events_delivered: stream.events_delivered(),
             delivery: DeliveryView {
                 method: stream.record.delivery.method.clone(),
-                endpoint_url: stream
-                    .record
-                    .delivery
-                    .endpoint_url
-                    .clone()
-                    .unwrap_or_default(),
+                endpoint_url: match &stream.record.delivery.endpoint_url {
+                    Some(u) => u.clone(),
+                    None => self.poll_url(&stream.id),
+                },
             },
             min_verification_interval: self.settings.min_verification_interval,
             description: stream.record.description.clone(),
@@ -685,16 +750,13 @@ impl Streams {
     /// Creates a stream for `caller` (enabled).
     pub async fn create(&self, caller: &Caller, req: StreamRequest) -> Result<Stream, StreamError> {
         let events_requested = events_requested(req.events_requested.flatten())?;
-        let delivery = match req.delivery.flatten() {
-            Some(d) => self.delivery(d)?,
-            None => {
-                return Err(invalid(
-                    "delivery",
-                    "is required: this transmitter delivers by push (urn:ietf:rfc:8935); poll \
-                     delivery is not offered yet",
-                ));
-            }
-        };
+        // SSF §8.1.1.1: without `delivery` the stream is polled.
+        let delivery = self.delivery(
+            req.delivery
+                .flatten()
+                .unwrap_or_else(DeliveryRequest::poll_default),
+            None,
+        )?;
         let description = description(req.description.flatten())?;
         if self.store.streams_of(&caller.id).await?.len() >= self.settings.max_per_client {
             return Err(StreamError::Conflict(format!(
@@ -754,7 +816,7 @@ impl Streams {
         }
         if let Some(d) = req.delivery {
             let d = d.ok_or_else(|| invalid("delivery", "cannot be removed"))?;
-            stream.record.delivery = self.delivery(d)?;
+            stream.record.delivery = self.delivery(d, Some(&stream.id))?;
         }
         if let Some(d) = req.description {
             stream.record.description = description(d)?;
@@ -771,14 +833,13 @@ impl Streams {
     ) -> Result<Stream, StreamError> {
         let mut stream = self.target(caller, &req).await?;
         self.check_transmitter_supplied(&stream, &req)?;
-        let delivery = req.delivery.flatten().ok_or_else(|| {
-            invalid(
-                "delivery",
-                "is required: a replace without it would leave the stream without delivery",
-            )
-        })?;
+        // Left out, delivery falls back to the default: poll (SSF §8.1.1.1).
+        let delivery = req
+            .delivery
+            .flatten()
+            .unwrap_or_else(DeliveryRequest::poll_default);
         stream.record.events_requested = events_requested(req.events_requested.flatten())?;
-        stream.record.delivery = self.delivery(delivery)?;
+        stream.record.delivery = self.delivery(delivery, Some(&stream.id))?;
         stream.record.description = description(req.description.flatten())?;
         self.save(&stream).await?;
         Ok(stream)
@@ -883,23 +944,44 @@ impl Streams {
         Ok(())
     }
 
-    fn delivery(&self, d: DeliveryRequest) -> Result<Delivery, StreamError> {
-        let method = match d.method.as_str() {
-            PUSH | LEGACY_PUSH => PUSH,
+    /// Validates a receiver's delivery object. Poll's `endpoint_url` is the transmitter's; a
+    /// receiver may send it back (`stream_id` known) but not choose it.
+    fn delivery(
+        &self,
+        d: DeliveryRequest,
+        stream_id: Option<&str>,
+    ) -> Result<Delivery, StreamError> {
+        match d.method.as_str() {
+            PUSH | LEGACY_PUSH => {}
             POLL => {
-                return Err(invalid(
-                    "delivery.method",
-                    "poll delivery (urn:ietf:rfc:8936) is not offered yet; use push \
-                     (urn:ietf:rfc:8935)",
-                ));
+                if let Some(url) = d.endpoint_url {
+                    let ours = stream_id.map(|id| self.poll_url(id));
+                    if ours.as_deref() != Some(url.as_str()) {
+                        return Err(invalid(
+                            "delivery.endpoint_url",
+                            "is chosen by the transmitter for poll delivery; leave it out",
+                        ));
+                    }
+                }
+                if d.authorization_header.is_some() {
+                    return Err(invalid(
+                        "delivery.authorization_header",
+                        "is for push delivery; a poll request carries the receiver's own token",
+                    ));
+                }
+                return Ok(Delivery {
+                    method: POLL.to_owned(),
+                    endpoint_url: None,
+                    authorization_header: None,
+                });
             }
             _ => {
                 return Err(invalid(
                     "delivery.method",
-                    "must be urn:ietf:rfc:8935 (push)",
+                    "must be urn:ietf:rfc:8935 (push) or urn:ietf:rfc:8936 (poll)",
                 ));
             }
-        };
+        }
         let url = d
             .endpoint_url
             .ok_or_else(|| invalid("delivery.endpoint_url", "is required for push delivery"))?;
@@ -910,10 +992,94 @@ impl Streams {
             None => None,
         };
         Ok(Delivery {
-            method: method.to_owned(),
+            method: PUSH.to_owned(),
             endpoint_url: Some(url.as_str().to_owned()),
             authorization_header,
         })
+    }
+
+    /// A poll stream's endpoint, on the issuer's origin.
+    pub fn poll_url(&self, stream_id: &str) -> String {
+        format!("{}/ssf/poll/{stream_id}", issuer_origin(&self.issuer))
+    }
+
+    /// Poll delivery (RFC 8936) for `caller`'s stream `id`: acknowledges `ack`, records
+    /// `setErrs` as failed, then returns up to `maxEvents` SETs (the oldest of each subject),
+    /// waiting up to the long-poll limit for one unless `returnImmediately`. A SET returned and
+    /// not acknowledged is offered again after `[streams] poll_ack_timeout_secs`. A paused or
+    /// disabled stream returns none.
+    pub async fn poll(
+        &self,
+        caller: &Caller,
+        id: &str,
+        req: PollRequest,
+    ) -> Result<PollResponse, StreamError> {
+        let stream = self.get(caller, id).await?;
+        if stream.record.delivery.method != POLL {
+            return Err(invalid(
+                "stream_id",
+                "this stream is delivered by push, not poll",
+            ));
+        }
+        let now_ms = self.clock.now().timestamp_millis();
+        for jti in req.ack.iter().take(MAX_POLL_EVENTS) {
+            self.store.ack_polled(&stream.id, jti, now_ms).await?;
+        }
+        for (jti, e) in req.set_errs.iter().take(MAX_POLL_EVENTS) {
+            let text = format!(
+                "the receiver reported {}{}",
+                e.err,
+                e.description
+                    .as_deref()
+                    .map(|d| format!(": {}", d.chars().take(MAX_TEXT).collect::<String>()))
+                    .unwrap_or_default()
+            );
+            self.store
+                .fail_polled(&stream.id, jti, &e.err, &text, now_ms)
+                .await?;
+        }
+        let max = req
+            .max_events
+            .unwrap_or(DEFAULT_POLL_EVENTS)
+            .min(MAX_POLL_EVENTS);
+        if max == 0 || stream.status != StreamStatus::Enabled {
+            return Ok(PollResponse::default());
+        }
+        let limit = u32::try_from(max).unwrap_or(u32::MAX);
+        let lease_ms = i64::try_from(self.settings.poll_ack_timeout_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_secs(self.settings.poll_max_wait_secs);
+        let waker = self.waker(&stream.id);
+        loop {
+            // Registered before looking, so a SET queued meanwhile wakes this poll.
+            let notified = waker.notified();
+            let now_ms = self.clock.now().timestamp_millis();
+            let rows = self
+                .store
+                .claim_due(&stream.id, POLL_OWNER, now_ms, lease_ms, limit)
+                .await?;
+            if !rows.is_empty() || req.return_immediately.unwrap_or(false) {
+                // More: another subject's head is due now (those just handed out are not).
+                let more = rows.len() >= max
+                    && self
+                        .store
+                        .next_due_at(&stream.id)
+                        .await?
+                        .is_some_and(|due| due <= now_ms);
+                let mut sets = serde_json::Map::new();
+                for r in rows {
+                    sets.insert(r.jti, Value::String(r.set_jwt));
+                }
+                return Ok(PollResponse {
+                    sets,
+                    more_available: more.then_some(true),
+                });
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(PollResponse::default());
+            }
+        }
     }
 }
 

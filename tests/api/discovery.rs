@@ -50,7 +50,7 @@ async fn ssf_configuration_matches_the_issuer() {
     );
     assert_eq!(
         meta["delivery_methods_supported"],
-        serde_json::json!(["urn:ietf:rfc:8935"])
+        serde_json::json!(["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"])
     );
     for (k, v) in meta.as_object().expect("obj") {
         if let Some(a) = v.as_array() {

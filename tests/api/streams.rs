@@ -86,7 +86,8 @@ async fn metadata_names_the_stream_endpoints_on_the_issuers_origin() {
     assert!(
         meta["delivery_methods_supported"]
             .as_array()
-            .is_some_and(|m| m.iter().any(|x| x == "urn:ietf:rfc:8935")),
+            .is_some_and(|m| m.iter().any(|x| x == "urn:ietf:rfc:8935")
+                && m.iter().any(|x| x == "urn:ietf:rfc:8936")),
         "{meta}"
     );
     assert_no_empty_arrays(&meta, "$");
@@ -398,7 +399,11 @@ async fn bad_requests_tokens_and_unknown_streams_get_the_protocols_errors() {
             json!({"stream_id": id, "delivery": null}),
             "delivery",
         ),
-        (Method::PUT, json!({"stream_id": id}), "delivery"),
+        (
+            Method::PUT,
+            json!({"stream_id": id, "delivery": {"method": "urn:ietf:rfc:8936", "endpoint_url": "https://elsewhere.example/poll"}}),
+            "delivery.endpoint_url",
+        ),
         (
             Method::PUT,
             json!({"stream_id": id, "delivery": {"method": "urn:example:carrier-pigeon"}}),
@@ -467,10 +472,17 @@ async fn receiver_urls_that_point_inside_are_refused() {
         );
     }
     for (body, field) in [
-        (json!({}), "delivery"),
         (
-            json!({"delivery": {"method": "urn:ietf:rfc:8936"}}),
+            json!({"delivery": {"method": "urn:example:carrier-pigeon"}}),
             "delivery.method",
+        ),
+        (
+            json!({"delivery": {"method": "urn:ietf:rfc:8936", "endpoint_url": "https://elsewhere.example/poll"}}),
+            "delivery.endpoint_url",
+        ),
+        (
+            json!({"delivery": {"method": "urn:ietf:rfc:8936", "authorization_header": "Bearer x"}}),
+            "delivery.authorization_header",
         ),
         (
             json!({"delivery": {"method": "urn:ietf:rfc:8935"}}),
@@ -798,9 +810,12 @@ async fn a_paused_stream_holds_its_events_until_enabled_and_a_disabled_one_drops
         .await;
     assert_eq!(resp.status(), 204);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // At most the stream-updated (paused), when the worker pushed it before it stopped.
     assert!(
-        receiver.received().is_empty(),
-        "nothing is pushed while paused"
+        events(&receiver.received())
+            .iter()
+            .all(|e| *e == (STREAM_UPDATED, json!({"status": "paused"}))),
+        "nothing else is pushed while paused"
     );
     let (st, _) = app.post_json("/ssf/status", &rw, &status("enabled")).await;
     assert_eq!(st, 200);
@@ -853,10 +868,25 @@ async fn a_paused_stream_holds_its_events_until_enabled_and_a_disabled_one_drops
         )
         .await;
     assert_eq!(resp.status(), 204);
-    let got = wait_received(&receiver, 5).await;
+    // Wait for the last verification; a stream-updated (paused) may have gone out before its
+    // pause took hold, so compare what is not one.
+    let mut got = Vec::new();
+    for _ in 0..400 {
+        got = receiver.received();
+        if events(&got).contains(&(VERIFICATION, json!({"state": "after"}))) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let rest: Vec<(&str, Value)> = events(&got)
+        .into_iter()
+        .filter(|e| *e != (STREAM_UPDATED, json!({"status": "paused"})))
+        .collect();
     assert_eq!(
-        events(&got)[3..],
-        [
+        rest,
+        vec![
+            (VERIFICATION, json!({"state": "held"})),
+            (STREAM_UPDATED, json!({"status": "enabled"})),
             (STREAM_UPDATED, json!({"status": "enabled"})),
             (VERIFICATION, json!({"state": "after"})),
         ],
@@ -887,11 +917,10 @@ async fn a_paused_stream_holds_its_events_until_enabled_and_a_disabled_one_drops
         )
         .await;
     assert_eq!(resp.status(), 204);
-    assert_eq!(
-        queued(app.store.status_counts().await.expect("counts")),
-        2,
-        "held: the stream-updated (paused) and the verification"
-    );
+    // Held: the verification, and the stream-updated (paused) unless the worker, not yet
+    // stopped, pushed it first.
+    let held = queued(app.store.status_counts().await.expect("counts"));
+    assert!((1..=2).contains(&held), "{held} held");
     let resp = app
         .call(
             Method::DELETE,
@@ -1028,4 +1057,269 @@ async fn subjects_are_added_and_removed_per_stream() {
             "no stream, nothing delivered"
         );
     }
+}
+
+async fn poll(app: &TestApp, token: &str, id: &str, body: Value) -> (u16, Value) {
+    app.post_json(&format!("/ssf/poll/{id}"), token, &body)
+        .await
+}
+
+/// RFC 8936: a stream created without `delivery` is polled at the transmitter's endpoint;
+/// `sets` is always present; `ack` removes SETs for good, an unacknowledged SET comes back after
+/// the acknowledgement timeout, `maxEvents: 0` only acknowledges, `setErrs` records a failure,
+/// a long poll returns as soon as a SET is queued, and a paused stream returns none.
+#[tokio::test]
+async fn a_poll_stream_hands_out_sets_until_they_are_acknowledged() {
+    let dir = tempdir();
+    let mut config = crate::helpers::config_for(dir.path());
+    config.streams.min_verification_interval_secs = 1;
+    config.streams.poll_ack_timeout_secs = 5;
+    config.streams.poll_max_wait_secs = 10;
+    let app = TestApp::spawn_with(config).await;
+    let rw = app
+        .client_with("receiver", &[Scope::StreamsRead, Scope::StreamsWrite])
+        .await;
+    let other = app
+        .client_with("other", &[Scope::StreamsRead, Scope::StreamsWrite])
+        .await;
+    let (st, stream) = app
+        .post_json(
+            "/ssf/streams",
+            &rw,
+            &json!({"events_requested": [SESSION_REVOKED]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{stream}");
+    let id = stream["stream_id"].as_str().expect("id").to_owned();
+    let origin = crate::helpers::origin(&app.issuer);
+    assert_eq!(stream["delivery"]["method"], "urn:ietf:rfc:8936");
+    assert_eq!(
+        stream["delivery"]["endpoint_url"],
+        format!("{origin}/ssf/poll/{id}")
+    );
+    // The transmitter's URL may be sent back unchanged.
+    let resp = app
+        .call(
+            Method::PATCH,
+            "/ssf/streams",
+            &rw,
+            Some(&json!({"stream_id": id, "delivery": stream["delivery"]})),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+
+    // Nothing yet: `sets` is present and empty.
+    let (st, empty) = poll(&app, &rw, &id, json!({"returnImmediately": true})).await;
+    assert_eq!((st, empty), (200, json!({"sets": {}})));
+    // Another client cannot poll it; a push stream cannot be polled.
+    let (st, _) = poll(&app, &other, &id, json!({"returnImmediately": true})).await;
+    assert_eq!(st, 404);
+
+    // A long poll returns as soon as a SET is queued.
+    let started = std::time::Instant::now();
+    let waiting = {
+        let (app_url, token, id) = (app.url(&format!("/ssf/poll/{id}")), rw.clone(), id.clone());
+        let http = app.http.clone();
+        tokio::spawn(async move {
+            let _ = &id;
+            http.post(app_url)
+                .bearer_auth(token)
+                .json(&json!({"maxEvents": 10}))
+                .send()
+                .await
+                .expect("poll")
+                .json::<Value>()
+                .await
+                .expect("json")
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": id, "state": "s1"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    let got = waiting.await.expect("join");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "woken, not timed out"
+    );
+    let sets = got["sets"].as_object().cloned().expect("sets");
+    assert_eq!(sets.len(), 1, "{got}");
+    let (jti, set) = sets.into_iter().next().expect("one");
+    let (header, claims) = crate::helpers::decode(set.as_str().expect("compact"));
+    assert_eq!(header["typ"], "secevent+jwt");
+    assert_eq!(claims["jti"], jti.as_str());
+    assert_eq!(claims["events"][VERIFICATION]["state"], "s1");
+
+    // Not acknowledged: not offered again before the timeout, offered again after it.
+    let (_, again) = poll(&app, &rw, &id, json!({"returnImmediately": true})).await;
+    assert_eq!(
+        again,
+        json!({"sets": {}}),
+        "handed out, waiting for its ack"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
+    let (_, again) = poll(&app, &rw, &id, json!({"returnImmediately": true})).await;
+    assert!(
+        again["sets"].get(&jti).is_some(),
+        "unacknowledged, offered again: {again}"
+    );
+
+    // Acknowledge only (maxEvents 0): gone for good.
+    let (st, acked) = poll(&app, &rw, &id, json!({"maxEvents": 0, "ack": [jti]})).await;
+    assert_eq!((st, acked), (200, json!({"sets": {}})));
+    tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
+    let (_, after) = poll(&app, &rw, &id, json!({"returnImmediately": true})).await;
+    assert_eq!(
+        after,
+        json!({"sets": {}}),
+        "an acknowledged SET never comes back"
+    );
+    let (_, view) = app
+        .get_json(&format!("/v1/signals/{jti}"), crate::helpers::ADMIN_TOKEN)
+        .await;
+    assert_eq!(view["status"], "delivered", "{view}");
+
+    // setErrs: recorded as failed, with the receiver's err.
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rw,
+            Some(&json!({"stream_id": id, "state": "s2"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    let (_, got) = poll(&app, &rw, &id, json!({"returnImmediately": true})).await;
+    let jti2 = got["sets"]
+        .as_object()
+        .and_then(|m| m.keys().next().cloned())
+        .expect("a SET");
+    let (st, _) = poll(
+        &app,
+        &rw,
+        &id,
+        json!({"maxEvents": 0, "setErrs": {jti2.clone(): {"err": "invalid_state", "description": "state mismatch"}}}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, view) = app
+        .get_json(&format!("/v1/signals/{jti2}"), crate::helpers::ADMIN_TOKEN)
+        .await;
+    assert_eq!(view["status"], "failed", "{view}");
+    assert_eq!(view["last_error"]["err"], "invalid_state", "{view}");
+
+    // Paused: nothing is handed out; enabled again, the held SETs come.
+    let (st, _) = app
+        .post_json(
+            "/ssf/status",
+            &rw,
+            &json!({"stream_id": id, "status": "paused"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, none) = poll(&app, &rw, &id, json!({"returnImmediately": true})).await;
+    assert_eq!(none, json!({"sets": {}}));
+    let (st, _) = app
+        .post_json(
+            "/ssf/status",
+            &rw,
+            &json!({"stream_id": id, "status": "enabled"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, held) = poll(
+        &app,
+        &rw,
+        &id,
+        json!({"returnImmediately": true, "maxEvents": 1}),
+    )
+    .await;
+    // The stream's own events keep their order: the next is handed out once the one before it
+    // is acknowledged.
+    let first = events_in(&held);
+    assert_eq!(first.len(), 1, "{held}");
+    assert_eq!(first[0].1, json!({"status": "paused"}));
+    let (_, next) = poll(
+        &app,
+        &rw,
+        &id,
+        json!({"returnImmediately": true, "ack": [first[0].0.clone()]}),
+    )
+    .await;
+    let second = events_in(&next);
+    assert_eq!(second.len(), 1, "{next}");
+    assert_eq!(second[0].1, json!({"status": "enabled"}));
+
+    // Two subjects' SETs waiting, one asked for: `moreAvailable`.
+    let (_, _) = poll(
+        &app,
+        &rw,
+        &id,
+        json!({"maxEvents": 0, "ack": [second[0].0.clone()]}),
+    )
+    .await;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let rows: Vec<ssf_transmitter::store::NewOutbox> = ["a", "b"]
+        .iter()
+        .map(|s| ssf_transmitter::store::NewOutbox {
+            jti: format!("{s}{}", &id[1..]),
+            stream_id: id.clone(),
+            subject_key: format!("user=email:{s}@example.com"),
+            subject: json!({"format": "email", "email": format!("{s}@example.com")}).to_string(),
+            event_type: "session-revoked".into(),
+            set_jwt: format!("token-{s}"),
+            client: "test".into(),
+            kid: "k".into(),
+            now_ms,
+        })
+        .collect();
+    app.store
+        .accept_signals(&rows, &[], None)
+        .await
+        .expect("queue");
+    let (_, one) = poll(
+        &app,
+        &rw,
+        &id,
+        json!({"returnImmediately": true, "maxEvents": 1}),
+    )
+    .await;
+    assert_eq!(one["sets"].as_object().map(|m| m.len()), Some(1), "{one}");
+    assert_eq!(one["moreAvailable"], true, "{one}");
+    let (_, rest) = poll(&app, &rw, &id, json!({"returnImmediately": true})).await;
+    assert_eq!(rest["sets"].as_object().map(|m| m.len()), Some(1), "{rest}");
+    assert!(rest.get("moreAvailable").is_none(), "{rest}");
+
+    // Bad bodies and ids.
+    let (st, _) = poll(&app, &rw, &id, json!({"maxEvents": "ten"})).await;
+    assert_eq!(st, 400);
+    for bad in ["..%2F", "0123456789abcdef0123456789abcdef", "x%0D%0Ay"] {
+        let (st, _) = poll(&app, &rw, bad, json!({"returnImmediately": true})).await;
+        assert_eq!(st, 404, "{bad}");
+    }
+}
+
+/// The (jti, event payload) pairs of a poll response.
+fn events_in(resp: &Value) -> Vec<(String, Value)> {
+    resp["sets"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(jti, set)| {
+                    let (_, claims) = crate::helpers::decode(set.as_str().unwrap_or_default());
+                    let payload = claims["events"]
+                        .as_object()
+                        .and_then(|e| e.values().next().cloned())
+                        .unwrap_or_default();
+                    (jti.clone(), payload)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -148,4 +148,46 @@ impl PgStore {
             .await?;
         Ok(())
     }
+
+    pub(in crate::store) async fn ack_polled(
+        &self,
+        stream_id: &str,
+        jti: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $3, \
+             updated_at = $3, claimed_by = NULL, claimed_until = NULL \
+             WHERE stream_id = $1 AND jti = $2 AND status IN ('queued', 'retrying')",
+        )
+        .bind(stream_id)
+        .bind(jti)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub(in crate::store) async fn fail_polled(
+        &self,
+        stream_id: &str,
+        jti: &str,
+        err: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, updated_at = $3, \
+             last_err = $4, last_error = $5, claimed_by = NULL, claimed_until = NULL \
+             WHERE stream_id = $1 AND jti = $2 AND status IN ('queued', 'retrying')",
+        )
+        .bind(stream_id)
+        .bind(jti)
+        .bind(now_ms)
+        .bind(err)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
 }
