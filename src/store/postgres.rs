@@ -272,24 +272,7 @@ impl PgStore {
         kind: &str,
         subject_key: &str,
     ) -> Result<Option<SubjectState>, StoreError> {
-        if ![stream_id, kind, subject_key].into_iter().all(storable) {
-            return Ok(None);
-        }
-        let row = sqlx::query(
-            "SELECT value, jti FROM subject_state WHERE stream_id = $1 AND kind = $2 AND subject_key = $3",
-        )
-        .bind(stream_id)
-        .bind(kind)
-        .bind(subject_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(SubjectState {
-                value: r.try_get("value")?,
-                jti: r.try_get("jti")?,
-            })
-        })
-        .transpose()
+        read_subject_state(&self.pool, stream_id, kind, subject_key).await
     }
 
     pub(super) async fn idempotency(
@@ -469,18 +452,7 @@ impl PgStore {
         &self,
         jti: &str,
     ) -> Result<Option<DeliveryStatus>, StoreError> {
-        if !storable(jti) {
-            return Ok(None);
-        }
-        let row = sqlx::query("SELECT status FROM outbox WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            let s: String = r.try_get("status")?;
-            DeliveryStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))
-        })
-        .transpose()
+        read_delivery_status(&self.pool, jti).await
     }
 
     pub(super) async fn prune_batch(
@@ -657,6 +629,52 @@ pub(super) fn storable(s: &str) -> bool {
     !s.contains('\0')
 }
 
+/// A subject's last value, on the pool or inside an intake's transaction.
+async fn read_subject_state<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    stream_id: &str,
+    kind: &str,
+    subject_key: &str,
+) -> Result<Option<SubjectState>, StoreError> {
+    if ![stream_id, kind, subject_key].into_iter().all(storable) {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT value, jti FROM subject_state WHERE stream_id = $1 AND kind = $2 AND subject_key = $3",
+    )
+    .bind(stream_id)
+    .bind(kind)
+    .bind(subject_key)
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(SubjectState {
+            value: r.try_get("value")?,
+            jti: r.try_get("jti")?,
+        })
+    })
+    .transpose()
+}
+
+/// A SET's delivery status, on the pool or inside an intake's transaction.
+async fn read_delivery_status<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    jti: &str,
+) -> Result<Option<DeliveryStatus>, StoreError> {
+    if !storable(jti) {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT status FROM outbox WHERE jti = $1")
+        .bind(jti)
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| {
+        let s: String = r.try_get("status")?;
+        DeliveryStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))
+    })
+    .transpose()
+}
+
 /// An intake in progress: one transaction holding its subjects' advisory locks.
 pub(super) struct PgIntake {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
@@ -669,42 +687,14 @@ impl PgIntake {
         kind: &str,
         subject_key: &str,
     ) -> Result<Option<SubjectState>, StoreError> {
-        if ![stream_id, kind, subject_key].into_iter().all(storable) {
-            return Ok(None);
-        }
-        let row = sqlx::query(
-            "SELECT value, jti FROM subject_state WHERE stream_id = $1 AND kind = $2 AND subject_key = $3",
-        )
-        .bind(stream_id)
-        .bind(kind)
-        .bind(subject_key)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(|r| {
-            Ok(SubjectState {
-                value: r.try_get("value")?,
-                jti: r.try_get("jti")?,
-            })
-        })
-        .transpose()
+        read_subject_state(&mut *self.tx, stream_id, kind, subject_key).await
     }
 
     pub(super) async fn delivery_status(
         &mut self,
         jti: &str,
     ) -> Result<Option<DeliveryStatus>, StoreError> {
-        if !storable(jti) {
-            return Ok(None);
-        }
-        let row = sqlx::query("SELECT status FROM outbox WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.map(|r| {
-            let s: String = r.try_get("status")?;
-            DeliveryStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))
-        })
-        .transpose()
+        read_delivery_status(&mut *self.tx, jti).await
     }
 
     /// Writes the SETs, the subjects' state and the idempotency record, and commits.
