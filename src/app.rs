@@ -38,7 +38,7 @@ pub struct Application {
     state: AppState,
     config: Config,
     worker: Option<Worker>,
-    stream_workers: crate::streams::push::StreamWorkers,
+    stream_workers: crate::delivery::streams::StreamWorkers,
     delivery_gate: Option<oneshot::Receiver<()>>,
     writer_lock: WriterLock,
 }
@@ -310,13 +310,13 @@ impl Application {
             ids_for_work.clone(),
             approval.clone(),
         );
-        let streams = crate::streams::config::Streams::new(
+        let streams = crate::signals::streams::config::Streams::new(
             store.clone(),
             clock.clone(),
             ids_for_work.clone(),
             keys.clone(),
             issuer.clone(),
-            crate::streams::config::StreamSettings {
+            crate::signals::streams::config::StreamSettings {
                 min_verification_interval: config.streams.min_verification_interval_secs,
                 max_per_client: config.streams.max_per_client,
                 allow_private: config.streams.allow_private().map_err(anyhow::Error::new)?,
@@ -325,7 +325,7 @@ impl Application {
                 poll_max_wait_secs: config.streams.poll_max_wait_secs,
             },
         );
-        let stream_workers = crate::streams::push::StreamWorkers::new(
+        let stream_workers = crate::delivery::streams::StreamWorkers::new(
             streams.clone(),
             store.clone(),
             config.delivery.clone(),

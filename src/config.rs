@@ -92,7 +92,7 @@ pub struct StreamsConfig {
     pub min_verification_interval_secs: u64,
     /// Which subjects a new stream carries: `ALL` (every subject but those a receiver removes;
     /// the default) or `NONE` (only those it adds). Published as `default_subjects`.
-    pub default_subjects: crate::streams::config::DefaultSubjects,
+    pub default_subjects: crate::signals::streams::config::DefaultSubjects,
     /// Seconds after which a polled SET that was not acknowledged is offered again (5–86400;
     /// default 60).
     pub poll_ack_timeout_secs: u64,
@@ -109,7 +109,7 @@ impl Default for StreamsConfig {
         Self {
             max_per_client: 10,
             min_verification_interval_secs: 15,
-            default_subjects: crate::streams::config::DefaultSubjects::All,
+            default_subjects: crate::signals::streams::config::DefaultSubjects::All,
             poll_ack_timeout_secs: 60,
             poll_max_wait_secs: 30,
             allow_private_receivers: Vec::new(),
@@ -119,13 +119,16 @@ impl Default for StreamsConfig {
 
 impl StreamsConfig {
     /// The allow-list, parsed.
-    pub fn allow_private(&self) -> Result<crate::streams::endpoint::AllowPrivate, ConfigError> {
-        crate::streams::endpoint::AllowPrivate::parse(&self.allow_private_receivers).map_err(|e| {
-            ConfigError::new(
-                "streams.allow_private_receivers",
-                format!("{e}; write networks as CIDR, e.g. 10.20.0.0/16 or fd12:3456::/48"),
-            )
-        })
+    pub fn allow_private(
+        &self,
+    ) -> Result<crate::signals::streams::endpoint::AllowPrivate, ConfigError> {
+        crate::signals::streams::endpoint::AllowPrivate::parse(&self.allow_private_receivers)
+            .map_err(|e| {
+                ConfigError::new(
+                    "streams.allow_private_receivers",
+                    format!("{e}; write networks as CIDR, e.g. 10.20.0.0/16 or fd12:3456::/48"),
+                )
+            })
     }
 
     fn validate(&self) -> Vec<ConfigError> {

@@ -27,7 +27,6 @@ pub mod sandbox;
 pub mod set;
 pub mod signals;
 pub mod store;
-pub mod streams;
 pub mod telemetry;
 pub mod validation;
 

@@ -41,6 +41,8 @@ use crate::signals::OKTA_STREAM;
 use crate::store::{Attempt, DeliveryStatus, OutboxRow, Pruned, Store, StoreError};
 use secrecy::{ExposeSecret as _, SecretString};
 
+pub mod streams;
+
 /// The receiver's `err` values that mean "I cannot verify this (yet)": a JWKS it has not
 /// refreshed since a key rotation, or a provider that is not active yet. Retried for a while.
 pub const VERIFY_ERRS: [&str; 3] = ["invalid_key", "authentication_failed", "invalid_issuer"];

@@ -70,7 +70,7 @@ pub struct AppState {
     /// Bulk jobs and their workers.
     pub jobs: crate::enforcement::jobs::Jobs,
     /// Standard SSF streams.
-    pub streams: crate::streams::config::Streams,
+    pub streams: crate::signals::streams::config::Streams,
     /// The delivery worker's health, when a receiver is configured (readiness).
     pub delivery: Option<Arc<crate::delivery::DeliveryHealth>>,
 }

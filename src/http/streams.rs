@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::auth::{Auth, StreamsRead, StreamsWrite};
 use super::openapi::AuthErrors;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Problem, RawJson};
-use crate::streams::config::{
+use crate::signals::streams::config::{
     PollRequest, PollResponse, StatusRequest, StatusView, StreamConfig, StreamError, StreamRequest,
     Streams, SubjectRequest, VerifyRequest,
 };

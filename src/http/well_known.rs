@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use super::{ApiJson, AppState};
 use crate::keys::JWKS_MAX_AGE_SECS;
+use crate::signals::streams::config::issuer_origin;
 
 /// The RFC 8935 push delivery method URI.
 pub const PUSH_DELIVERY: &str = "urn:ietf:rfc:8935";
@@ -25,14 +26,6 @@ pub fn issuer_path(issuer: &str) -> String {
     url::Url::parse(issuer)
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default()
-}
-
-/// The scheme, host and port of an issuer URL (`https://h:8443/a` → `https://h:8443`): the
-/// stream management endpoints live there, whatever the issuer's path.
-pub fn issuer_origin(issuer: &str) -> String {
-    url::Url::parse(issuer)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_else(|_| issuer.trim_end_matches('/').to_owned())
 }
 
 /// One public signing key.
@@ -104,7 +97,7 @@ pub struct SsfConfiguration {
     pub remove_subject_endpoint: String,
     /// Which subjects a new stream carries: `ALL` or `NONE`.
     #[schema(value_type = String, example = "ALL")]
-    pub default_subjects: crate::streams::config::DefaultSubjects,
+    pub default_subjects: crate::signals::streams::config::DefaultSubjects,
 }
 
 /// SSF transmitter metadata (SSF 1.0 §7).
@@ -117,7 +110,10 @@ pub async fn ssf_configuration(State(state): State<AppState>) -> ApiJson<SsfConf
         spec_version: "1_0".into(),
         issuer: state.issuer.to_string(),
         jwks_uri: format!("{}/.well-known/jwks.json", state.issuer),
-        delivery_methods_supported: vec![PUSH_DELIVERY.into(), crate::streams::config::POLL.into()],
+        delivery_methods_supported: vec![
+            PUSH_DELIVERY.into(),
+            crate::signals::streams::config::POLL.into(),
+        ],
         configuration_endpoint: format!("{}/ssf/streams", issuer_origin(&state.issuer)),
         status_endpoint: format!("{}/ssf/status", issuer_origin(&state.issuer)),
         verification_endpoint: format!("{}/ssf/verify", issuer_origin(&state.issuer)),

@@ -2,6 +2,7 @@
 //! levels) → signed SETs → one store transaction (outbox rows + new state + idempotency record).
 
 pub mod request;
+pub mod streams;
 
 use std::collections::HashMap;
 use std::sync::Arc;

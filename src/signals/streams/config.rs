@@ -14,10 +14,17 @@ use utoipa::ToSchema;
 use super::endpoint::{AllowPrivate, ReceiverUrl};
 use crate::auth::Caller;
 use crate::clock::Clock;
-use crate::http::well_known::issuer_origin;
 use crate::ids::Ids;
 use crate::keys::KeyManager;
 use crate::store::{NewOutbox, Store, StoreError, StreamRow};
+
+/// The scheme, host and port of an issuer URL (`https://h:8443/a` → `https://h:8443`): the
+/// stream management endpoints live there, whatever the issuer's path.
+pub fn issuer_origin(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| issuer.trim_end_matches('/').to_owned())
+}
 
 /// RFC 8935 push delivery.
 pub const PUSH: &str = "urn:ietf:rfc:8935";

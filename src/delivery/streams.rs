@@ -13,13 +13,13 @@ use std::time::Duration;
 use secrecy::ExposeSecret as _;
 use tokio::sync::watch;
 
-use super::config::Streams;
-use super::endpoint::{AllowPrivate, guard};
+use super::{PushTarget, Worker, http_client_builder};
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
-use crate::delivery::{PushTarget, Worker, http_client_builder};
 use crate::ids::Ids;
 use crate::metrics::Metrics;
+use crate::signals::streams::config::Streams;
+use crate::signals::streams::endpoint::{AllowPrivate, guard};
 use crate::store::Store;
 
 /// What the supervisor needs to start workers.
