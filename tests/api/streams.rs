@@ -1299,6 +1299,16 @@ async fn a_poll_stream_hands_out_sets_until_they_are_acknowledged() {
     // Bad bodies and ids.
     let (st, _) = poll(&app, &rw, &id, json!({"maxEvents": "ten"})).await;
     assert_eq!(st, 400);
+    let too_many: Vec<String> = (0..257).map(|i| format!("j{i}")).collect();
+    for body in [
+        json!({"ack": too_many}),
+        json!({"setErrs": {"j1": {"err": "bad\r\ncode"}}}),
+        json!({"setErrs": {"j1": {"err": ""}}}),
+        json!({"setErrs": {"j1": {"err": "x".repeat(300)}}}),
+    ] {
+        let (st, p) = poll(&app, &rw, &id, body.clone()).await;
+        assert_eq!(st, 400, "{body}: {p}");
+    }
     for bad in ["..%2F", "0123456789abcdef0123456789abcdef", "x%0D%0Ay"] {
         let (st, _) = poll(&app, &rw, bad, json!({"returnImmediately": true})).await;
         assert_eq!(st, 404, "{bad}");

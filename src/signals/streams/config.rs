@@ -1029,10 +1029,33 @@ impl Streams {
             ));
         }
         let now_ms = self.clock.now().timestamp_millis();
-        for jti in req.ack.iter().take(MAX_POLL_EVENTS) {
+        // Checked before anything is written: a bad request changes nothing.
+        if req.ack.len() > MAX_POLL_EVENTS {
+            return Err(invalid("ack", format!("at most {MAX_POLL_EVENTS} jtis")));
+        }
+        if req.set_errs.len() > MAX_POLL_EVENTS {
+            return Err(invalid(
+                "setErrs",
+                format!("at most {MAX_POLL_EVENTS} entries"),
+            ));
+        }
+        for e in req.set_errs.values() {
+            if e.err.is_empty()
+                || e.err.len() > MAX_EVENT_URI
+                || !e.err.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(invalid(
+                    "setErrs.err",
+                    format!(
+                        "must be an error code of 1 to {MAX_EVENT_URI} visible ASCII characters"
+                    ),
+                ));
+            }
+        }
+        for jti in &req.ack {
             self.store.ack_polled(&stream.id, jti, now_ms).await?;
         }
-        for (jti, e) in req.set_errs.iter().take(MAX_POLL_EVENTS) {
+        for (jti, e) in &req.set_errs {
             let text = format!(
                 "the receiver reported {}{}",
                 e.err,
