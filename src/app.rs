@@ -253,6 +253,21 @@ impl Application {
         let issuer: Arc<str> = Arc::from(issuer.as_str());
         let notify = Arc::new(Notify::new());
         let ids_for_work = ids.clone();
+        let streams = crate::signals::streams::config::Streams::new(
+            store.clone(),
+            clock.clone(),
+            ids_for_work.clone(),
+            keys.clone(),
+            issuer.clone(),
+            crate::signals::streams::config::StreamSettings {
+                min_verification_interval: config.streams.min_verification_interval_secs,
+                max_per_client: config.streams.max_per_client,
+                allow_private: config.streams.allow_private().map_err(anyhow::Error::new)?,
+                default_subjects: config.streams.default_subjects,
+                poll_ack_timeout_secs: config.streams.poll_ack_timeout_secs,
+                poll_max_wait_secs: config.streams.poll_max_wait_secs,
+            },
+        );
         let intake = Intake::new(
             store.clone(),
             keys.clone(),
@@ -263,7 +278,8 @@ impl Application {
             issuer.clone(),
             notify.clone(),
             metrics.clone(),
-        );
+        )
+        .with_streams(streams.clone());
         let worker = match target {
             Some(target) => {
                 let http = delivery::http_client(&config.delivery)
@@ -281,7 +297,7 @@ impl Application {
             }
             None => {
                 tracing::warn!(
-                    "no [okta] receiver configured: signal intake answers 503 until SSF_OKTA__ORG_URL is set"
+                    "no [okta] receiver configured: signals go to standard streams only, and intake answers 503 while there is none"
                 );
                 None
             }
@@ -309,21 +325,6 @@ impl Application {
             clock.clone(),
             ids_for_work.clone(),
             approval.clone(),
-        );
-        let streams = crate::signals::streams::config::Streams::new(
-            store.clone(),
-            clock.clone(),
-            ids_for_work.clone(),
-            keys.clone(),
-            issuer.clone(),
-            crate::signals::streams::config::StreamSettings {
-                min_verification_interval: config.streams.min_verification_interval_secs,
-                max_per_client: config.streams.max_per_client,
-                allow_private: config.streams.allow_private().map_err(anyhow::Error::new)?,
-                default_subjects: config.streams.default_subjects,
-                poll_ack_timeout_secs: config.streams.poll_ack_timeout_secs,
-                poll_max_wait_secs: config.streams.poll_max_wait_secs,
-            },
         );
         let stream_workers = crate::delivery::streams::StreamWorkers::new(
             streams.clone(),

@@ -1049,6 +1049,10 @@ impl Containments {
                 out.jti = Some(jti);
                 Ok(true)
             }
+            Some(Ok(crate::signals::Outcome::Unrouted { .. })) => {
+                out.note = Some("no receiver takes this user's risk: nothing sent".into());
+                Ok(false)
+            }
             Some(Ok(crate::signals::Outcome::Unchanged { .. })) => {
                 out.note = Some(format!(
                     "the user's risk level was already {}: nothing sent",

@@ -19,6 +19,7 @@ use crate::set::EventType;
 use crate::signals::request::{self, Ctx};
 use crate::signals::{
     DeliveryStatus, IdempotencyKey, IntakeError, ItemResult, OutboxFilter, OutboxRow, Outcome,
+    QueuedSet,
 };
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -29,6 +30,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(session_revoked))
         .routes(routes!(device_compliance))
         .routes(routes!(identifier_changed))
+        .routes(routes!(credential_change))
+        .routes(routes!(assurance_level_change))
+        .routes(routes!(token_claims_change))
+        .routes(routes!(account_disabled))
+        .routes(routes!(account_enabled))
+        .routes(routes!(credential_compromise))
         .routes(routes!(batch))
         .routes(routes!(list_signals))
         .routes(routes!(get_signal))
@@ -38,14 +45,19 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// The answer to one accepted signal.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
-    /// `queued` (202) or `unchanged` (200).
+    /// `queued` (202), `unchanged` (200) or `unrouted` (200: no receiver takes this event about
+    /// this subject — Okta does not take its type and no standard stream delivers it to them).
     #[schema(example = "queued")]
     pub status: String,
     /// Event type.
     pub event_type: EventType,
-    /// The SET's `jti` (when queued).
+    /// The first SET's `jti` (when queued): Okta's when Okta takes the signal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// When queued: every SET the signal became, one per receiver (`okta` or a standard
+    /// stream's id), each in that receiver's dialect.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<QueuedSet>,
     /// The unchanged level or status (when unchanged).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -62,10 +74,15 @@ pub struct Accepted {
 impl From<&Outcome> for Accepted {
     fn from(o: &Outcome) -> Self {
         match o {
-            Outcome::Queued { jti, event_type } => Accepted {
+            Outcome::Queued {
+                jti,
+                event_type,
+                sets,
+            } => Accepted {
                 status: "queued".into(),
                 event_type: *event_type,
                 jti: Some(jti.clone()),
+                sets: sets.clone(),
                 value: None,
                 matched_jti: None,
                 matched_status: None,
@@ -79,9 +96,19 @@ impl From<&Outcome> for Accepted {
                 status: "unchanged".into(),
                 event_type: *event_type,
                 jti: None,
+                sets: Vec::new(),
                 value: Some(value.clone()),
                 matched_jti: matched_jti.clone(),
                 matched_status: *matched_status,
+            },
+            Outcome::Unrouted { event_type } => Accepted {
+                status: "unrouted".into(),
+                event_type: *event_type,
+                jti: None,
+                sets: Vec::new(),
+                value: None,
+                matched_jti: None,
+                matched_status: None,
             },
         }
     }
@@ -93,6 +120,7 @@ impl From<IntakeError> for ApiError {
             IntakeError::NoReceiver => ApiError::Unavailable(e.to_string()),
             IntakeError::Store(s) => ApiError::internal(s),
             IntakeError::Sign(s) => ApiError::internal(s),
+            IntakeError::NoStandardForm(_) => ApiError::internal(e),
             IntakeError::IdempotencyRace => {
                 ApiError::Conflict("a request with this Idempotency-Key is in progress".into())
             }
@@ -194,7 +222,7 @@ async fn single(
     headers: HeaderMap,
     body: RawJson,
 ) -> Result<Response, ApiError> {
-    state.intake.require_receiver()?;
+    state.intake.require_receiver().await?;
     let path = format!("/v1/signals/{}", event_type.as_str());
     let idem = idempotency_key(&headers, &path, &body.bytes)?;
     let ctx = Ctx {
@@ -260,9 +288,9 @@ macro_rules! intake_route {
             security(("bearer" = ["signals:write"])),
             responses(
                 (status = 202, description = "Signed and queued for delivery", body = Accepted),
-                (status = 200, description = "Unchanged since the last accepted signal for this subject: nothing sent", body = Accepted),
+                (status = 200, description = "Unchanged since the last accepted signal for this subject (`unchanged`), or no receiver takes it (`unrouted`): nothing sent", body = Accepted),
                 (status = 409, description = "A request with this Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-                (status = 503, description = "No receiver configured ([okta] org_url)", body = Problem, content_type = "application/problem+json"),
+                (status = 503, description = "No receiver: no [okta] org_url and no standard stream", body = Problem, content_type = "application/problem+json"),
                 BodyErrors, AuthErrors))]
         pub async fn $fn_name(
             auth: Auth<SignalsWrite>,
@@ -318,13 +346,57 @@ intake_route!(
     "Report that a user's identifier (email or phone) changed (RISC identifier-changed)."
 );
 
+intake_route!(
+    credential_change,
+    "/v1/signals/credential-change",
+    request::CredentialChangeSignal,
+    EventType::CredentialChange,
+    "Report that a user's credential was created, revoked, updated or deleted (CAEP credential-change).\n\nStandard streams only: Okta's receiver does not take this event."
+);
+intake_route!(
+    assurance_level_change,
+    "/v1/signals/assurance-level-change",
+    request::AssuranceLevelChangeSignal,
+    EventType::AssuranceLevelChange,
+    "Report that a user's authentication assurance level changed (CAEP assurance-level-change).\n\nStandard streams only."
+);
+intake_route!(
+    token_claims_change,
+    "/v1/signals/token-claims-change",
+    request::TokenClaimsChangeSignal,
+    EventType::TokenClaimsChange,
+    "Report that claims in a user's tokens changed (CAEP token-claims-change).\n\nStandard streams only."
+);
+intake_route!(
+    account_disabled,
+    "/v1/signals/account-disabled",
+    request::AccountDisabledSignal,
+    EventType::AccountDisabled,
+    "Report that a user's account was disabled (RISC account-disabled).\n\nStandard streams only."
+);
+intake_route!(
+    account_enabled,
+    "/v1/signals/account-enabled",
+    request::AccountEnabledSignal,
+    EventType::AccountEnabled,
+    "Report that a user's account was enabled (RISC account-enabled).\n\nStandard streams only."
+);
+intake_route!(
+    credential_compromise,
+    "/v1/signals/credential-compromise",
+    request::CredentialCompromiseSignal,
+    EventType::CredentialCompromise,
+    "Report that a user's credential was compromised (RISC credential-compromise).\n\nStandard streams only."
+);
+
 /// A batch of mixed signals.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// Up to `signals.batch_max` (default 1000) items, each a signal body plus `"type"`:
-    /// `user-risk`, `device-risk`, `ip-change`, `session-revoked`, `device-compliance` or
-    /// `identifier-changed`.
+    /// `user-risk`, `device-risk`, `ip-change`, `session-revoked`, `device-compliance`,
+    /// `identifier-changed`, `credential-change`, `assurance-level-change`,
+    /// `token-claims-change`, `account-disabled`, `account-enabled` or `credential-compromise`.
     #[schema(value_type = Vec<Object>, min_items = 1)]
     pub signals: Vec<Value>,
 }
@@ -334,14 +406,17 @@ pub struct BatchRequest {
 pub struct BatchItem {
     /// Position in the request.
     pub index: usize,
-    /// `queued`, `unchanged` or `rejected`.
+    /// `queued`, `unchanged`, `unrouted` or `rejected`.
     pub status: String,
     /// Event type, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_type: Option<EventType>,
-    /// `jti` when queued.
+    /// `jti` when queued (the first SET's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// When queued: every SET the item became, one per receiver.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<QueuedSet>,
     /// The unchanged value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -363,6 +438,8 @@ pub struct BatchResponse {
     pub queued: usize,
     /// Unchanged count.
     pub unchanged: usize,
+    /// Count of items no receiver takes.
+    pub unrouted: usize,
     /// Rejected count.
     pub rejected: usize,
     /// One result per item, in order.
@@ -378,6 +455,7 @@ fn batch_item(index: usize, r: &ItemResult) -> BatchItem {
                 status: a.status,
                 event_type: Some(a.event_type),
                 jti: a.jti,
+                sets: a.sets,
                 value: a.value,
                 matched_jti: a.matched_jti,
                 matched_status: a.matched_status,
@@ -389,6 +467,7 @@ fn batch_item(index: usize, r: &ItemResult) -> BatchItem {
             status: "rejected".into(),
             event_type: None,
             jti: None,
+            sets: Vec::new(),
             value: None,
             matched_jti: None,
             matched_status: None,
@@ -408,7 +487,7 @@ fn batch_item(index: usize, r: &ItemResult) -> BatchItem {
     responses(
         (status = 200, description = "Per-item results", body = BatchResponse),
         (status = 409, description = "A request with this Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No receiver configured", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No receiver: no [okta] org_url and no standard stream", body = Problem, content_type = "application/problem+json"),
         BodyErrors, AuthErrors))]
 pub async fn batch(
     auth: Auth<SignalsWrite>,
@@ -416,7 +495,7 @@ pub async fn batch(
     headers: HeaderMap,
     body: RawJson,
 ) -> Result<Response, ApiError> {
-    state.intake.require_receiver()?;
+    state.intake.require_receiver().await?;
     let idem = idempotency_key(&headers, "/v1/signals/batch", &body.bytes)?;
     let req: BatchRequest = super::parse_json(&body.bytes)?;
     let max = state.intake.config().batch_max;
@@ -455,7 +534,8 @@ pub async fn batch(
                     vec![FieldError {
                         field: format!("{prefix}.type"),
                         message: format!(
-                            "unknown type '{t}'; use user-risk, device-risk, ip-change, session-revoked, device-compliance or identifier-changed"
+                            "unknown type '{t}'; use one of {}",
+                            EventType::ALL.map(EventType::as_str).join(", ")
                         ),
                     }]
                 })?,
@@ -479,6 +559,7 @@ pub async fn batch(
         let resp = BatchResponse {
             queued: count("queued"),
             unchanged: count("unchanged"),
+            unrouted: count("unrouted"),
             rejected: count("rejected"),
             results: items,
         };

@@ -83,7 +83,7 @@ pub struct RequiredStreamId {
 #[serde(untagged)]
 pub enum StreamOrStreams {
     /// With `stream_id`: that stream.
-    One(StreamConfig),
+    One(Box<StreamConfig>),
     /// Without: every stream of the caller (`[]` when none).
     All(Vec<StreamConfig>),
 }
@@ -131,11 +131,11 @@ pub async fn read(
     ApiQuery(q): ApiQuery<StreamIdQuery>,
 ) -> Result<ApiJson<StreamOrStreams>, ApiError> {
     Ok(ApiJson(match q.stream_id {
-        Some(id) => StreamOrStreams::One(
+        Some(id) => StreamOrStreams::One(Box::new(
             state
                 .streams
                 .view(&state.streams.get(&auth.caller, &id).await?),
-        ),
+        )),
         None => StreamOrStreams::All(
             state
                 .streams

@@ -1,10 +1,13 @@
-//! Security Event Tokens (RFC 8417) for Okta's Shared Signals receiver: event types, subject
-//! identifiers (RFC 9493), the event payloads of Okta's spec, and the claims set.
+//! Security Event Tokens (RFC 8417): event types, subject identifiers (RFC 9493) and the claims
+//! set, in two dialects.
 //!
-//! Payloads follow `SecurityEventTokenRequestJwtEvents` in Okta's management API spec: one event
-//! per SET, keyed by its URI under `events`; the subject is `{"user": {…}, "device": {…}}` with no
-//! `format` member at that level; reasons are `{"en": …}`; `event_timestamp` is a UNIX time.
+//! Okta's (this module's [`claims`]) follows `SecurityEventTokenRequestJwtEvents` in Okta's
+//! management API spec: one event per SET, keyed by its URI under `events`; the subject is
+//! `{"user": {…}, "device": {…}}` inside the event with no `format` member at that level;
+//! reasons are `{"en": …}`; `event_timestamp` is a UNIX time. The standard one (SSF 1.0, CAEP
+//! 1.0, RISC 1.0) for every other receiver is in [`standard`].
 
+pub mod standard;
 mod subject;
 
 pub use subject::{Subject, SubjectId};
@@ -16,7 +19,8 @@ use utoipa::ToSchema;
 /// The `typ` header of every SET.
 pub const SET_TYP: &str = "secevent+jwt";
 
-/// The event types Okta's receiver accepts.
+/// The event types signals can carry: the six Okta's receiver accepts ([`EventType::OKTA`]) and
+/// the CAEP and RISC events only standard streams take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EventType {
@@ -32,11 +36,42 @@ pub enum EventType {
     DeviceCompliance,
     /// RISC identifier-changed.
     IdentifierChanged,
+    /// CAEP credential-change (standard streams only).
+    CredentialChange,
+    /// CAEP assurance-level-change (standard streams only).
+    AssuranceLevelChange,
+    /// CAEP token-claims-change (standard streams only).
+    TokenClaimsChange,
+    /// RISC account-disabled (standard streams only).
+    AccountDisabled,
+    /// RISC account-enabled (standard streams only).
+    AccountEnabled,
+    /// RISC credential-compromise (standard streams only).
+    CredentialCompromise,
 }
+
+const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/";
+const RISC: &str = "https://schemas.openid.net/secevent/risc/event-type/";
 
 impl EventType {
     /// Every type.
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 12] = [
+        EventType::UserRisk,
+        EventType::DeviceRisk,
+        EventType::IpChange,
+        EventType::SessionRevoked,
+        EventType::DeviceCompliance,
+        EventType::IdentifierChanged,
+        EventType::CredentialChange,
+        EventType::AssuranceLevelChange,
+        EventType::TokenClaimsChange,
+        EventType::AccountDisabled,
+        EventType::AccountEnabled,
+        EventType::CredentialCompromise,
+    ];
+
+    /// The types Okta's receiver accepts.
+    pub const OKTA: [EventType; 6] = [
         EventType::UserRisk,
         EventType::DeviceRisk,
         EventType::IpChange,
@@ -45,9 +80,10 @@ impl EventType {
         EventType::IdentifierChanged,
     ];
 
-    /// The event URI (the key under `events`).
-    pub fn uri(self) -> &'static str {
-        match self {
+    /// The event URI in Okta's dialect (the key under `events`); `None` for the types Okta's
+    /// receiver does not accept.
+    pub fn okta_uri(self) -> Option<&'static str> {
+        Some(match self {
             EventType::UserRisk => {
                 "https://schemas.okta.com/secevent/okta/event-type/user-risk-change"
             }
@@ -64,12 +100,62 @@ impl EventType {
             EventType::IdentifierChanged => {
                 "https://schemas.openid.net/secevent/risc/event-type/identifier-changed"
             }
-        }
+            _ => return None,
+        })
     }
 
-    /// The type for a URI.
+    /// The event URI for a standard stream (CAEP 1.0, RISC 1.0): both risk types become CAEP
+    /// `risk-level-change`; `None` for `ip-change`, which has no standard event.
+    pub fn standard_uri(self) -> Option<&'static str> {
+        Some(match self {
+            EventType::UserRisk | EventType::DeviceRisk => {
+                "https://schemas.openid.net/secevent/caep/event-type/risk-level-change"
+            }
+            EventType::IpChange => return None,
+            EventType::SessionRevoked => {
+                "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+            }
+            EventType::DeviceCompliance => {
+                "https://schemas.openid.net/secevent/caep/event-type/device-compliance-change"
+            }
+            EventType::IdentifierChanged => {
+                "https://schemas.openid.net/secevent/risc/event-type/identifier-changed"
+            }
+            EventType::CredentialChange => {
+                "https://schemas.openid.net/secevent/caep/event-type/credential-change"
+            }
+            EventType::AssuranceLevelChange => {
+                "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
+            }
+            EventType::TokenClaimsChange => {
+                "https://schemas.openid.net/secevent/caep/event-type/token-claims-change"
+            }
+            EventType::AccountDisabled => {
+                "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
+            }
+            EventType::AccountEnabled => {
+                "https://schemas.openid.net/secevent/risc/event-type/account-enabled"
+            }
+            EventType::CredentialCompromise => {
+                "https://schemas.openid.net/secevent/risc/event-type/credential-compromise"
+            }
+        })
+    }
+
+    /// Whether the standard form is a CAEP event (which carries CAEP's common members:
+    /// `initiating_entity`, `reason_admin`, `reason_user`).
+    pub fn is_caep(self) -> bool {
+        self.standard_uri().is_some_and(|u| u.starts_with(CAEP))
+    }
+
+    /// Whether the standard form is a RISC event.
+    pub fn is_risc(self) -> bool {
+        self.standard_uri().is_some_and(|u| u.starts_with(RISC))
+    }
+
+    /// The type of an Okta-dialect URI.
     pub fn from_uri(uri: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.uri() == uri)
+        Self::OKTA.into_iter().find(|t| t.okta_uri() == Some(uri))
     }
 
     /// The short name used in routes and the API (`user-risk`, …).
@@ -81,6 +167,12 @@ impl EventType {
             EventType::SessionRevoked => "session-revoked",
             EventType::DeviceCompliance => "device-compliance",
             EventType::IdentifierChanged => "identifier-changed",
+            EventType::CredentialChange => "credential-change",
+            EventType::AssuranceLevelChange => "assurance-level-change",
+            EventType::TokenClaimsChange => "token-claims-change",
+            EventType::AccountDisabled => "account-disabled",
+            EventType::AccountEnabled => "account-enabled",
+            EventType::CredentialCompromise => "credential-compromise",
         }
     }
 
@@ -89,9 +181,11 @@ impl EventType {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    /// Whether Okta's spec says "either `reason_admin` or `reason_user` is required".
+    /// Whether a reason is filled in when the caller gives none: Okta's spec says "either
+    /// `reason_admin` or `reason_user` is required" for its types but identifier-changed, and the
+    /// CAEP interoperability profile wants a non-empty `reason_admin` on CAEP events.
     pub fn wants_reason(self) -> bool {
-        !matches!(self, EventType::IdentifierChanged)
+        self.is_caep() || (self.okta_uri().is_some() && self != EventType::IdentifierChanged)
     }
 }
 
@@ -215,6 +309,95 @@ pub enum EventBody {
         /// The new identifier value.
         new_value: Option<String>,
     },
+    /// CAEP risk-level-change, for a standard stream (the risk types' standard form).
+    StandardRisk {
+        /// Now.
+        current_level: StandardRiskLevel,
+        /// Before, when known (CAEP: omitted means unknown).
+        previous_level: Option<StandardRiskLevel>,
+    },
+    /// CAEP credential-change (members validated at intake).
+    CredentialChange {
+        /// `password`, `pin`, `x509`, `fido2-platform`, …
+        credential_type: String,
+        /// `create`, `revoke`, `update` or `delete`.
+        change_type: String,
+        /// A name the user knows the credential by.
+        friendly_name: Option<String>,
+        /// An X.509 credential's issuer.
+        x509_issuer: Option<String>,
+        /// An X.509 credential's serial number.
+        x509_serial: Option<String>,
+        /// A FIDO2 authenticator's AAGUID.
+        fido2_aaguid: Option<String>,
+    },
+    /// CAEP assurance-level-change.
+    AssuranceLevelChange {
+        /// `RFC8176`, `RFC6711`, `ISO-IEC-29115`, `NIST-IAL`, `NIST-AAL` or `NIST-FAL`.
+        namespace: String,
+        /// Now.
+        current_level: String,
+        /// Before.
+        previous_level: Option<String>,
+        /// `increase` or `decrease`.
+        change_direction: Option<String>,
+    },
+    /// CAEP token-claims-change: the changed claims and their new values.
+    TokenClaimsChange {
+        /// Claim → new value.
+        claims: Map<String, Value>,
+    },
+    /// RISC account-disabled.
+    AccountDisabled {
+        /// `hijacking` or `bulk-account`.
+        reason: Option<String>,
+    },
+    /// RISC account-enabled.
+    AccountEnabled,
+    /// RISC credential-compromise.
+    CredentialCompromise {
+        /// The compromised credential's type (CAEP's values).
+        credential_type: String,
+    },
+}
+
+/// CAEP's risk levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StandardRiskLevel {
+    /// LOW
+    Low,
+    /// MEDIUM
+    Medium,
+    /// HIGH
+    High,
+}
+
+impl StandardRiskLevel {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StandardRiskLevel::Low => "LOW",
+            StandardRiskLevel::Medium => "MEDIUM",
+            StandardRiskLevel::High => "HIGH",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Low, Self::Medium, Self::High]
+            .into_iter()
+            .find(|l| l.as_str() == s)
+    }
+
+    /// An Okta level as CAEP's: `secure` is as `low`; `none` (no assessment) has no CAEP level.
+    pub fn from_okta(level: RiskLevel) -> Option<Self> {
+        match level {
+            RiskLevel::High => Some(Self::High),
+            RiskLevel::Medium => Some(Self::Medium),
+            RiskLevel::Low | RiskLevel::Secure => Some(Self::Low),
+            RiskLevel::None => None,
+        }
+    }
 }
 
 /// One event, ready to be put in a SET.
@@ -305,6 +488,8 @@ impl Event {
             EventBody::IdentifierChanged { new_value } => {
                 put("new-value", new_value.as_deref());
             }
+            // Only standard streams carry these (Okta's receiver takes none of them).
+            other => standard::put_members(other, &mut m),
         }
         Value::Object(m)
     }
@@ -318,7 +503,8 @@ fn reason_json(r: &Reason) -> Value {
     )
 }
 
-/// The SET claims: `iss`, `jti`, `iat`, `aud`, and `events` with exactly one event.
+/// The SET claims in Okta's dialect: `iss`, `jti`, `iat`, `aud`, and `events` with exactly one
+/// event (its subject inside).
 pub fn claims(
     iss: &str,
     aud: &str,
@@ -328,7 +514,12 @@ pub fn claims(
     unit: TimestampUnit,
 ) -> Value {
     let mut events = Map::new();
-    events.insert(event.event_type.uri().to_owned(), event.to_json(unit));
+    let uri = event
+        .event_type
+        .okta_uri()
+        .or(event.event_type.standard_uri())
+        .unwrap_or_default();
+    events.insert(uri.to_owned(), event.to_json(unit));
     serde_json::json!({
         "iss": iss,
         "jti": jti,

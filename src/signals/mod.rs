@@ -18,9 +18,10 @@ use crate::config::{OktaTarget, SignalsConfig};
 use crate::ids::Ids;
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
-use crate::set::{self, ComplianceStatus, Event, EventBody, RiskLevel};
+use crate::set::{self, ComplianceStatus, Event, EventBody, RiskLevel, StandardRiskLevel};
 pub use crate::store::{DeliveryStatus, OutboxFilter, OutboxRow};
 use crate::store::{IdempotencyRecord, NewOutbox, StateUpdate, Store, StoreError, SubjectState};
+use streams::routing::Routes;
 
 pub use request::{Draft, DraftBody};
 
@@ -36,10 +37,12 @@ const PARALLEL_SIGN_MIN: usize = 8;
 pub enum Outcome {
     /// Signed, stored, waiting for delivery.
     Queued {
-        /// The SET's `jti`.
+        /// The first SET's `jti` (Okta's, when Okta takes it).
         jti: String,
         /// Event type.
         event_type: set::EventType,
+        /// Every SET the signal became: one per receiver that takes it.
+        sets: Vec<QueuedSet>,
     },
     /// Same level (or status) as last time: nothing sent.
     Unchanged {
@@ -52,14 +55,34 @@ pub enum Outcome {
         /// That SET's delivery status now (`None` when it is no longer stored).
         matched_status: Option<DeliveryStatus>,
     },
+    /// No receiver takes this event about this subject: Okta does not take its type, and no
+    /// standard stream delivers it (or they all left the subject out). Nothing sent.
+    Unrouted {
+        /// Event type.
+        event_type: set::EventType,
+    },
+}
+
+/// One SET a signal became.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct QueuedSet {
+    /// The receiver: `okta` or a standard stream's `stream_id`.
+    pub stream: String,
+    /// The SET's `jti`.
+    pub jti: String,
 }
 
 /// Why intake as a whole failed (per-item validation errors are not this).
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
-    /// No `[okta]` receiver configured.
-    #[error("no receiver is configured: set [okta] org_url (SSF_OKTA__ORG_URL) to send signals")]
+    /// No `[okta]` receiver configured and no standard stream.
+    #[error(
+        "no receiver is configured: set [okta] org_url (SSF_OKTA__ORG_URL) or create a standard stream (POST /ssf/streams) to send signals"
+    )]
     NoReceiver,
+    /// A standard stream was chosen for an event without a standard form (a bug).
+    #[error("{0} has no standard form")]
+    NoStandardForm(&'static str),
     /// Per-subject state requires a value the caller did not give and no state knows.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -100,6 +123,7 @@ pub struct Intake {
     clock: Arc<dyn Clock>,
     config: Arc<SignalsConfig>,
     target: Option<Arc<OktaTarget>>,
+    streams: Option<streams::config::Streams>,
     issuer: Arc<str>,
     locks: SubjectLocks,
     notify: Arc<Notify>,
@@ -141,12 +165,20 @@ impl Intake {
             clock,
             config: Arc::new(config),
             target: target.map(Arc::new),
+            streams: None,
             issuer,
             locks: SubjectLocks::default(),
             notify,
             metrics,
             last_probe: Arc::default(),
         }
+    }
+
+    /// Delivers to the standard streams of `streams` too.
+    #[must_use]
+    pub fn with_streams(mut self, streams: streams::config::Streams) -> Self {
+        self.streams = Some(streams);
+        self
     }
 
     /// Intake settings.
@@ -159,9 +191,13 @@ impl Intake {
         self.target.as_deref()
     }
 
-    /// Refuses early when there is nowhere to send signals.
-    pub fn require_receiver(&self) -> Result<&OktaTarget, IntakeError> {
-        self.target.as_deref().ok_or(IntakeError::NoReceiver)
+    /// Refuses early when there is nowhere to send signals: no Okta and no standard stream.
+    pub async fn require_receiver(&self) -> Result<(), IntakeError> {
+        if self.target.is_some() || !self.routes().await?.is_empty() {
+            Ok(())
+        } else {
+            Err(IntakeError::NoReceiver)
+        }
     }
 
     /// One SET and its delivery state.
@@ -217,9 +253,12 @@ impl Intake {
         Ok(())
     }
 
-    /// Applies state, signs and stores every valid draft in one transaction, in order. Invalid
-    /// drafts (`Err`) pass through as their errors. `render` turns the results into the response
-    /// (status, body) kept for the idempotency key, written in the same transaction.
+    /// Applies state, signs and stores every valid draft in one transaction, in order. Each
+    /// draft fans out to every receiver that takes it: Okta (its types, users by email) in
+    /// Okta's dialect, and every standard stream whose `events_delivered` and subjects take it,
+    /// in the standard dialect; each receiver has its own subject state. Invalid drafts (`Err`)
+    /// pass through as their errors. `render` turns the results into the response (status,
+    /// body) kept for the idempotency key, written in the same transaction.
     pub async fn submit<R>(
         &self,
         client: &Caller,
@@ -230,7 +269,10 @@ impl Intake {
     where
         R: FnOnce(&[ItemResult]) -> (u16, String),
     {
-        let target = self.require_receiver()?;
+        let routes = self.routes().await?;
+        if self.target.is_none() && routes.is_empty() {
+            return Err(IntakeError::NoReceiver);
+        }
         // Hold the lock of every subject involved (its FIFO key and its state key), so state
         // reads, decisions and the write happen in acceptance order per subject. Keys are exact
         // (no striping), so unrelated subjects never wait for each other.
@@ -249,8 +291,8 @@ impl Intake {
         let now = self.clock.now();
         let now_ms = now.timestamp_millis();
         let ring = self.keys.ring();
-        let mut overlay: HashMap<(String, String), SubjectState> = HashMap::new();
-        let mut rows = Vec::new();
+        let mut overlay: HashMap<(String, String, String), SubjectState> = HashMap::new();
+        let mut rows: Vec<NewOutbox> = Vec::new();
         let mut to_sign = Vec::new();
         let mut states = Vec::new();
         let mut results = Vec::with_capacity(drafts.len());
@@ -262,103 +304,190 @@ impl Intake {
                     continue;
                 }
             };
-            let slot = draft.state_slot();
-            let last = match &slot {
-                Some((kind, key)) => match overlay.get(&((*kind).to_owned(), key.clone())) {
-                    Some(v) => Some(v.clone()),
-                    None => intake.subject_state(OKTA_STREAM, kind, key).await?,
-                },
-                None => None,
-            };
-            let (body, value) = match self.decide(&draft, last.as_ref().map(|l| l.value.as_str())) {
-                Decision::Send(body, value) => (body, value),
-                Decision::Unchanged(value) => {
-                    self.metrics.signal_unchanged(draft.event_type.as_str());
-                    let matched_jti = last.and_then(|l| l.jti);
-                    // The level stands for what that SET carried: show how it fared, so a caller
-                    // sees when it failed (and the level never reached the receiver).
-                    let matched_status = match &matched_jti {
-                        // Accepted earlier in this same request: queued with it.
-                        Some(j) if rows.iter().any(|r: &NewOutbox| &r.jti == j) => {
-                            Some(DeliveryStatus::Queued)
-                        }
-                        Some(j) => intake.delivery_status(j).await?,
-                        None => None,
-                    };
-                    results.push(Ok(Outcome::Unchanged {
+            let targets = match self.targets(&draft, &routes) {
+                Ok(t) if t.is_empty() => {
+                    results.push(Ok(Outcome::Unrouted {
                         event_type: draft.event_type,
-                        value,
-                        matched_jti,
-                        matched_status,
                     }));
                     continue;
                 }
-                Decision::Invalid(e) => {
+                Ok(t) => t,
+                Err(e) => {
                     results.push(Err(vec![e]));
                     continue;
                 }
             };
-            let mut event = Event {
-                event_type: draft.event_type,
-                subject: draft.subject.clone(),
-                event_timestamp: draft.event_timestamp,
-                initiating_entity: draft.initiating_entity,
-                reason_admin: draft.reason_admin.clone(),
-                reason_user: draft.reason_user.clone(),
-                body,
-            };
+            let slot = draft.state_slot();
+            // Every receiver's decision first: one that cannot take the draft fails it for all.
+            let mut decisions = Vec::with_capacity(targets.len());
+            let mut invalid = None;
+            for target in &targets {
+                let last = match &slot {
+                    Some((kind, key)) => {
+                        let k = (target.stream_id.to_owned(), (*kind).to_owned(), key.clone());
+                        match overlay.get(&k) {
+                            Some(v) => Some(v.clone()),
+                            None => intake.subject_state(target.stream_id, kind, key).await?,
+                        }
+                    }
+                    None => None,
+                };
+                // A standard stream new to a device learns its previous status from Okta's.
+                let known = match (&slot, &last, target.dialect) {
+                    (Some((kind, key)), None, Dialect::Standard { .. })
+                        if matches!(draft.body, DraftBody::Compliance { .. }) =>
+                    {
+                        let k = (OKTA_STREAM.to_owned(), (*kind).to_owned(), key.clone());
+                        match overlay.get(&k) {
+                            Some(v) => Some(v.value.clone()),
+                            None => intake
+                                .subject_state(OKTA_STREAM, kind, key)
+                                .await?
+                                .map(|s| s.value),
+                        }
+                    }
+                    _ => last.as_ref().map(|l| l.value.clone()),
+                };
+                let decision = self.decide(
+                    &draft,
+                    last.as_ref().map(|l| l.value.as_str()),
+                    known.as_deref(),
+                    target.dialect,
+                );
+                if let Decision::Invalid(e) = decision {
+                    invalid = Some(e);
+                    break;
+                }
+                decisions.push((target, decision, last));
+            }
+            if let Some(e) = invalid {
+                results.push(Err(vec![e]));
+                continue;
+            }
+            let mut reason_admin = draft.reason_admin.clone();
             if draft.event_type.wants_reason()
-                && event.reason_admin.is_none()
-                && event.reason_user.is_none()
+                && reason_admin.is_none()
+                && draft.reason_user.is_none()
             {
                 let text = self
                     .config
                     .default_reason
                     .replace("{event}", draft.event_type.as_str())
                     .replace("{client}", &client.name);
-                event.reason_admin = Some(set::Reason::from([("en".to_owned(), text)]));
+                reason_admin = Some(set::Reason::from([("en".to_owned(), text)]));
             }
-            let jti = self.ids.jti();
-            let claims = set::claims(
-                &self.issuer,
-                &target.audience,
-                &jti,
-                now.timestamp(),
-                &event,
-                target.timestamp_unit,
-            );
-            to_sign.push(claims);
-            rows.push(NewOutbox {
-                jti: jti.clone(),
-                stream_id: OKTA_STREAM.to_owned(),
-                subject_key: draft.order_key(),
-                subject: draft.subject.to_json().to_string(),
-                event_type: draft.event_type.as_str().to_owned(),
-                set_jwt: String::new(),
-                client: client.name.clone(),
-                kid: ring.active_kid().to_owned(),
-                now_ms,
-            });
-            if let (Some((kind, key)), Some(value)) = (slot, value) {
-                overlay.insert(
-                    (kind.to_owned(), key.clone()),
-                    SubjectState {
-                        value: value.clone(),
-                        jti: Some(jti.clone()),
-                    },
-                );
-                states.push(StateUpdate {
-                    stream_id: OKTA_STREAM.to_owned(),
-                    kind: kind.to_owned(),
-                    subject_key: key,
-                    value,
-                    jti: Some(jti.clone()),
+            let txn = decisions
+                .iter()
+                .any(|(t, d, _)| {
+                    matches!(d, Decision::Send(..)) && matches!(t.dialect, Dialect::Standard { .. })
+                })
+                .then(|| self.ids.jti());
+            let mut queued = Vec::new();
+            let mut unchanged = None;
+            for (target, decision, last) in decisions {
+                let (body, value) = match decision {
+                    Decision::Send(body, value) => (body, value),
+                    Decision::Unchanged(value) => {
+                        if unchanged.is_none() {
+                            unchanged = Some((value, last.and_then(|l| l.jti)));
+                        }
+                        continue;
+                    }
+                    Decision::Invalid(_) => continue,
+                };
+                let event = Event {
+                    event_type: draft.event_type,
+                    subject: draft.subject.clone(),
+                    event_timestamp: draft.event_timestamp,
+                    initiating_entity: draft.initiating_entity,
+                    reason_admin: reason_admin.clone(),
+                    reason_user: draft.reason_user.clone(),
+                    body,
+                };
+                let jti = self.ids.jti();
+                let claims = match target.dialect {
+                    Dialect::Okta(unit) => set::claims(
+                        &self.issuer,
+                        target.aud,
+                        &jti,
+                        now.timestamp(),
+                        &event,
+                        unit,
+                    ),
+                    Dialect::Standard { subject_in_event } => set::standard::claims(
+                        &self.issuer,
+                        target.aud,
+                        &jti,
+                        now.timestamp(),
+                        txn.as_deref().unwrap_or_default(),
+                        &event,
+                        subject_in_event,
+                    )
+                    .ok_or(IntakeError::NoStandardForm(draft.event_type.as_str()))?,
+                };
+                to_sign.push(claims);
+                rows.push(NewOutbox {
+                    jti: jti.clone(),
+                    stream_id: target.stream_id.to_owned(),
+                    subject_key: draft.order_key(),
+                    subject: draft.subject.to_json().to_string(),
+                    event_type: draft.event_type.as_str().to_owned(),
+                    set_jwt: String::new(),
+                    client: client.name.clone(),
+                    kid: ring.active_kid().to_owned(),
                     now_ms,
                 });
+                if let (Some((kind, key)), Some(value)) = (&slot, value) {
+                    overlay.insert(
+                        (target.stream_id.to_owned(), (*kind).to_owned(), key.clone()),
+                        SubjectState {
+                            value: value.clone(),
+                            jti: Some(jti.clone()),
+                        },
+                    );
+                    states.push(StateUpdate {
+                        stream_id: target.stream_id.to_owned(),
+                        kind: (*kind).to_owned(),
+                        subject_key: key.clone(),
+                        value,
+                        jti: Some(jti.clone()),
+                        now_ms,
+                    });
+                }
+                queued.push(QueuedSet {
+                    stream: target.stream_id.to_owned(),
+                    jti,
+                });
             }
-            results.push(Ok(Outcome::Queued {
-                jti,
+            if let Some(first) = queued.first() {
+                self.metrics.signal_accepted(draft.event_type.as_str());
+                results.push(Ok(Outcome::Queued {
+                    jti: first.jti.clone(),
+                    event_type: draft.event_type,
+                    sets: queued,
+                }));
+                continue;
+            }
+            let Some((value, matched_jti)) = unchanged else {
+                results.push(Ok(Outcome::Unrouted {
+                    event_type: draft.event_type,
+                }));
+                continue;
+            };
+            self.metrics.signal_unchanged(draft.event_type.as_str());
+            // The level stands for what that SET carried: show how it fared, so a caller sees
+            // when it failed (and the level never reached the receiver).
+            let matched_status = match &matched_jti {
+                // Accepted earlier in this same request: queued with it.
+                Some(j) if rows.iter().any(|r| &r.jti == j) => Some(DeliveryStatus::Queued),
+                Some(j) => intake.delivery_status(j).await?,
+                None => None,
+            };
+            results.push(Ok(Outcome::Unchanged {
                 event_type: draft.event_type,
+                value,
+                matched_jti,
+                matched_status,
             }));
         }
         for (row, token) in rows.iter_mut().zip(sign_all(&ring, to_sign).await?) {
@@ -385,21 +514,93 @@ impl Intake {
             }
         }
         drop(_guards);
+        let mut woken = std::collections::HashSet::new();
         for r in &rows {
-            self.metrics.signal_accepted(&r.event_type);
-        }
-        if !rows.is_empty() {
-            self.notify.notify_one();
+            if woken.insert(r.stream_id.as_str()) {
+                match (&self.streams, r.stream_id.as_str()) {
+                    (_, OKTA_STREAM) | (None, _) => self.notify.notify_one(),
+                    (Some(streams), id) => streams.waker(id).notify_one(),
+                }
+            }
         }
         Ok(results)
     }
 
-    fn decide(&self, draft: &Draft, last: Option<&str>) -> Decision {
-        match &draft.body {
-            DraftBody::Risk { current, previous } => {
+    /// The standard streams as of now (none when streams are not set up).
+    async fn routes(&self) -> Result<Arc<Routes>, IntakeError> {
+        match &self.streams {
+            Some(s) => s.routes().await.map_err(|e| match e {
+                streams::config::StreamError::Store(e) => IntakeError::Store(e),
+                other => IntakeError::Store(StoreError::Corrupt(other.to_string())),
+            }),
+            None => Ok(Arc::default()),
+        }
+    }
+
+    /// Every receiver `draft` goes to: Okta first (when configured, for its event types and
+    /// users known by email), then each standard stream that takes it, oldest first. A draft
+    /// only Okta would take but whose user it cannot match is refused.
+    fn targets<'a>(
+        &'a self,
+        draft: &Draft,
+        routes: &'a Routes,
+    ) -> Result<Vec<Target<'a>>, crate::validation::FieldError> {
+        let mut out = Vec::new();
+        let mut okta_refused = false;
+        if let Some(okta) = self.target.as_deref()
+            && draft.event_type.okta_uri().is_some()
+        {
+            if draft
+                .subject
+                .user
+                .as_ref()
+                .is_none_or(|u| matches!(u, set::SubjectId::Email(_)))
+            {
+                out.push(Target {
+                    stream_id: OKTA_STREAM,
+                    aud: &okta.audience,
+                    dialect: Dialect::Okta(okta.timestamp_unit),
+                });
+            } else {
+                okta_refused = true;
+            }
+        }
+        if let Some(uri) = draft.event_type.standard_uri() {
+            for r in routes.for_event(uri, &draft.subject) {
+                out.push(Target {
+                    stream_id: &r.stream_id,
+                    aud: &r.aud,
+                    dialect: Dialect::Standard {
+                        subject_in_event: r.subject_in_event,
+                    },
+                });
+            }
+        }
+        if okta_refused && out.is_empty() {
+            return Err(crate::validation::FieldError {
+                field: "subject.user".into(),
+                message: "Okta matches users by email: use {\"format\": \"email\", \"email\": …}"
+                    .into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// What to send `draft` to one receiver, given the value that receiver last got (`last`)
+    /// and the last value known for the subject (`known`: `last`, or another receiver's).
+    fn decide(
+        &self,
+        draft: &Draft,
+        last: Option<&str>,
+        known: Option<&str>,
+        dialect: Dialect,
+    ) -> Decision {
+        let unchanged =
+            |value: &str| self.config.suppress_unchanged && !draft.force && last == Some(value);
+        match (&draft.body, dialect) {
+            (DraftBody::Risk { current, previous }, Dialect::Okta(_)) => {
                 let value = current.as_str().to_owned();
-                if self.config.suppress_unchanged && !draft.force && last == Some(current.as_str())
-                {
+                if unchanged(&value) {
                     return Decision::Unchanged(value);
                 }
                 let previous = match previous {
@@ -422,16 +623,40 @@ impl Intake {
                     Some(value),
                 )
             }
-            DraftBody::Compliance { current, previous } => {
+            (DraftBody::Risk { current, previous }, Dialect::Standard { .. }) => {
+                // CAEP has LOW, MEDIUM and HIGH: `secure` and `none` are no risk, LOW.
+                let current =
+                    StandardRiskLevel::from_okta(*current).unwrap_or(StandardRiskLevel::Low);
+                let value = current.as_str().to_owned();
+                if unchanged(&value) {
+                    return Decision::Unchanged(value);
+                }
+                // Omitted, CAEP's receiver takes the previous level as unknown.
+                let previous = match previous {
+                    Some(p) => StandardRiskLevel::from_okta(*p),
+                    None if self.config.fill_previous_level => {
+                        last.and_then(StandardRiskLevel::parse)
+                    }
+                    None => None,
+                };
+                Decision::Send(
+                    EventBody::StandardRisk {
+                        current_level: current,
+                        previous_level: previous,
+                    },
+                    Some(value),
+                )
+            }
+            (DraftBody::Compliance { current, previous }, _) => {
                 let name = |s: &ComplianceStatus| match s {
                     ComplianceStatus::Compliant => "compliant",
                     ComplianceStatus::NotCompliant => "not-compliant",
                 };
                 let value = name(current).to_owned();
-                if self.config.suppress_unchanged && !draft.force && last == Some(name(current)) {
+                if unchanged(&value) {
                     return Decision::Unchanged(value);
                 }
-                let previous = match (previous, last) {
+                let previous = match (previous, known) {
                     (Some(p), _) => *p,
                     (None, Some("compliant")) if self.config.fill_previous_level => {
                         ComplianceStatus::Compliant
@@ -455,9 +680,25 @@ impl Intake {
                     Some(value),
                 )
             }
-            DraftBody::Fixed(body) => Decision::Send(body.clone(), None),
+            (DraftBody::Fixed(body), _) => Decision::Send(body.clone(), None),
         }
     }
+}
+
+/// One receiver of a draft.
+struct Target<'a> {
+    stream_id: &'a str,
+    aud: &'a str,
+    dialect: Dialect,
+}
+
+/// How a receiver reads SETs.
+#[derive(Debug, Clone, Copy)]
+enum Dialect {
+    /// Okta's, with its `event_timestamp` unit.
+    Okta(set::TimestampUnit),
+    /// SSF 1.0 with CAEP and RISC; optionally the subject inside the event too.
+    Standard { subject_in_event: bool },
 }
 
 /// Signs claims with the ring's active key: inline for a few, on the blocking pool in parallel

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::config::SignalsConfig;
 use crate::set::{
-    ComplianceStatus, EventBody, EventType, InitiatingEntity, Reason, RiskLevel, Subject, SubjectId,
+    ComplianceStatus, EventBody, EventType, InitiatingEntity, Reason, RiskLevel, Subject,
 };
 use crate::validation::FieldError;
 
@@ -174,6 +174,221 @@ pub struct IdentifierChangedSignal {
     #[serde(rename = "new-value", alias = "new_value")]
     #[schema(schema_with = new_value_schema)]
     pub new_value: Option<String>,
+    /// When; default now.
+    pub event_timestamp: Option<TimestampInput>,
+}
+
+/// A credential type (CAEP 1.0 §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialType {
+    /// password
+    Password,
+    /// pin
+    Pin,
+    /// x509
+    X509,
+    /// fido2-platform
+    Fido2Platform,
+    /// fido2-roaming
+    Fido2Roaming,
+    /// fido-u2f
+    FidoU2f,
+    /// verifiable-credential
+    VerifiableCredential,
+    /// phone-voice
+    PhoneVoice,
+    /// phone-sms
+    PhoneSms,
+    /// app
+    App,
+}
+
+/// What happened to a credential (CAEP 1.0 §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeType {
+    /// create
+    Create,
+    /// revoke
+    Revoke,
+    /// update
+    Update,
+    /// delete
+    Delete,
+}
+
+/// An assurance level namespace (CAEP 1.0 §3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum AssuranceNamespace {
+    /// RFC 8176 authentication method references.
+    #[serde(rename = "RFC8176")]
+    Rfc8176,
+    /// RFC 6711 levels of assurance.
+    #[serde(rename = "RFC6711")]
+    Rfc6711,
+    /// ISO/IEC 29115.
+    #[serde(rename = "ISO-IEC-29115")]
+    IsoIec29115,
+    /// NIST SP 800-63 identity assurance level.
+    #[serde(rename = "NIST-IAL")]
+    NistIal,
+    /// NIST SP 800-63 authenticator assurance level.
+    #[serde(rename = "NIST-AAL")]
+    NistAal,
+    /// NIST SP 800-63 federation assurance level.
+    #[serde(rename = "NIST-FAL")]
+    NistFal,
+}
+
+/// Which way an assurance level moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeDirection {
+    /// increase
+    Increase,
+    /// decrease
+    Decrease,
+}
+
+/// Why an account was disabled (RISC 1.0 §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DisableReason {
+    /// hijacking
+    Hijacking,
+    /// bulk-account
+    BulkAccount,
+}
+
+/// `POST /v1/signals/credential-change` (CAEP; standard streams only).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"format": "email", "email": "jane.doe@example.com"}, "credential_type": "fido2-roaming", "change_type": "create", "friendly_name": "YubiKey", "reason_admin": "User enrolled a security key"}))]
+pub struct CredentialChangeSignal {
+    /// The user.
+    #[schema(value_type = Object)]
+    pub subject: Value,
+    /// The credential's type.
+    pub credential_type: CredentialType,
+    /// What happened to it.
+    pub change_type: ChangeType,
+    /// A name the user knows it by (1–1024 characters).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
+    pub friendly_name: Option<String>,
+    /// An X.509 credential's issuer (1–1024 characters).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
+    pub x509_issuer: Option<String>,
+    /// An X.509 credential's serial number (1–1024 characters).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
+    pub x509_serial: Option<String>,
+    /// A FIDO2 authenticator's AAGUID (1–1024 characters).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
+    pub fido2_aaguid: Option<String>,
+    /// Reason for administrators.
+    pub reason_admin: Option<ReasonInput>,
+    /// Reason for the user.
+    pub reason_user: Option<ReasonInput>,
+    /// Who initiated it.
+    pub initiating_entity: Option<InitiatingEntity>,
+    /// When; default now.
+    pub event_timestamp: Option<TimestampInput>,
+}
+
+/// `POST /v1/signals/assurance-level-change` (CAEP; standard streams only).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"format": "email", "email": "jane.doe@example.com"}, "namespace": "NIST-AAL", "current_level": "nist-aal1", "previous_level": "nist-aal2", "change_direction": "decrease"}))]
+pub struct AssuranceLevelChangeSignal {
+    /// The user.
+    #[schema(value_type = Object)]
+    pub subject: Value,
+    /// The namespace the levels are from.
+    pub namespace: AssuranceNamespace,
+    /// The level now (1–1024 characters).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
+    pub current_level: String,
+    /// The level before (1–1024 characters).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
+    pub previous_level: Option<String>,
+    /// Which way it moved.
+    pub change_direction: Option<ChangeDirection>,
+    /// Reason for administrators.
+    pub reason_admin: Option<ReasonInput>,
+    /// Reason for the user.
+    pub reason_user: Option<ReasonInput>,
+    /// Who initiated it.
+    pub initiating_entity: Option<InitiatingEntity>,
+    /// When; default now.
+    pub event_timestamp: Option<TimestampInput>,
+}
+
+/// Most claims one token-claims-change carries.
+pub const MAX_CLAIMS: usize = 64;
+/// Longest the claims of one token-claims-change may be, as JSON.
+pub const MAX_CLAIMS_BYTES: usize = 8192;
+
+/// `POST /v1/signals/token-claims-change` (CAEP; standard streams only).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"format": "email", "email": "jane.doe@example.com"}, "claims": {"role": "ro-admin"}, "reason_admin": "Role downgraded"}))]
+pub struct TokenClaimsChangeSignal {
+    /// The user.
+    #[schema(value_type = Object)]
+    pub subject: Value,
+    /// The claims that changed and their new values (1–64 members, at most 8 KiB as JSON).
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Map<String, Value>,
+    /// Reason for administrators.
+    pub reason_admin: Option<ReasonInput>,
+    /// Reason for the user.
+    pub reason_user: Option<ReasonInput>,
+    /// Who initiated it.
+    pub initiating_entity: Option<InitiatingEntity>,
+    /// When; default now.
+    pub event_timestamp: Option<TimestampInput>,
+}
+
+/// `POST /v1/signals/account-disabled` (RISC; standard streams only).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"format": "email", "email": "jane.doe@example.com"}, "reason": "hijacking"}))]
+pub struct AccountDisabledSignal {
+    /// The user.
+    #[schema(value_type = Object)]
+    pub subject: Value,
+    /// Why.
+    pub reason: Option<DisableReason>,
+    /// When; default now.
+    pub event_timestamp: Option<TimestampInput>,
+}
+
+/// `POST /v1/signals/account-enabled` (RISC; standard streams only).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"format": "email", "email": "jane.doe@example.com"}}))]
+pub struct AccountEnabledSignal {
+    /// The user.
+    #[schema(value_type = Object)]
+    pub subject: Value,
+    /// When; default now.
+    pub event_timestamp: Option<TimestampInput>,
+}
+
+/// `POST /v1/signals/credential-compromise` (RISC; standard streams only).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"subject": {"format": "email", "email": "jane.doe@example.com"}, "credential_type": "password", "reason_admin": "Password found in a breach corpus"}))]
+pub struct CredentialCompromiseSignal {
+    /// The user.
+    #[schema(value_type = Object)]
+    pub subject: Value,
+    /// The compromised credential's type.
+    pub credential_type: CredentialType,
+    /// Reason for administrators.
+    pub reason_admin: Option<ReasonInput>,
+    /// Reason for the user.
+    pub reason_user: Option<ReasonInput>,
     /// When; default now.
     pub event_timestamp: Option<TimestampInput>,
 }
@@ -378,14 +593,6 @@ fn common(
             errors.push(fe(
                 ctx.f("subject.user"),
                 format!("{} needs a user", event_type.as_str()),
-            ));
-        }
-        if let Some(u) = &s.user
-            && !matches!(u, SubjectId::Email(_))
-        {
-            errors.push(fe(
-                ctx.f("subject.user"),
-                "Okta matches users by email: use {\"format\": \"email\", \"email\": …}",
             ));
         }
     }
@@ -771,6 +978,215 @@ impl IdentifierChangedSignal {
     }
 }
 
+/// The wire name of a serde enum value.
+fn wire<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A draft of a stateless event from its common members and body.
+fn fixed(
+    et: EventType,
+    c: Common,
+    initiating_entity: Option<InitiatingEntity>,
+    body: EventBody,
+) -> Draft {
+    Draft {
+        event_type: et,
+        subject: c.subject,
+        event_timestamp: c.event_timestamp,
+        initiating_entity,
+        reason_admin: c.reason_admin,
+        reason_user: c.reason_user,
+        body: DraftBody::Fixed(body),
+        force: false,
+    }
+}
+
+impl CredentialChangeSignal {
+    /// Validates.
+    pub fn validate(&self, ctx: &Ctx<'_>) -> Result<Draft, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let et = EventType::CredentialChange;
+        let c = common(
+            ctx,
+            et,
+            &self.subject,
+            self.reason_admin.as_ref(),
+            self.reason_user.as_ref(),
+            self.event_timestamp.as_ref(),
+            &mut errors,
+        );
+        let body = EventBody::CredentialChange {
+            credential_type: wire(&self.credential_type),
+            change_type: wire(&self.change_type),
+            friendly_name: text(
+                ctx,
+                "friendly_name",
+                self.friendly_name.as_ref(),
+                &mut errors,
+            ),
+            x509_issuer: text(ctx, "x509_issuer", self.x509_issuer.as_ref(), &mut errors),
+            x509_serial: text(ctx, "x509_serial", self.x509_serial.as_ref(), &mut errors),
+            fido2_aaguid: text(ctx, "fido2_aaguid", self.fido2_aaguid.as_ref(), &mut errors),
+        };
+        done(
+            c.map(|c| fixed(et, c, self.initiating_entity, body)),
+            errors,
+        )
+    }
+}
+
+impl AssuranceLevelChangeSignal {
+    /// Validates.
+    pub fn validate(&self, ctx: &Ctx<'_>) -> Result<Draft, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let et = EventType::AssuranceLevelChange;
+        let c = common(
+            ctx,
+            et,
+            &self.subject,
+            self.reason_admin.as_ref(),
+            self.reason_user.as_ref(),
+            self.event_timestamp.as_ref(),
+            &mut errors,
+        );
+        let current = text(ctx, "current_level", Some(&self.current_level), &mut errors);
+        let previous = text(
+            ctx,
+            "previous_level",
+            self.previous_level.as_ref(),
+            &mut errors,
+        );
+        let draft = match (c, current) {
+            (Some(c), Some(current_level)) => Some(fixed(
+                et,
+                c,
+                self.initiating_entity,
+                EventBody::AssuranceLevelChange {
+                    namespace: wire(&self.namespace),
+                    current_level,
+                    previous_level: previous,
+                    change_direction: self.change_direction.as_ref().map(wire),
+                },
+            )),
+            _ => None,
+        };
+        done(draft, errors)
+    }
+}
+
+impl TokenClaimsChangeSignal {
+    /// Validates.
+    pub fn validate(&self, ctx: &Ctx<'_>) -> Result<Draft, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let et = EventType::TokenClaimsChange;
+        let c = common(
+            ctx,
+            et,
+            &self.subject,
+            self.reason_admin.as_ref(),
+            self.reason_user.as_ref(),
+            self.event_timestamp.as_ref(),
+            &mut errors,
+        );
+        let size = serde_json::to_string(&self.claims).map_or(usize::MAX, |s| s.len());
+        if self.claims.is_empty() || self.claims.len() > MAX_CLAIMS || size > MAX_CLAIMS_BYTES {
+            errors.push(fe(
+                ctx.f("claims"),
+                format!(
+                    "must name 1 to {MAX_CLAIMS} claims and be at most {MAX_CLAIMS_BYTES} bytes as JSON"
+                ),
+            ));
+        }
+        if let Some(k) = self
+            .claims
+            .keys()
+            .find(|k| k.is_empty() || k.len() > 256 || k.chars().any(char::is_control))
+        {
+            errors.push(fe(
+                ctx.f("claims"),
+                format!(
+                    "claim name {:?} must be 1 to 256 characters without control characters",
+                    k.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        let body = EventBody::TokenClaimsChange {
+            claims: self.claims.clone(),
+        };
+        done(
+            c.map(|c| fixed(et, c, self.initiating_entity, body)),
+            errors,
+        )
+    }
+}
+
+impl AccountDisabledSignal {
+    /// Validates.
+    pub fn validate(&self, ctx: &Ctx<'_>) -> Result<Draft, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let et = EventType::AccountDisabled;
+        let c = common(
+            ctx,
+            et,
+            &self.subject,
+            None,
+            None,
+            self.event_timestamp.as_ref(),
+            &mut errors,
+        );
+        let body = EventBody::AccountDisabled {
+            reason: self.reason.as_ref().map(wire),
+        };
+        done(c.map(|c| fixed(et, c, None, body)), errors)
+    }
+}
+
+impl AccountEnabledSignal {
+    /// Validates.
+    pub fn validate(&self, ctx: &Ctx<'_>) -> Result<Draft, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let et = EventType::AccountEnabled;
+        let c = common(
+            ctx,
+            et,
+            &self.subject,
+            None,
+            None,
+            self.event_timestamp.as_ref(),
+            &mut errors,
+        );
+        done(
+            c.map(|c| fixed(et, c, None, EventBody::AccountEnabled)),
+            errors,
+        )
+    }
+}
+
+impl CredentialCompromiseSignal {
+    /// Validates.
+    pub fn validate(&self, ctx: &Ctx<'_>) -> Result<Draft, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let et = EventType::CredentialCompromise;
+        let c = common(
+            ctx,
+            et,
+            &self.subject,
+            self.reason_admin.as_ref(),
+            self.reason_user.as_ref(),
+            self.event_timestamp.as_ref(),
+            &mut errors,
+        );
+        let body = EventBody::CredentialCompromise {
+            credential_type: wire(&self.credential_type),
+        };
+        done(c.map(|c| fixed(et, c, None, body)), errors)
+    }
+}
+
 /// Parses and validates one signal of `event_type` from JSON.
 pub fn parse(event_type: EventType, value: Value, ctx: &Ctx<'_>) -> Result<Draft, Vec<FieldError>> {
     match event_type {
@@ -786,6 +1202,24 @@ pub fn parse(event_type: EventType, value: Value, ctx: &Ctx<'_>) -> Result<Draft
         }
         EventType::IdentifierChanged => {
             from_value::<IdentifierChangedSignal>(value, ctx.prefix)?.validate(ctx)
+        }
+        EventType::CredentialChange => {
+            from_value::<CredentialChangeSignal>(value, ctx.prefix)?.validate(ctx)
+        }
+        EventType::AssuranceLevelChange => {
+            from_value::<AssuranceLevelChangeSignal>(value, ctx.prefix)?.validate(ctx)
+        }
+        EventType::TokenClaimsChange => {
+            from_value::<TokenClaimsChangeSignal>(value, ctx.prefix)?.validate(ctx)
+        }
+        EventType::AccountDisabled => {
+            from_value::<AccountDisabledSignal>(value, ctx.prefix)?.validate(ctx)
+        }
+        EventType::AccountEnabled => {
+            from_value::<AccountEnabledSignal>(value, ctx.prefix)?.validate(ctx)
+        }
+        EventType::CredentialCompromise => {
+            from_value::<CredentialCompromiseSignal>(value, ctx.prefix)?.validate(ctx)
         }
     }
 }

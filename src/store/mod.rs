@@ -295,7 +295,8 @@ macro_rules! dispatch {
 impl Store {
     /// Stores a new stream.
     pub async fn insert_stream(&self, s: &StreamRow) -> Result<(), StoreError> {
-        dispatch!(self, b => b.insert_stream(s).await)
+        dispatch!(self, b => b.insert_stream(s).await)?;
+        self.bump_stream_generation().await
     }
 
     /// A stream by id, whoever owns it.
@@ -315,7 +316,9 @@ impl Store {
 
     /// Writes a stream's status and record back; false when its owner has no such stream.
     pub async fn save_stream(&self, s: &StreamRow) -> Result<bool, StoreError> {
-        dispatch!(self, b => b.save_stream(s).await)
+        let saved = dispatch!(self, b => b.save_stream(s).await)?;
+        self.bump_stream_generation().await?;
+        Ok(saved)
     }
 
     /// Drops a stream's undelivered SETs (deleted or disabled: it transmits nothing and holds
@@ -333,7 +336,8 @@ impl Store {
         state: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        dispatch!(self, b => b.put_stream_subject(stream_id, subject_key, subject, state, now_ms).await)
+        dispatch!(self, b => b.put_stream_subject(stream_id, subject_key, subject, state, now_ms).await)?;
+        self.bump_stream_generation().await
     }
 
     /// A stream's added and removed subjects: (subject JSON, state).
@@ -369,12 +373,27 @@ impl Store {
 
     /// Forgets a (deleted) stream's subjects.
     pub async fn drop_stream_subjects(&self, stream_id: &str) -> Result<(), StoreError> {
-        dispatch!(self, b => b.drop_stream_subjects(stream_id).await)
+        dispatch!(self, b => b.drop_stream_subjects(stream_id).await)?;
+        self.bump_stream_generation().await
     }
 
     /// Deletes `client_id`'s stream; false when it has no such stream.
     pub async fn delete_stream(&self, id: &str, client_id: &str) -> Result<bool, StoreError> {
-        dispatch!(self, b => b.delete_stream(id, client_id).await)
+        let deleted = dispatch!(self, b => b.delete_stream(id, client_id).await)?;
+        self.bump_stream_generation().await?;
+        Ok(deleted)
+    }
+
+    /// The streams' generation: raised after every change to a stream or its subjects (here or
+    /// on another replica), so a copy of the streams tagged with it is current while it stays.
+    pub async fn stream_generation(&self) -> Result<i64, StoreError> {
+        dispatch!(self, b => b.stream_generation().await)
+    }
+
+    /// Raises the streams' generation. Called after the change is written: a reader that sees
+    /// the new generation also sees the change.
+    async fn bump_stream_generation(&self) -> Result<(), StoreError> {
+        dispatch!(self, b => b.bump_stream_generation().await)
     }
 
     /// Connects (creating a SQLite file and its directory when missing; a PostgreSQL database

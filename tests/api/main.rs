@@ -16,6 +16,7 @@ mod durable;
 mod enforce;
 mod errors;
 mod exposure;
+mod fanout;
 mod idempotency;
 mod jobs;
 mod keys;

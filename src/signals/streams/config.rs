@@ -12,6 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::endpoint::{AllowPrivate, ReceiverUrl};
+use super::routing::{Route, Routes};
 use crate::auth::Caller;
 use crate::clock::Clock;
 use crate::ids::Ids;
@@ -143,6 +144,9 @@ struct Record {
     /// Which subjects the stream carries before any is added or removed (fixed at creation).
     #[serde(default)]
     default_subjects: DefaultSubjects,
+    /// The pre-1.0 form: the subject also inside the event.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    subject_in_event: bool,
 }
 
 /// Which subjects a new stream carries (SSF §7 `default_subjects`).
@@ -251,6 +255,9 @@ pub struct StreamConfig {
     /// The receiver's description.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// This transmitter's extension: SETs also carry the subject inside the event, the pre-1.0
+    /// (SSE) form some receivers still read. `sub_id` is always there.
+    pub subject_in_event: bool,
 }
 
 /// The delivery method as shown (no `authorization_header`).
@@ -333,6 +340,11 @@ pub struct StreamRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 1000)]
     pub description: Option<Option<String>>,
+    /// This transmitter's extension (default false): SETs also carry the subject inside the
+    /// event, the pre-1.0 (SSE) form some receivers still read.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
+    pub subject_in_event: Option<Option<bool>>,
     /// Transmitter-supplied: must equal the current value when sent.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -482,6 +494,8 @@ pub struct Streams {
     wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
     /// Wakes the stream workers' supervisor when a stream is created, changed or deleted.
     changed: Arc<Notify>,
+    /// The streams as routing last loaded them.
+    routes: Arc<Mutex<Option<Arc<Routes>>>>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -518,6 +532,7 @@ impl Streams {
             settings: Arc::new(settings),
             wakers: Arc::default(),
             changed: Arc::new(Notify::new()),
+            routes: Arc::default(),
         }
     }
 
@@ -648,38 +663,67 @@ impl Streams {
         Ok(())
     }
 
-    /// Whether stream `id` carries events about `subject`: with `default_subjects` ALL unless a
-    /// removed subject matches it, with NONE only when an added one does. Subjects match when
-    /// they share at least one member (`user`, `device`) and every shared member is the same
-    /// identifier (SSF §8.1.3.1's wildcard rule, without its vacuous match of subjects that
-    /// share nothing).
+    /// Whether stream `id` carries events about `subject` (see [`super::routing::Route`]);
+    /// false for a stream that is disabled or does not exist.
     pub async fn delivers_to(
         &self,
         id: &str,
         subject: &crate::set::Subject,
     ) -> Result<bool, StreamError> {
-        let Some(row) = self.store.stream(id).await? else {
-            return Ok(false);
-        };
-        let stream = Stream::from_row(row)?;
-        let mut added = false;
-        let mut removed = false;
-        for (json, state) in self.store.stream_subjects(id).await? {
-            let value: Value = serde_json::from_str(&json)
-                .map_err(|e| StoreError::Corrupt(format!("stream subject: {e}")))?;
-            let listed = crate::set::Subject::parse(&value, "subject")
-                .map_err(|e| StoreError::Corrupt(format!("stream subject: {}", e.message)))?;
-            if subjects_match(&listed, subject) {
-                match state.as_str() {
-                    "added" => added = true,
-                    _ => removed = true,
-                }
-            }
+        Ok(self
+            .routes()
+            .await?
+            .get(id)
+            .is_some_and(|r| r.delivers_to(subject)))
+    }
+
+    /// Every stream that takes events (enabled or paused), with its subjects: from memory while
+    /// the store's stream generation has not moved, else loaded again. The generation is read
+    /// before the streams, so a copy is never tagged newer than what it holds.
+    pub async fn routes(&self) -> Result<Arc<Routes>, StreamError> {
+        let generation = self.store.stream_generation().await?;
+        if let Some(r) = self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|r| r.generation == generation)
+        {
+            return Ok(r.clone());
         }
-        Ok(match stream.record.default_subjects {
-            DefaultSubjects::All => !removed,
-            DefaultSubjects::None => added && !removed,
-        })
+        let mut streams = Vec::new();
+        for row in self.store.all_streams().await? {
+            let stream = Stream::from_row(row)?;
+            if stream.status == StreamStatus::Disabled {
+                continue;
+            }
+            let mut subjects = Vec::new();
+            for (json, state) in self.store.stream_subjects(&stream.id).await? {
+                let value: Value = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("stream subject: {e}")))?;
+                let listed = crate::set::Subject::parse(&value, "subject")
+                    .map_err(|e| StoreError::Corrupt(format!("stream subject: {}", e.message)))?;
+                subjects.push((listed, state == "added"));
+            }
+            let events = stream.events_delivered();
+            streams.push(Route::new(
+                stream.id,
+                stream.record.aud,
+                stream.record.subject_in_event,
+                events,
+                stream.record.default_subjects,
+                subjects,
+            ));
+        }
+        let routes = Arc::new(Routes {
+            generation,
+            streams,
+        });
+        *self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(routes.clone());
+        Ok(routes)
     }
 
     /// A SET about the stream itself (verification, stream-updated): `sub_id` is the stream,
@@ -737,6 +781,7 @@ impl Streams {
             },
             min_verification_interval: self.settings.min_verification_interval,
             description: stream.record.description.clone(),
+            subject_in_event: stream.record.subject_in_event,
         }
     }
 
@@ -786,6 +831,7 @@ impl Streams {
                 reason: None,
                 last_verification_at: None,
                 default_subjects: self.settings.default_subjects,
+                subject_in_event: req.subject_in_event.flatten().unwrap_or(false),
             },
         };
         self.store.insert_stream(&stream.to_row(now)?).await?;
@@ -828,6 +874,9 @@ impl Streams {
         if let Some(d) = req.description {
             stream.record.description = description(d)?;
         }
+        if let Some(s) = req.subject_in_event {
+            stream.record.subject_in_event = s.unwrap_or(false);
+        }
         self.save(&stream).await?;
         Ok(stream)
     }
@@ -848,6 +897,7 @@ impl Streams {
         stream.record.events_requested = events_requested(req.events_requested.flatten())?;
         stream.record.delivery = self.delivery(delivery, Some(&stream.id))?;
         stream.record.description = description(req.description.flatten())?;
+        stream.record.subject_in_event = req.subject_in_event.flatten().unwrap_or(false);
         self.save(&stream).await?;
         Ok(stream)
     }
@@ -1111,20 +1161,6 @@ impl Streams {
             }
         }
     }
-}
-
-/// SSF §8.1.3.1: every member both have is the same identifier, and they share one at least.
-fn subjects_match(a: &crate::set::Subject, b: &crate::set::Subject) -> bool {
-    let pairs = [(&a.user, &b.user), (&a.device, &b.device)];
-    let shared = pairs
-        .iter()
-        .filter(|(x, y)| x.is_some() && y.is_some())
-        .count();
-    shared > 0
-        && pairs.iter().all(|(x, y)| match (x, y) {
-            (Some(x), Some(y)) => x.canonical() == y.canonical(),
-            _ => true,
-        })
 }
 
 fn events_requested(e: Option<Vec<String>>) -> Result<Vec<String>, StreamError> {

@@ -6,3 +6,4 @@
 
 pub mod config;
 pub mod endpoint;
+pub mod routing;

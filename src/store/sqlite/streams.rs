@@ -191,3 +191,20 @@ impl SqliteStore {
         Ok(r.rows_affected() > 0)
     }
 }
+
+impl SqliteStore {
+    pub(in crate::store) async fn stream_generation(&self) -> Result<i64, StoreError> {
+        let g: Option<i64> =
+            sqlx::query_scalar("SELECT generation FROM stream_generation WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(g.unwrap_or(0))
+    }
+
+    pub(in crate::store) async fn bump_stream_generation(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE stream_generation SET generation = generation + 1 WHERE id = 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
