@@ -267,6 +267,7 @@ impl Application {
                 poll_ack_timeout_secs: config.streams.poll_ack_timeout_secs,
                 poll_max_wait_secs: config.streams.poll_max_wait_secs,
             },
+            metrics.clone(),
         );
         let intake = Intake::new(
             store.clone(),

@@ -211,34 +211,62 @@ impl Metrics {
         );
     }
 
-    /// A SET was delivered; `seconds` from acceptance to the receiver's 202.
-    pub fn set_delivered(&self, seconds: f64) {
-        self.count("ssf_sets_delivered_total", Vec::new());
+    /// A SET was queued for `stream` (`okta` or a standard stream's id).
+    pub fn set_queued(&self, stream: &str) {
+        self.count(
+            "ssf_sets_queued_total",
+            vec![Label::new("stream", stream.to_owned())],
+        );
+    }
+
+    /// A SET of `stream` was delivered (202, or acknowledged by a poller); `seconds` from
+    /// acceptance to delivery.
+    pub fn set_delivered(&self, stream: &str, seconds: f64) {
+        let labels = vec![Label::new("stream", stream.to_owned())];
+        self.count("ssf_sets_delivered_total", labels.clone());
         self.recorder
-            .register_histogram(&Key::from_name("ssf_delivery_latency_seconds"), &metadata())
+            .register_histogram(
+                &Key::from_parts("ssf_delivery_latency_seconds", labels),
+                &metadata(),
+            )
             .record(seconds);
     }
 
-    /// A SET was refused by the receiver.
-    pub fn set_failed(&self) {
-        self.count("ssf_sets_failed_total", Vec::new());
+    /// A SET of `stream` was refused by its receiver.
+    pub fn set_failed(&self, stream: &str) {
+        self.count(
+            "ssf_sets_failed_total",
+            vec![Label::new("stream", stream.to_owned())],
+        );
     }
 
-    /// A SET was given up.
-    pub fn set_dead(&self) {
-        self.count("ssf_sets_dead_total", Vec::new());
+    /// A SET of `stream` was given up.
+    pub fn set_dead(&self, stream: &str) {
+        self.count(
+            "ssf_sets_dead_total",
+            vec![Label::new("stream", stream.to_owned())],
+        );
     }
 
     /// An attempt will be retried; `reason` is `rate_limited`, `server_error`, `timeout`, `network` or `client_error`.
-    pub fn set_retry(&self, reason: &'static str) {
-        self.count("ssf_set_retries_total", vec![Label::new("reason", reason)]);
+    pub fn set_retry(&self, stream: &str, reason: &'static str) {
+        self.count(
+            "ssf_set_retries_total",
+            vec![
+                Label::new("stream", stream.to_owned()),
+                Label::new("reason", reason),
+            ],
+        );
     }
 
-    /// One push attempt took `seconds`.
-    pub fn push_attempt(&self, seconds: f64) {
+    /// One push attempt to `stream` took `seconds`.
+    pub fn push_attempt(&self, stream: &str, seconds: f64) {
         self.recorder
             .register_histogram(
-                &Key::from_name("ssf_push_request_duration_seconds"),
+                &Key::from_parts(
+                    "ssf_push_request_duration_seconds",
+                    vec![Label::new("stream", stream.to_owned())],
+                ),
                 &metadata(),
             )
             .record(seconds);

@@ -456,7 +456,7 @@ impl Worker {
                     None => gave_up,
                 },
             };
-            self.metrics.set_dead();
+            self.metrics.set_dead(&self.target.stream_id);
             tracing::error!(jti = %row.jti, "SET is dead: not delivered within its max age");
             return self.record(&row, &outcome, now_ms).await;
         }
@@ -478,11 +478,12 @@ impl Worker {
             request = request.header(AUTHORIZATION, auth);
         }
         let response = request.body(row.set_jwt.clone()).send().await;
-        self.metrics.push_attempt(started.elapsed().as_secs_f64());
+        self.metrics
+            .push_attempt(&self.target.stream_id, started.elapsed().as_secs_f64());
         let now_ms = self.clock.now().timestamp_millis();
         let attempts = row.attempts + 1;
         let retry_at = |reason: &'static str| {
-            self.metrics.set_retry(reason);
+            self.metrics.set_retry(&self.target.stream_id, reason);
             now_ms.saturating_add(
                 i64::try_from(backoff(&self.config, attempts, self.ids.unit()).as_millis())
                     .unwrap_or(i64::MAX),
@@ -546,7 +547,8 @@ impl Worker {
                     let floor = now_ms.saturating_add(1000);
                     let at = match rate_limit_reset(resp.headers(), now_ms) {
                         Some(t) => {
-                            self.metrics.set_retry("rate_limited");
+                            self.metrics
+                                .set_retry(&self.target.stream_id, "rate_limited");
                             t.max(floor).min(cap.max(floor))
                         }
                         None => retry_at("rate_limited").max(floor),
@@ -615,17 +617,19 @@ impl Worker {
         };
         match &outcome {
             Attempt::Delivered { .. } => {
-                self.metrics
-                    .set_delivered((now_ms.saturating_sub(row.created_at)) as f64 / 1000.0);
+                self.metrics.set_delivered(
+                    &self.target.stream_id,
+                    (now_ms.saturating_sub(row.created_at)) as f64 / 1000.0,
+                );
             }
             Attempt::Failed {
                 err, description, ..
             } => {
-                self.metrics.set_failed();
+                self.metrics.set_failed(&self.target.stream_id);
                 tracing::warn!(jti = %row.jti, err = err.as_deref().unwrap_or("-"), description = description.as_deref().unwrap_or("-"), "receiver refused a SET");
             }
             Attempt::Dead { error, .. } => {
-                self.metrics.set_dead();
+                self.metrics.set_dead(&self.target.stream_id);
                 tracing::error!(jti = %row.jti, error = %error, "SET is dead");
             }
             Attempt::Retry { error, .. } => {

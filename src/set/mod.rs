@@ -181,11 +181,10 @@ impl EventType {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    /// Whether a reason is filled in when the caller gives none: Okta's spec says "either
-    /// `reason_admin` or `reason_user` is required" for its types but identifier-changed, and the
-    /// CAEP interoperability profile wants a non-empty `reason_admin` on CAEP events.
+    /// Whether Okta's spec says "either `reason_admin` or `reason_user` is required" (its types
+    /// but identifier-changed).
     pub fn wants_reason(self) -> bool {
-        self.is_caep() || (self.okta_uri().is_some() && self != EventType::IdentifierChanged)
+        self.okta_uri().is_some() && self != EventType::IdentifierChanged
     }
 }
 

@@ -364,18 +364,27 @@ impl Intake {
                 results.push(Err(vec![e]));
                 continue;
             }
-            let mut reason_admin = draft.reason_admin.clone();
-            if draft.event_type.wants_reason()
-                && reason_admin.is_none()
-                && draft.reason_user.is_none()
-            {
+            // Okta wants a reason (either one) on its types but identifier-changed; the CAEP
+            // interoperability profile wants `reason_admin` on CAEP events. Missing, it says
+            // which client reported what.
+            let default_reason = || {
                 let text = self
                     .config
                     .default_reason
                     .replace("{event}", draft.event_type.as_str())
                     .replace("{client}", &client.name);
-                reason_admin = Some(set::Reason::from([("en".to_owned(), text)]));
-            }
+                Some(set::Reason::from([("en".to_owned(), text)]))
+            };
+            let reason_admin_for = |dialect: Dialect| match (&draft.reason_admin, dialect) {
+                (Some(r), _) => Some(r.clone()),
+                (None, Dialect::Okta(_))
+                    if draft.event_type.wants_reason() && draft.reason_user.is_none() =>
+                {
+                    default_reason()
+                }
+                (None, Dialect::Standard { .. }) if draft.event_type.is_caep() => default_reason(),
+                (None, _) => None,
+            };
             let txn = decisions
                 .iter()
                 .any(|(t, d, _)| {
@@ -400,7 +409,7 @@ impl Intake {
                     subject: draft.subject.clone(),
                     event_timestamp: draft.event_timestamp,
                     initiating_entity: draft.initiating_entity,
-                    reason_admin: reason_admin.clone(),
+                    reason_admin: reason_admin_for(target.dialect),
                     reason_user: draft.reason_user.clone(),
                     body,
                 };
@@ -516,6 +525,7 @@ impl Intake {
         drop(_guards);
         let mut woken = std::collections::HashSet::new();
         for r in &rows {
+            self.metrics.set_queued(&r.stream_id);
             if woken.insert(r.stream_id.as_str()) {
                 match (&self.streams, r.stream_id.as_str()) {
                     (_, OKTA_STREAM) | (None, _) => self.notify.notify_one(),

@@ -348,14 +348,14 @@ impl Store {
         dispatch!(self, b => b.stream_subjects(stream_id).await)
     }
 
-    /// A poller acknowledged a SET of its stream: delivered. False when the stream has no such
-    /// pending SET (another stream's `jti` is never touched).
+    /// A poller acknowledged a SET of its stream: delivered; its acceptance time (ms). `None`
+    /// when the stream has no such pending SET (another stream's `jti` is never touched).
     pub async fn ack_polled(
         &self,
         stream_id: &str,
         jti: &str,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         dispatch!(self, b => b.ack_polled(stream_id, jti, now_ms).await)
     }
 

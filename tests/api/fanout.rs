@@ -285,6 +285,20 @@ async fn one_signal_reaches_okta_and_a_standard_stream_each_in_its_dialect() {
     assert_eq!((st, body["status"].as_str()), (200, Some("unrouted")));
     received(&okta, 5).await;
     received(&standard, 4).await;
+
+    // Metrics per receiver.
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    for (name, n) in [
+        ("ssf_sets_queued_total{stream=\"okta\"}", 5),
+        ("ssf_sets_delivered_total{stream=\"okta\"}", 5),
+        (&format!("ssf_sets_queued_total{{stream=\"{id}\"}}"), 4),
+        (&format!("ssf_sets_delivered_total{{stream=\"{id}\"}}"), 4),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == format!("{name} {n}")),
+            "{name} {n} in {metrics}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -545,4 +559,165 @@ async fn the_standard_only_intake_routes_validate_their_members() {
         (Some(1), Some(1)),
         "{resp}"
     );
+}
+
+/// CAEP's common optional members, typed as the conformance suite checks them.
+fn assert_caep_common(payload: &Value) {
+    assert!(payload["event_timestamp"].is_i64(), "{payload}");
+    if let Some(e) = payload.get("initiating_entity") {
+        assert!(
+            ["admin", "user", "policy", "system"].contains(&e.as_str().unwrap_or_default()),
+            "{payload}"
+        );
+    }
+    for r in ["reason_admin", "reason_user"] {
+        if let Some(m) = payload.get(r) {
+            let m = m.as_object().expect("a language map");
+            assert!(
+                !m.is_empty() && m.values().all(Value::is_string),
+                "{payload}"
+            );
+        }
+    }
+}
+
+/// The conformance suite's `openid-ssf-transmitter-stream-caep-interop` module, push variant:
+/// create, read, status, verification, then the operator triggers session-revoked,
+/// credential-change and device-compliance-change, each checked, then delete → 204.
+#[tokio::test]
+async fn the_caep_interop_flow_passes_the_suites_checks() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let receiver = FakeReceiver::start().await;
+    let operator = app.client_with("operator", &[Scope::SignalsWrite]).await;
+    let rx = app
+        .client_with("receiver", &[Scope::StreamsRead, Scope::StreamsWrite])
+        .await;
+    let jwks = app.jwks().await;
+    let requested = [
+        caep("session-revoked"),
+        caep("credential-change"),
+        caep("device-compliance-change"),
+    ];
+    let (st, stream) = app
+        .post_json(
+            "/ssf/streams",
+            &rx,
+            &json!({"delivery": {"method": "urn:ietf:rfc:8935",
+                                 "endpoint_url": format!("{}/security/api/v1/security-events", receiver.org_url),
+                                 "authorization_header": "Bearer rx-7"},
+                    "events_requested": requested}),
+        )
+        .await;
+    assert_eq!(st, 201, "{stream}");
+    assert_eq!(stream["events_delivered"], json!(requested));
+    let id = stream["stream_id"].as_str().expect("id").to_owned();
+    let aud = stream["aud"].as_str().expect("aud").to_owned();
+    let (st, read) = app
+        .get_json(&format!("/ssf/streams?stream_id={id}"), &rx)
+        .await;
+    assert_eq!((st, &read["stream_id"]), (200, &json!(id)));
+    let (st, status) = app
+        .get_json(&format!("/ssf/status?stream_id={id}"), &rx)
+        .await;
+    assert_eq!((st, &status["status"]), (200, &json!("enabled")));
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            &rx,
+            Some(&json!({"stream_id": id, "state": "interop-1"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    let got = received(&receiver, 1).await;
+    let claims = assert_standard_set_verification(&app, &jwks, &got[0].body, &aud);
+    assert_eq!(claims["sub_id"], json!({"format": "opaque", "id": id}));
+
+    let device = json!({"user": jane(), "device": {"format": "opaque", "id": "mac-42"}});
+    for (kind, body) in [
+        (
+            "session-revoked",
+            json!({"subject": jane(), "initiating_entity": "policy",
+                   "reason_admin": {"en": "Landspeed policy violation", "de": "Reisegeschwindigkeit"}}),
+        ),
+        (
+            "credential-change",
+            json!({"subject": jane(), "credential_type": "password", "change_type": "update",
+                   "initiating_entity": "user", "reason_user": "You changed your password"}),
+        ),
+        (
+            "device-compliance",
+            json!({"subject": device, "current_status": "not-compliant", "previous_status": "compliant",
+                   "initiating_entity": "policy"}),
+        ),
+    ] {
+        let (st, resp) = post_signal(&app, &operator, kind, body).await;
+        assert_eq!(st, 202, "{kind}: {resp}");
+    }
+    let got = received(&receiver, 4).await;
+    for (r, uri) in got[1..].iter().zip(&requested) {
+        assert_eq!(r.authorization.as_deref(), Some("Bearer rx-7"));
+        let claims = assert_standard_set(&app, &jwks, &r.body, &aud);
+        let (got_uri, payload, _) = event_of(&r.body);
+        assert_eq!(&got_uri, uri, "{claims}");
+        assert_caep_common(&payload);
+        // CAEP interop: session-revoked and credential-change carry a non-empty reason_admin.
+        if uri != &caep("device-compliance-change") {
+            assert!(
+                payload["reason_admin"]["en"]
+                    .as_str()
+                    .is_some_and(|r| !r.is_empty()),
+                "{payload}"
+            );
+        }
+    }
+    let (_, p, _) = event_of(&got[2].body);
+    assert_eq!(
+        (p["credential_type"].as_str(), p["change_type"].as_str()),
+        (Some("password"), Some("update"))
+    );
+    let (_, p, c) = event_of(&got[3].body);
+    assert_eq!(p["current_status"], "not-compliant");
+    assert_eq!(p["previous_status"], "compliant");
+    assert_eq!(c["sub_id"]["format"], "complex");
+    let (_, p, _) = event_of(&got[1].body);
+    assert_eq!(p["reason_admin"]["de"], "Reisegeschwindigkeit");
+
+    let resp = app
+        .call(
+            Method::DELETE,
+            &format!("/ssf/streams?stream_id={id}"),
+            &rx,
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    // The stream is gone: signals about jane have no receiver left.
+    let resp = app
+        .call(
+            Method::POST,
+            "/v1/signals/session-revoked",
+            &operator,
+            Some(&json!({"subject": jane()})),
+        )
+        .await;
+    assert_problem(resp, 503).await;
+}
+
+/// [`assert_standard_set`] for a verification SET (no `txn`: it comes from no signal).
+fn assert_standard_set_verification(app: &TestApp, jwks: &Value, set: &str, aud: &str) -> Value {
+    let (header, claims) = decode(set);
+    assert_eq!(header["typ"], "secevent+jwt");
+    verify_with_jwks(set, jwks).expect("signed");
+    assert_eq!(claims["iss"], app.issuer.as_str());
+    assert_eq!(claims["aud"], aud);
+    assert!(claims.get("sub").is_none() && claims.get("exp").is_none());
+    let (uri, payload, _) = event_of(set);
+    assert_eq!(
+        uri,
+        "https://schemas.openid.net/secevent/ssf/event-type/verification"
+    );
+    assert_eq!(payload["state"], "interop-1");
+    claims
 }

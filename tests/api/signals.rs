@@ -173,7 +173,10 @@ async fn every_event_type_is_signed_pushed_and_delivered() {
     assert!(status.get("last_error").is_none());
 
     let metrics = app.get("/metrics").await.text().await.expect("text");
-    assert!(metrics.contains("ssf_sets_delivered_total 6"), "{metrics}");
+    assert!(
+        metrics.contains(r#"ssf_sets_delivered_total{stream="okta"} 6"#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"ssf_signals_accepted_total{event_type="user-risk"} 1"#),
         "{metrics}"
@@ -263,7 +266,7 @@ async fn server_errors_are_retried_with_the_same_jti() {
     );
     let metrics = app.get("/metrics").await.text().await.expect("text");
     assert!(
-        metrics.contains(r#"ssf_set_retries_total{reason="server_error"} 2"#),
+        metrics.contains(r#"ssf_set_retries_total{stream="okta",reason="server_error"} 2"#),
         "{metrics}"
     );
 }

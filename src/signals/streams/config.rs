@@ -496,6 +496,7 @@ pub struct Streams {
     changed: Arc<Notify>,
     /// The streams as routing last loaded them.
     routes: Arc<Mutex<Option<Arc<Routes>>>>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Streams {
@@ -522,6 +523,7 @@ impl Streams {
         keys: KeyManager,
         issuer: Arc<str>,
         settings: StreamSettings,
+        metrics: crate::metrics::Metrics,
     ) -> Self {
         Self {
             store,
@@ -533,6 +535,7 @@ impl Streams {
             wakers: Arc::default(),
             changed: Arc::new(Notify::new()),
             routes: Arc::default(),
+            metrics,
         }
     }
 
@@ -1103,7 +1106,10 @@ impl Streams {
             }
         }
         for jti in &req.ack {
-            self.store.ack_polled(&stream.id, jti, now_ms).await?;
+            if let Some(created) = self.store.ack_polled(&stream.id, jti, now_ms).await? {
+                self.metrics
+                    .set_delivered(&stream.id, now_ms.saturating_sub(created) as f64 / 1000.0);
+            }
         }
         for (jti, e) in &req.set_errs {
             let text = format!(
@@ -1114,9 +1120,13 @@ impl Streams {
                     .map(|d| format!(": {}", d.chars().take(MAX_TEXT).collect::<String>()))
                     .unwrap_or_default()
             );
-            self.store
+            if self
+                .store
                 .fail_polled(&stream.id, jti, &e.err, &text, now_ms)
-                .await?;
+                .await?
+            {
+                self.metrics.set_failed(&stream.id);
+            }
         }
         let max = req
             .max_events

@@ -154,18 +154,18 @@ impl SqliteStore {
         stream_id: &str,
         jti: &str,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
+    ) -> Result<Option<i64>, StoreError> {
+        let created: Option<i64> = sqlx::query_scalar(
             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?3, \
              updated_at = ?3, claimed_by = NULL, claimed_until = NULL \
-             WHERE stream_id = ?1 AND jti = ?2 AND status IN ('queued', 'retrying')",
+             WHERE stream_id = ?1 AND jti = ?2 AND status IN ('queued', 'retrying') RETURNING created_at",
         )
         .bind(stream_id)
         .bind(jti)
         .bind(now_ms)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(r.rows_affected() > 0)
+        Ok(created)
     }
 
     pub(in crate::store) async fn fail_polled(
