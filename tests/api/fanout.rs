@@ -721,3 +721,91 @@ fn assert_standard_set_verification(app: &TestApp, jwks: &Value, set: &str, aud:
     assert_eq!(payload["state"], "interop-1");
     claims
 }
+
+/// A paused stream holds 1,000 SETs (the documented minimum) and delivers every one on enable,
+/// in order per subject.
+#[tokio::test]
+async fn a_paused_stream_holds_a_thousand_sets_and_delivers_them_in_order() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let receiver = FakeReceiver::start().await;
+    let token = app
+        .client_with(
+            "rx",
+            &[Scope::SignalsWrite, Scope::StreamsRead, Scope::StreamsWrite],
+        )
+        .await;
+    let (st, stream) = app
+        .post_json(
+            "/ssf/streams",
+            &token,
+            &json!({"delivery": {"method": "urn:ietf:rfc:8935",
+                                 "endpoint_url": format!("{}/security/api/v1/security-events", receiver.org_url)},
+                    "events_requested": [caep("session-revoked")]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{stream}");
+    let id = stream["stream_id"].as_str().expect("id").to_owned();
+    let status = |s: &'static str| {
+        let (app, token, id) = (&app, &token, &id);
+        async move {
+            let resp = app
+                .call(
+                    Method::POST,
+                    "/ssf/status",
+                    token,
+                    Some(&json!({"stream_id": id, "status": s})),
+                )
+                .await;
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    status("paused").await;
+    let signals: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({"type": "session-revoked",
+                   "subject": {"format": "email", "email": format!("user{}@example.com", i % 10)},
+                   "reason_admin": format!("{i}")})
+        })
+        .collect();
+    let (st, resp) = app
+        .post_json("/v1/signals/batch", &token, &json!({"signals": signals}))
+        .await;
+    assert_eq!((st, resp["queued"].as_u64()), (200, Some(1000)), "{resp}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let held = receiver
+        .received()
+        .iter()
+        .filter(|r| event_of(&r.body).0 == caep("session-revoked"))
+        .count();
+    assert_eq!(held, 0, "nothing goes out while paused");
+    status("enabled").await;
+    let mut got = Vec::new();
+    for _ in 0..800 {
+        got = receiver
+            .received()
+            .into_iter()
+            .map(|r| event_of(&r.body))
+            .filter(|(uri, _, _)| uri == &caep("session-revoked"))
+            .collect();
+        if got.len() >= 1000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(got.len(), 1000, "every held SET is delivered");
+    let mut last: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for (_, payload, claims) in &got {
+        let who = claims["sub_id"]["email"]
+            .as_str()
+            .expect("email")
+            .to_owned();
+        let n: i64 = payload["reason_admin"]["en"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("n");
+        if let Some(prev) = last.insert(who.clone(), n) {
+            assert!(n > prev, "{who}: {n} after {prev}");
+        }
+    }
+}
