@@ -6,9 +6,9 @@
 //! Connections go through the SSRF guard: a receiver host that resolves to a forbidden address
 //! is refused at connect time too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret as _;
 use tokio::sync::watch;
@@ -21,6 +21,10 @@ use crate::metrics::Metrics;
 use crate::signals::streams::config::Streams;
 use crate::signals::streams::endpoint::{AllowPrivate, guard};
 use crate::store::Store;
+
+/// How long after a stream stops taking events its queue is swept again: longer than an intake
+/// (which chose its streams before the change) takes to commit.
+const SETTLE: Duration = Duration::from_secs(5);
 
 /// What the supervisor needs to start workers.
 #[derive(Clone)]
@@ -77,6 +81,8 @@ impl StreamWorkers {
     pub async fn run(self, mut stop: watch::Receiver<bool>, poll: Duration, grace: Duration) {
         let changed = self.streams.changed();
         let mut running: HashMap<String, Running> = HashMap::new();
+        let mut taking: Option<HashSet<String>> = None;
+        let mut gone: Vec<(String, Instant)> = Vec::new();
         loop {
             if *stop.borrow() {
                 break;
@@ -85,6 +91,7 @@ impl StreamWorkers {
                 Ok(targets) => self.reconcile(&mut running, targets, grace),
                 Err(e) => tracing::warn!(error = %e, "cannot read the streams; retrying"),
             }
+            self.sweep(&mut taking, &mut gone).await;
             tokio::select! {
                 () = changed.notified() => {}
                 () = tokio::time::sleep(poll) => {}
@@ -101,6 +108,51 @@ impl StreamWorkers {
         for t in tasks {
             let _ = t.await;
         }
+    }
+
+    /// An intake that chose its streams just before one was disabled or deleted may commit a
+    /// SET for it after the stream dropped what it held. Streams that stopped taking events
+    /// (here or on another replica) are remembered and, once such intakes are over
+    /// ([`SETTLE`] later), dropped from again, so a disabled stream holds nothing and a
+    /// deleted one leaves nothing waiting.
+    async fn sweep(&self, taking: &mut Option<HashSet<String>>, gone: &mut Vec<(String, Instant)>) {
+        match self.streams.routes().await {
+            Ok(routes) => {
+                let now: HashSet<String> = routes.ids().map(str::to_owned).collect();
+                if let Some(before) = taking.as_ref() {
+                    gone.extend(
+                        before
+                            .difference(&now)
+                            .map(|id| (id.clone(), Instant::now())),
+                    );
+                }
+                *taking = Some(now);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the streams; retrying"),
+        }
+        let mut keep = Vec::new();
+        for (id, since) in gone.drain(..) {
+            let live = taking.as_ref().is_some_and(|t| t.contains(&id));
+            if live || since.elapsed() < SETTLE {
+                if !live {
+                    keep.push((id, since));
+                }
+                continue;
+            }
+            match self.store.drop_pending(&id).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    stream = %id,
+                    dropped = n,
+                    "dropped SETs queued as the stream was disabled or deleted"
+                ),
+                Err(e) => {
+                    tracing::warn!(stream = %id, error = %e, "cannot drop a stream's SETs; retrying");
+                    keep.push((id, since));
+                }
+            }
+        }
+        *gone = keep;
     }
 
     fn reconcile(

@@ -809,3 +809,85 @@ async fn a_paused_stream_holds_a_thousand_sets_and_delivers_them_in_order() {
         }
     }
 }
+
+/// A SET committed for a stream just after it was disabled or deleted (an intake that chose its
+/// streams before the change) is swept away: a disabled stream holds nothing, a deleted one
+/// leaves nothing waiting.
+#[tokio::test]
+async fn a_set_that_raced_a_disable_or_delete_is_dropped() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let token = app
+        .client_with("rx", &[Scope::StreamsRead, Scope::StreamsWrite])
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (st, stream) = app
+            .post_json(
+                "/ssf/streams",
+                &token,
+                &json!({"events_requested": [caep("session-revoked")]}),
+            )
+            .await;
+        assert_eq!(st, 201);
+        ids.push(stream["stream_id"].as_str().expect("id").to_owned());
+    }
+    // Let the supervisor see both streams take events.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let resp = app
+        .call(
+            Method::POST,
+            "/ssf/status",
+            &token,
+            Some(&json!({"stream_id": ids[0], "status": "disabled"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let resp = app
+        .call(
+            Method::DELETE,
+            &format!("/ssf/streams?stream_id={}", ids[1]),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    // The late commits.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let late: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| ssf_transmitter::store::NewOutbox {
+            jti: format!("late{i}0000000000000000000000000000"),
+            stream_id: id.clone(),
+            subject_key: "user=email:jane@example.com".into(),
+            subject: jane().to_string(),
+            event_type: "session-revoked".into(),
+            set_jwt: "x.y.z".into(),
+            client: "rx".into(),
+            kid: "k".into(),
+            now_ms,
+        })
+        .collect();
+    app.store
+        .accept_signals(&late, &[], None)
+        .await
+        .expect("commit");
+    for row in &late {
+        assert!(app.store.outbox_get(&row.jti).await.expect("get").is_some());
+    }
+    let mut left = late.len();
+    for _ in 0..120 {
+        left = 0;
+        for row in &late {
+            if app.store.outbox_get(&row.jti).await.expect("get").is_some() {
+                left += 1;
+            }
+        }
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the late SETs are swept");
+}

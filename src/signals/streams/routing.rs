@@ -132,6 +132,11 @@ impl Routes {
             .collect()
     }
 
+    /// The ids of the streams that take events.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.streams.iter().map(|r| r.stream_id.as_str())
+    }
+
     /// Stream `id`, when it takes events.
     pub fn get(&self, id: &str) -> Option<&Route> {
         self.streams.iter().find(|r| r.stream_id == id)
