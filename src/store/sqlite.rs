@@ -32,6 +32,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/
 pub(super) struct SqliteStore {
     pool: SqlitePool,
     writer: mpsc::Sender<(Write, Reply)>,
+    /// The stream generation as this process (the only writer of the file) raised it: read on
+    /// every intake, so kept in memory.
+    stream_generation: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A write that goes through the group-commit writer.
@@ -307,7 +310,11 @@ impl SqliteStore {
         }
         let (writer, rx) = mpsc::channel(4 * GROUP_MAX);
         tokio::spawn(group_writer(pool.clone(), rx));
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            stream_generation: std::sync::Arc::default(),
+        })
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {

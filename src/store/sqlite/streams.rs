@@ -193,18 +193,20 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// One process writes a SQLite file, so the generation it raised is the generation.
+    #[allow(clippy::unused_async)]
     pub(in crate::store) async fn stream_generation(&self) -> Result<i64, StoreError> {
-        let g: Option<i64> =
-            sqlx::query_scalar("SELECT generation FROM stream_generation WHERE id = 1")
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(g.unwrap_or(0))
+        Ok(self
+            .stream_generation
+            .load(std::sync::atomic::Ordering::Acquire))
     }
 
     pub(in crate::store) async fn bump_stream_generation(&self) -> Result<(), StoreError> {
         sqlx::query("UPDATE stream_generation SET generation = generation + 1 WHERE id = 1")
             .execute(&self.pool)
             .await?;
+        self.stream_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
     }
 }
