@@ -314,6 +314,8 @@ pub enum EventBody {
         current_level: StandardRiskLevel,
         /// Before, when known (CAEP: omitted means unknown).
         previous_level: Option<StandardRiskLevel>,
+        /// Why, in the caller's words (CAEP's RECOMMENDED `risk_reason`).
+        risk_reason: Option<String>,
     },
     /// CAEP credential-change (members validated at intake).
     CredentialChange {

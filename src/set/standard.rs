@@ -78,6 +78,7 @@ pub fn event_json(event: &Event, legacy_subject_in_event: bool) -> Option<Value>
         EventBody::StandardRisk {
             current_level,
             previous_level,
+            risk_reason,
         } => {
             let principal = if t == EventType::DeviceRisk {
                 "DEVICE"
@@ -89,8 +90,7 @@ pub fn event_json(event: &Event, legacy_subject_in_event: bool) -> Option<Value>
             if let Some(p) = previous_level {
                 m.insert("previous_level".into(), Value::from(p.as_str()));
             }
-            // RECOMMENDED: the administrators' reason in English is the best one we have.
-            if let Some(text) = event.reason_admin.as_ref().and_then(|r| r.get("en")) {
+            if let Some(text) = risk_reason {
                 m.insert("risk_reason".into(), Value::from(text.as_str()));
             }
         }
@@ -153,6 +153,7 @@ pub(super) fn put_members(body: &EventBody, m: &mut Map<String, Value>) {
         EventBody::StandardRisk {
             current_level,
             previous_level,
+            ..
         } => {
             put("current_level", Some(current_level.as_str()));
             put("previous_level", previous_level.map(|p| p.as_str()));

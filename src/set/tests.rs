@@ -265,11 +265,13 @@ fn standard_events() -> Vec<(&'static str, Event)> {
     device_risk.body = EventBody::StandardRisk {
         current_level: StandardRiskLevel::Medium,
         previous_level: None,
+        risk_reason: Some("EDR quarantined the device".into()),
     };
     let mut user_risk = okta["user-risk"].clone();
     user_risk.body = EventBody::StandardRisk {
         current_level: StandardRiskLevel::High,
         previous_level: Some(StandardRiskLevel::Low),
+        risk_reason: None,
     };
     vec![
         ("user-risk", user_risk),

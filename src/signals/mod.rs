@@ -649,10 +649,17 @@ impl Intake {
                     }
                     None => None,
                 };
+                // CAEP's RECOMMENDED reason: the caller's English administrators' reason.
+                let risk_reason = draft
+                    .reason_admin
+                    .as_ref()
+                    .and_then(|r| r.get("en"))
+                    .cloned();
                 Decision::Send(
                     EventBody::StandardRisk {
                         current_level: current,
                         previous_level: previous,
+                        risk_reason,
                     },
                     Some(value),
                 )
