@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::config::SignalsConfig;
 use crate::set::{
-    ComplianceStatus, EventBody, EventType, InitiatingEntity, Reason, RiskLevel, Subject,
+    ComplianceStatus, EventBody, EventType, InitiatingEntity, Reason, RiskLevel, Subject, SubjectId,
 };
 use crate::validation::FieldError;
 
@@ -946,6 +946,18 @@ impl IdentifierChangedSignal {
             self.event_timestamp.as_ref(),
             &mut errors,
         );
+        // RISC: the subject is the old identifier, an email address or a phone number.
+        if let Some(c) = &c
+            && !matches!(
+                c.subject.user,
+                Some(SubjectId::Email(_) | SubjectId::PhoneNumber(_))
+            )
+        {
+            errors.push(fe(
+                ctx.f("subject.user"),
+                "identifier-changed is about an email or phone_number identifier (the old one)",
+            ));
+        }
         let new_value = match &self.new_value {
             None => None,
             Some(v) => {

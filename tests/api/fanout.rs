@@ -483,6 +483,11 @@ async fn the_standard_only_intake_routes_validate_their_members() {
             "reason",
         ),
         (
+            "identifier-changed",
+            json!({"subject": {"format": "opaque", "id": "u-1"}, "new-value": "a@b.example"}),
+            "subject.user",
+        ),
+        (
             "account-enabled",
             json!({"subject": jane(), "extra": 1}),
             "extra",
