@@ -19,6 +19,7 @@ mod exposure;
 mod idempotency;
 mod jobs;
 mod keys;
+mod oauth;
 mod okta_calls;
 mod okta_contract;
 mod okta_oauth;
