@@ -357,7 +357,7 @@ impl Application {
         let auth = Authenticator::new(
             store.clone(),
             admin_token.as_ref(),
-            crate::auth::oauth::OAuthSettings {
+            crate::auth::OAuthSettings {
                 access_token_ttl_secs: config.oauth.access_token_ttl_secs,
                 // A client assertion is for the token endpoint, or for the issuer.
                 audiences: vec![

@@ -1,8 +1,15 @@
 //! Callers of the HTTP API: scopes, bearer tokens (stored as SHA-256 digests), API clients, and
-//! the short-lived access tokens clients obtain with OAuth 2.0 client credentials ([`oauth`]).
+//! the short-lived access tokens clients obtain with OAuth 2.0 client credentials
+//! ([`Authenticator::issue_token`]).
 
-pub mod client_keys;
-pub mod oauth;
+mod client_keys;
+mod oauth;
+
+pub use client_keys::{ASSERTION_ALGS, ClientJwk, parse_jwks};
+pub use oauth::{
+    AUTH_METHODS, CLIENT_CREDENTIALS, IssuedToken, OAuthSettings, TOKEN_PATH, TokenError,
+    TokenParams,
+};
 
 use std::fmt;
 use std::str::FromStr;
@@ -223,7 +230,7 @@ pub const CLI_ACTOR: &str = "cli";
 /// Names the service uses for itself in audit rows; no API client may take them.
 pub const RESERVED_CLIENT_NAMES: &[&str] = &[BOOTSTRAP_CALLER, CLI_ACTOR];
 
-/// Resolves bearer tokens to callers, and issues OAuth access tokens ([`oauth`]).
+/// Resolves bearer tokens to callers, and issues OAuth access tokens.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,

@@ -12,8 +12,7 @@ use utoipa_axum::routes;
 use super::auth::{AdminScope, Auth};
 use super::openapi::{AuthErrors, BodyErrors};
 use super::{ApiError, ApiJson, ApiPath, AppState, FieldError, Problem, RawJson};
-use crate::auth::client_keys::ClientJwk;
-use crate::auth::{ClientError, Scope};
+use crate::auth::{ClientError, ClientJwk, Scope};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -265,8 +264,7 @@ pub async fn set_client_jwks(
     ApiPath(name): ApiPath<String>,
     body: RawJson,
 ) -> Result<ApiJson<ClientKeysView>, ApiError> {
-    let keys =
-        crate::auth::client_keys::parse_jwks(&body.value).map_err(ApiError::InvalidRequest)?;
+    let keys = crate::auth::parse_jwks(&body.value).map_err(ApiError::InvalidRequest)?;
     let now = state.clock.now();
     let set = state
         .auth

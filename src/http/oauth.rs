@@ -1,5 +1,5 @@
 //! `POST /oauth2/token`: OAuth 2.0 client credentials (RFC 6749 §4.4) for API clients. The
-//! handler reads the form and the `Authorization: Basic` header; [`crate::auth::oauth`] decides.
+//! handler reads the form and the `Authorization: Basic` header; [`crate::auth`] decides.
 //! Answers are `no-store`; errors are RFC 6749 §5.2 JSON (`error`, `error_description`), not
 //! problem+json, because OAuth clients read them so.
 
@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use super::error::ProtocolError;
 use super::{ApiError, AppState, Problem};
-use crate::auth::oauth::{TokenError, TokenParams};
+use crate::auth::{TokenError, TokenParams};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(token))

@@ -10,9 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiJson, AppState};
-use crate::auth::Scope;
-use crate::auth::client_keys::ASSERTION_ALGS;
-use crate::auth::oauth::{AUTH_METHODS, CLIENT_CREDENTIALS, TOKEN_PATH};
+use crate::auth::{ASSERTION_ALGS, AUTH_METHODS, CLIENT_CREDENTIALS, Scope, TOKEN_PATH};
 use crate::keys::JWKS_MAX_AGE_SECS;
 use crate::signals::streams::config::issuer_origin;
 

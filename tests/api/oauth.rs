@@ -1043,3 +1043,98 @@ async fn hostile_values_never_steer_the_answer() {
     assert_eq!(status, 200);
     basic_token(&app, &rx, None).await.token();
 }
+
+/// Client secrets, access tokens and assertions stay out of the logs, even at `trace`, whether a
+/// request succeeds or fails.
+#[tokio::test]
+async fn trace_logs_hold_no_client_secret_access_token_or_assertion() {
+    let dir = tempdir();
+    let admin = "bootstrap-admin-token-abcdefghijklmnop";
+    let (server, addr) = crate::cli::Server::start(dir.path(), &[("SSF_ADMIN_TOKEN", admin)]);
+    let base = format!("http://{addr}");
+    let http = crate::helpers::http_client();
+    let created: Value = http
+        .post(format!("{base}/v1/admin/clients"))
+        .bearer_auth(admin)
+        .json(&json!({"name": "receiver", "scopes": ["streams:read", "streams:write"]}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let secret = created["token"].as_str().expect("token").to_owned();
+    let ec = SigningKey::ec("k");
+    let resp = http
+        .put(format!("{base}/v1/admin/clients/receiver/jwks"))
+        .bearer_auth(admin)
+        .json(&json!({"keys": [ec.jwk.clone()]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let token = |form: Vec<(&'static str, String)>, basic: Option<(String, String)>| {
+        let mut req = http.post(format!("{base}/oauth2/token")).form(&form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        async move { answer(req.send().await.expect("send")).await }
+    };
+    let grant = || vec![("grant_type", "client_credentials".to_owned())];
+    let basic = token(grant(), Some((id.clone(), secret.clone())))
+        .await
+        .token();
+    let mut form = grant();
+    form.push(("client_id", id.clone()));
+    form.push(("client_secret", secret.clone()));
+    let post = token(form, None).await.token();
+    let now = chrono::Utc::now().timestamp();
+    let assertion = ec.sign(&json!({
+        "iss": id, "sub": id, "aud": format!("{base}/oauth2/token"),
+        "exp": now + 60, "jti": uuid::Uuid::new_v4().to_string(),
+    }));
+    let mut form = grant();
+    form.push(("client_assertion_type", JWT_BEARER.to_owned()));
+    form.push(("client_assertion", assertion.clone()));
+    let jwt = token(form.clone(), None).await.token();
+    // Failures: a replay, a wrong secret.
+    token(form, None).await.error(401, "invalid_client");
+    let wrong = format!("{secret}-wrong");
+    token(grant(), Some((id.clone(), wrong.clone())))
+        .await
+        .error(401, "invalid_client");
+    for t in [&basic, &post, &jwt] {
+        let resp = http
+            .get(format!("{base}/ssf/streams"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 200);
+    }
+    let log = server.stop();
+    let all = log.join("\n");
+    assert!(all.contains("access token issued"), "issuance is logged");
+    assert!(all.contains("token request refused"), "refusals are logged");
+    for (what, s) in [
+        ("client secret", secret.as_str()),
+        ("wrong secret", wrong.as_str()),
+        ("access token (basic)", basic.as_str()),
+        ("access token (post)", post.as_str()),
+        ("access token (jwt)", jwt.as_str()),
+        ("assertion", assertion.as_str()),
+        ("admin token", admin),
+    ] {
+        assert!(!all.contains(s), "the {what} is in the logs");
+    }
+    let basic_credentials = STANDARD.encode(format!("{id}:{secret}"));
+    assert!(
+        !all.contains(&basic_credentials),
+        "the Basic credentials are in the logs"
+    );
+    for needle in ["client_secret=", "client_assertion=", "eyJ"] {
+        let hit = log.iter().find(|l| l.contains(needle));
+        assert!(hit.is_none(), "{needle:?} in the logs: {hit:?}");
+    }
+}
