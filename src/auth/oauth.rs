@@ -68,15 +68,6 @@ pub struct OAuthSettings {
     pub audiences: Vec<String>,
 }
 
-impl Default for OAuthSettings {
-    fn default() -> Self {
-        Self {
-            access_token_ttl_secs: 900,
-            audiences: Vec::new(),
-        }
-    }
-}
-
 /// The parameters of a token request, as received: the form's parameters and the client id and
 /// secret of an `Authorization: Basic` header.
 #[derive(Debug, Default, Clone, Copy)]
