@@ -356,6 +356,18 @@ impl Application {
             ids_for_work,
             config.enforcement.job_workers.unwrap_or(4).clamp(1, 32),
         );
+        let auth = Authenticator::new(
+            store.clone(),
+            admin_token.as_ref(),
+            crate::auth::OAuthSettings {
+                access_token_ttl_secs: config.oauth.access_token_ttl_secs,
+                // A client assertion is for the token endpoint, or for the issuer.
+                audiences: vec![
+                    crate::http::well_known::token_endpoint(&issuer),
+                    issuer.to_string(),
+                ],
+            },
+        );
         let state = AppState {
             delivery: worker.as_ref().map(Worker::health),
             enforcer,
@@ -363,7 +375,7 @@ impl Application {
             jobs,
             streams,
             issuer,
-            auth: Authenticator::new(store.clone(), admin_token.as_ref()),
+            auth,
             audit: crate::enforcement::audit::Audit::new(store.clone()),
             idempotency: crate::enforcement::idempotency::Idempotency::new(store.clone()),
             keys,

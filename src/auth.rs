@@ -1,4 +1,15 @@
-//! Callers of the HTTP API: scopes, bearer tokens (stored as SHA-256 digests), API clients.
+//! Callers of the HTTP API: scopes, bearer tokens (stored as SHA-256 digests), API clients, and
+//! the short-lived access tokens clients obtain with OAuth 2.0 client credentials
+//! ([`Authenticator::issue_token`]).
+
+mod client_keys;
+mod oauth;
+
+pub use client_keys::{ASSERTION_ALGS, ClientJwk, parse_jwks};
+pub use oauth::{
+    AUTH_METHODS, CLIENT_CREDENTIALS, IssuedToken, OAuthSettings, TOKEN_PATH, TokenError,
+    TokenParams,
+};
 
 use std::fmt;
 use std::str::FromStr;
@@ -219,11 +230,12 @@ pub const CLI_ACTOR: &str = "cli";
 /// Names the service uses for itself in audit rows; no API client may take them.
 pub const RESERVED_CLIENT_NAMES: &[&str] = &[BOOTSTRAP_CALLER, CLI_ACTOR];
 
-/// Resolves bearer tokens to callers.
+/// Resolves bearer tokens to callers, and issues OAuth access tokens.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
     admin_digest: Option<[u8; 32]>,
+    oauth: oauth::OAuthSettings,
 }
 
 impl fmt::Debug for Authenticator {
@@ -235,11 +247,17 @@ impl fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// With an optional bootstrap admin token (holds every scope).
-    pub fn new(store: Store, admin_token: Option<&SecretString>) -> Self {
+    /// With an optional bootstrap admin token (holds every scope) and the token endpoint's
+    /// settings.
+    pub fn new(
+        store: Store,
+        admin_token: Option<&SecretString>,
+        oauth: oauth::OAuthSettings,
+    ) -> Self {
         Self {
             store,
             admin_digest: admin_token.map(|t| token_digest(t.expose_secret())),
+            oauth,
         }
     }
 
@@ -267,11 +285,32 @@ impl Authenticator {
         revoke_client(&self.store, name, now).await
     }
 
-    /// The caller for a presented token, or `None` when the token is unknown or revoked.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, StoreError> {
+    /// Registers the public keys the active client called `name` signs `private_key_jwt`
+    /// assertions with, replacing any it had (none: it can no longer use `private_key_jwt`);
+    /// `None` when there is no such client.
+    pub async fn set_client_keys(
+        &self,
+        name: &str,
+        keys: &[client_keys::ClientJwk],
+    ) -> Result<Option<Client>, StoreError> {
+        self.store
+            .set_client_jwks(name, client_keys::to_stored(keys).as_deref())
+            .await?
+            .map(Client::from_stored)
+            .transpose()
+    }
+
+    /// The caller for a presented token at `now`, or `None` when the token is unknown, revoked or
+    /// (an access token) expired. An access token's caller is its client, holding the scopes the
+    /// token was granted (never more than the client holds).
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Caller>, StoreError> {
         let digest = token_digest(token);
         if let Some(admin) = &self.admin_digest
-            && constant_time_eq(admin, &digest)
+            && digests_equal(admin, &digest)
         {
             return Ok(Some(Caller {
                 id: BOOTSTRAP_CALLER.to_owned(),
@@ -279,22 +318,34 @@ impl Authenticator {
                 scopes: Scope::ALL.to_vec(),
             }));
         }
-        Ok(self
-            .store
-            .client_by_token_hash(&digest)
-            .await?
-            .map(Client::from_stored)
-            .transpose()?
-            .map(|c| Caller {
+        if let Some(c) = self.store.client_by_token_hash(&digest).await? {
+            let c = Client::from_stored(c)?;
+            return Ok(Some(Caller {
                 id: c.id,
                 name: c.name,
                 scopes: c.scopes,
-            }))
+            }));
+        }
+        let Some(row) = self
+            .store
+            .access_token(&digest, now.timestamp_millis())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let client = Client::from_stored(row.client)?;
+        let scopes = client
+            .scopes
+            .iter()
+            .copied()
+            .filter(|s| row.scopes.iter().any(|g| g == s.as_str()))
+            .collect();
+        Ok(Some(Caller {
+            id: client.id,
+            name: client.name,
+            scopes,
+        }))
     }
-}
-
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 /// Why a client could not be created.

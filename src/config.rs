@@ -78,6 +78,38 @@ pub struct Config {
     pub approval: ApprovalConfig,
     /// `[streams]`: standard SSF streams for any receiver.
     pub streams: StreamsConfig,
+    /// `[oauth]`: the OAuth 2.0 token endpoint (client credentials) for API clients.
+    pub oauth: OAuthConfig,
+}
+
+/// `[oauth]`: the token endpoint where API clients obtain short-lived access tokens (OAuth 2.0
+/// client credentials, RFC 6749 §4.4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// Lifetime of an issued access token, seconds (60–3600; default 900).
+    pub access_token_ttl_secs: u64,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 900,
+        }
+    }
+}
+
+impl OAuthConfig {
+    fn validate(&self) -> Vec<ConfigError> {
+        if (60..=3600).contains(&self.access_token_ttl_secs) {
+            Vec::new()
+        } else {
+            vec![ConfigError::new(
+                "oauth.access_token_ttl_secs",
+                "must be 60 to 3600 seconds (access tokens are short-lived; receivers fetch a new one)",
+            )]
+        }
+    }
 }
 
 /// `[streams]`: standard SSF streams (SSF 1.0 stream management) for receivers other than the
@@ -954,6 +986,7 @@ impl Default for Config {
             enforcement: EnforcementConfig::default(),
             approval: ApprovalConfig::default(),
             streams: StreamsConfig::default(),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -1214,6 +1247,7 @@ impl Config {
         errors.extend(self.sandbox.validate());
         errors.extend(self.approval.validate());
         errors.extend(self.streams.validate());
+        errors.extend(self.oauth.validate());
         if let Err(e) = check_dir_usable(&self.keys_dir) {
             errors.push(ConfigError::new("keys_dir", e));
         }
@@ -1883,6 +1917,37 @@ mod tests {
             ..StreamsConfig::default()
         };
         assert!(c.streams.validate().is_empty());
+    }
+
+    #[test]
+    fn oauth_token_lifetime_is_bounded() {
+        for (ttl, ok) in [
+            (59, false),
+            (60, true),
+            (900, true),
+            (3600, true),
+            (3601, false),
+        ] {
+            let c = Config::load_sources(
+                None,
+                false,
+                &env(&[("SSF_OAUTH__ACCESS_TOKEN_TTL_SECS", &ttl.to_string())]),
+            );
+            match c {
+                Ok(c) => {
+                    assert!(ok, "{ttl} accepted");
+                    assert_eq!(c.oauth.access_token_ttl_secs, ttl);
+                }
+                Err(e) => {
+                    assert!(!ok, "{ttl} refused: {e}");
+                    assert!(
+                        e.to_string().contains("SSF_OAUTH__ACCESS_TOKEN_TTL_SECS"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+        assert_eq!(Config::default().oauth.access_token_ttl_secs, 900);
     }
 
     #[test]

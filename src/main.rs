@@ -449,9 +449,11 @@ async fn clients(
             match result {
                 Ok((client, token)) => {
                     let scopes: Vec<&str> = client.scopes.iter().map(|s| s.as_str()).collect();
+                    // The id is the client's OAuth client_id (POST /oauth2/token).
                     eprintln!(
-                        "created API client {} with scopes {}",
+                        "created API client {} (id {}) with scopes {}",
                         client.name,
+                        client.id,
                         scopes.join(" ")
                     );
                     eprintln!("its token is printed below once; it cannot be shown again:");

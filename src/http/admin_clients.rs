@@ -1,4 +1,5 @@
-//! `/v1/admin/clients`: API clients and their bearer tokens (scope `admin`).
+//! `/v1/admin/clients`: API clients, their bearer tokens and the public keys they sign
+//! `private_key_jwt` assertions with (scope `admin`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,13 +11,14 @@ use utoipa_axum::routes;
 
 use super::auth::{AdminScope, Auth};
 use super::openapi::{AuthErrors, BodyErrors};
-use super::{ApiError, ApiJson, ApiPath, AppState, FieldError, Problem};
-use crate::auth::{ClientError, Scope};
+use super::{ApiError, ApiJson, ApiPath, AppState, FieldError, Problem, RawJson};
+use crate::auth::{ClientError, ClientJwk, Scope};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_clients, add_client))
         .routes(routes!(revoke_client))
+        .routes(routes!(set_client_jwks))
 }
 
 /// An API client (never its token).
@@ -213,6 +215,83 @@ pub async fn revoke_client(
         .await;
     match revoked {
         Some(c) => Ok(ApiJson(c.into())),
+        None => Err(ApiError::NotFound(format!(
+            "no active API client named '{name}'"
+        ))),
+    }
+}
+
+/// A JWKS to register: the client's public keys.
+#[derive(Debug, ToSchema)]
+pub struct JwksBody {
+    /// Public JWKs (at most 10; none removes every key): `{"kty": "RSA", "n", "e"}` of 2048 to
+    /// 8192 bits or `{"kty": "EC", "crv": "P-256", "x", "y"}`, each with an optional `kid`,
+    /// `use` (`sig`), `alg` (`RS256` / `ES256`). Other public members are dropped; private ones
+    /// (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`, `k`) refuse the whole set.
+    #[schema(value_type = Vec<Object>, max_items = 10)]
+    pub keys: Vec<serde_json::Value>,
+}
+
+/// A client's registered public keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientKeysView {
+    /// The client's id: `iss` and `sub` of its assertions.
+    pub id: String,
+    /// The client's name.
+    pub name: String,
+    /// The keys as stored (normalised: only what a verifier needs).
+    pub keys: Vec<ClientJwk>,
+}
+
+/// Register a client's public keys (`private_key_jwt`).
+///
+/// Replaces the keys the active client called `name` signs its token-endpoint assertions with
+/// (RFC 7523); an empty `keys` removes them. RSA keys of fewer than 2048 bits, curves other than
+/// P-256, other key types, malformed members and any private member are refused with 400 (each
+/// member at fault named in `errors`); nothing is changed then.
+#[utoipa::path(put, path = "/v1/admin/clients/{name}/jwks", tag = "admin",
+    params(("name" = String, Path, description = "Client name")),
+    request_body = JwksBody,
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "Registered", body = ClientKeysView),
+        (status = 404, description = "No active client has this name", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        AuthErrors))]
+pub async fn set_client_jwks(
+    auth: Auth<AdminScope>,
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    body: RawJson,
+) -> Result<ApiJson<ClientKeysView>, ApiError> {
+    let keys = crate::auth::parse_jwks(&body.value).map_err(ApiError::InvalidRequest)?;
+    let now = state.clock.now();
+    let set = state
+        .auth
+        .set_client_keys(&name, &keys)
+        .await
+        .map_err(ApiError::internal)?;
+    let outcome = if set.is_some() {
+        Ok(())
+    } else {
+        Err("no active client with this name")
+    };
+    state
+        .audit
+        .record(
+            now,
+            (&auth.caller).into(),
+            "client.jwks",
+            Some(&name),
+            outcome,
+        )
+        .await;
+    match set {
+        Some(c) => Ok(ApiJson(ClientKeysView {
+            id: c.id,
+            name: c.name,
+            keys,
+        })),
         None => Err(ApiError::NotFound(format!(
             "no active API client named '{name}'"
         ))),

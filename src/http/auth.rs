@@ -119,7 +119,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
         };
         let Some(caller) = state
             .auth
-            .authenticate(token)
+            .authenticate(token, state.clock.now())
             .await
             .map_err(ApiError::internal)?
         else {

@@ -354,6 +354,12 @@ fn too_large(max_body_bytes: usize) -> Problem {
     }
 }
 
+/// Marks an error answer whose body is its protocol's own, not problem+json: an OAuth 2.0 token
+/// error (RFC 6749 §5.2), which clients read as `{"error", "error_description"}`.
+/// [`ensure_problem_json`] leaves such an answer as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct ProtocolError;
+
 /// Turns any error response produced outside our handlers (unknown route, method not allowed,
 /// panics, body limits) into problem+json, so every error body has the same shape. A 413 (from
 /// any layer) states the configured limit.
@@ -374,6 +380,9 @@ pub async fn ensure_problem_json(
             }
         }
         return out;
+    }
+    if resp.extensions().get::<ProtocolError>().is_some() {
+        return resp;
     }
     let is_problem = resp
         .headers()

@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 mod idempotency;
 mod jobs;
+mod oauth;
 pub mod openapi;
 pub mod routes;
 pub mod signals;

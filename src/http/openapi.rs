@@ -27,6 +27,7 @@ pub const BEARER: &str = "bearer";
         (name = "signals", description = "Risk signals to Okta as Security Event Tokens, and their delivery"),
         (name = "enforcement", description = "Direct actions and look-ups over the Okta Management API, and the audit log"),
         (name = "admin", description = "Issuer keys and API clients (scope `admin`)"),
+        (name = "oauth", description = "OAuth 2.0 client credentials: short-lived access tokens for API clients (RFC 6749 §4.4, RFC 7523 private_key_jwt)"),
         (name = "streams", description = "SSF 1.0 stream management for standard receivers (scopes `streams:read`, `streams:write`); errors are 400 / 401 / 403 / 404 as SSF specifies"),
     )
 )]
@@ -118,7 +119,11 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
             })
             .collect();
         let mut causes = Vec::new();
-        if op.request_body.is_some() {
+        // A form body (the token endpoint) documents its own 400.
+        if op.request_body.as_ref().is_some_and(|b| match b {
+            RefOr::T(b) => b.content.keys().any(|t| t.contains("json")),
+            RefOr::Ref(_) => true,
+        }) {
             causes.push("the body is not well-formed JSON");
         }
         if params.iter().any(|(i, _)| *i == ParameterIn::Query) {

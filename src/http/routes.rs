@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::{ApiError, docs_headers};
 use super::{
     AppState, admin_clients, admin_keys, admin_okta, approvals, containments, enforce, health,
-    idempotency, jobs, openapi, signals, streams, well_known,
+    idempotency, jobs, oauth, openapi, signals, streams, well_known,
 };
 
 /// One served route: a method and an axum path template (`{param}`, `{*rest}`), written as in the
@@ -44,7 +44,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(containments::router())
         .merge(jobs::router())
         .merge(approvals::router())
-        .merge(streams::router());
+        .merge(streams::router())
+        .merge(oauth::router());
     idempotency::document(router.get_openapi_mut());
     openapi::complete(router.get_openapi_mut());
     router
@@ -76,8 +77,8 @@ fn api(issuer: &str) -> Table {
     with_issuer_path(documented, issuer).merge(swagger(doc))
 }
 
-/// Only what receivers must reach — the JWKS, the SSF metadata and liveness — and the approval
-/// page, whose links start with the issuer. Every `/v1/*` path is a 404 there.
+/// Only what receivers must reach — the JWKS, the SSF and OAuth metadata and liveness — and the
+/// approval page, whose links start with the issuer. Every `/v1/*` path is a 404 there.
 fn public(issuer: &str) -> Table {
     let table = Table::default()
         .get("/healthz", health::healthz)
@@ -85,6 +86,10 @@ fn public(issuer: &str) -> Table {
         .get(
             "/.well-known/ssf-configuration",
             well_known::ssf_configuration,
+        )
+        .get(
+            "/.well-known/oauth-authorization-server",
+            well_known::oauth_authorization_server,
         )
         .merge(approval_page());
     with_issuer_path(table, issuer)
@@ -97,7 +102,8 @@ fn approval_page() -> Table {
         .post("/approvals/{id}", approvals::decide_on_page)
 }
 
-/// SSF §7.2: the metadata also lives at /.well-known/ssf-configuration + the issuer's path.
+/// SSF §7.2: the metadata also lives at /.well-known/ssf-configuration + the issuer's path (and,
+/// RFC 8414 §3.1, the OAuth metadata at /.well-known/oauth-authorization-server + that path).
 fn with_issuer_path(table: Table, issuer: &str) -> Table {
     let issuer_path = well_known::issuer_path(issuer);
     if issuer_path.is_empty() {
@@ -107,6 +113,10 @@ fn with_issuer_path(table: Table, issuer: &str) -> Table {
         .get(
             &format!("/.well-known/ssf-configuration{issuer_path}"),
             well_known::ssf_configuration,
+        )
+        .get(
+            &format!("/.well-known/oauth-authorization-server{issuer_path}"),
+            well_known::oauth_authorization_server,
         )
         // Approval links start with the issuer, path included.
         .nest(&issuer_path, approval_page())

@@ -1,4 +1,5 @@
-//! Public discovery: the JWKS and SSF 1.0 transmitter metadata.
+//! Public discovery: the JWKS, SSF 1.0 transmitter metadata and the OAuth 2.0 authorization
+//! server metadata (RFC 8414) naming the token endpoint.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -9,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiJson, AppState};
+use crate::auth::{ASSERTION_ALGS, AUTH_METHODS, CLIENT_CREDENTIALS, Scope, TOKEN_PATH};
 use crate::keys::JWKS_MAX_AGE_SECS;
 use crate::signals::streams::config::issuer_origin;
 
@@ -19,6 +21,15 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(jwks))
         .routes(routes!(ssf_configuration))
+        .routes(routes!(oauth_authorization_server))
+}
+
+/// The OAuth 2.0 authorization framework (RFC 6749), as SSF's `authorization_schemes` names it.
+pub const OAUTH2_SPEC_URN: &str = "urn:ietf:rfc:6749";
+
+/// The token endpoint's absolute URL: on the issuer's origin, like the stream endpoints.
+pub fn token_endpoint(issuer: &str) -> String {
+    format!("{}{TOKEN_PATH}", issuer_origin(issuer))
 }
 
 /// The path part of an issuer URL (`https://h/a/b` → `/a/b`; none → empty).
@@ -98,6 +109,18 @@ pub struct SsfConfiguration {
     /// Which subjects a new stream carries: `ALL` or `NONE`.
     #[schema(value_type = String, example = "ALL")]
     pub default_subjects: crate::signals::streams::config::DefaultSubjects,
+    /// How receivers authorize: OAuth 2.0 (`urn:ietf:rfc:6749`), with access tokens from the
+    /// token endpoint named at `/.well-known/oauth-authorization-server` (an API client's own
+    /// bearer token works as well).
+    pub authorization_schemes: Vec<AuthorizationScheme>,
+}
+
+/// One authorization scheme (SSF 1.0 §7.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizationScheme {
+    /// The scheme's specification.
+    #[schema(example = "urn:ietf:rfc:6749")]
+    pub spec_urn: String,
 }
 
 /// SSF transmitter metadata (SSF 1.0 §7).
@@ -120,5 +143,50 @@ pub async fn ssf_configuration(State(state): State<AppState>) -> ApiJson<SsfConf
         add_subject_endpoint: format!("{}/ssf/subjects:add", issuer_origin(&state.issuer)),
         remove_subject_endpoint: format!("{}/ssf/subjects:remove", issuer_origin(&state.issuer)),
         default_subjects: state.streams.default_subjects(),
+        authorization_schemes: vec![AuthorizationScheme {
+            spec_urn: OAUTH2_SPEC_URN.into(),
+        }],
+    })
+}
+
+/// OAuth 2.0 authorization server metadata (RFC 8414). There is no authorization endpoint (the
+/// only grant is client credentials), so `authorization_endpoint` and `response_types_supported`
+/// are left out rather than sent empty.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizationServerMetadata {
+    /// The issuer: the SSF issuer.
+    pub issuer: String,
+    /// Where clients obtain access tokens.
+    pub token_endpoint: String,
+    /// `client_credentials`.
+    pub grant_types_supported: Vec<String>,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// What a `private_key_jwt` assertion may be signed with: `RS256`, `ES256`.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// Every scope an API client may hold, and so request.
+    pub scopes_supported: Vec<Scope>,
+}
+
+/// OAuth 2.0 authorization server metadata (RFC 8414).
+///
+/// Names the token endpoint (client credentials). Also served at
+/// `/.well-known/oauth-authorization-server{issuer path}` when the issuer has a path (RFC 8414
+/// §3.1).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
+    responses((status = 200, description = "Authorization server metadata", body = AuthorizationServerMetadata)))]
+pub async fn oauth_authorization_server(
+    State(state): State<AppState>,
+) -> ApiJson<AuthorizationServerMetadata> {
+    ApiJson(AuthorizationServerMetadata {
+        issuer: state.issuer.to_string(),
+        token_endpoint: token_endpoint(&state.issuer),
+        grant_types_supported: vec![CLIENT_CREDENTIALS.into()],
+        token_endpoint_auth_methods_supported: AUTH_METHODS.iter().map(|m| (*m).into()).collect(),
+        token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS
+            .iter()
+            .map(|a| (*a).into())
+            .collect(),
+        scopes_supported: Scope::ALL.to_vec(),
     })
 }

@@ -1,6 +1,7 @@
 //! Persistence behind one interface: SQLite (WAL, the embedded default) or PostgreSQL, two
 //! [`Backend`] variants with the same methods, so callers never see SQL or a transaction.
 
+mod oauth;
 mod outbox;
 mod postgres;
 mod rows;
@@ -8,6 +9,7 @@ mod sqlite;
 mod streams;
 mod work;
 
+pub use oauth::{AccessTokenRow, ClientKeysRow, NewAccessToken};
 pub use outbox::{
     Attempt, DeliveryStatus, IdempotencyRecord, NewOutbox, OutboxFilter, OutboxRow, Pruned,
     StateUpdate, SubjectState,
@@ -447,6 +449,54 @@ impl Store {
     /// The active client holding a token with this digest.
     pub async fn client_by_token_hash(&self, hash: &[u8]) -> Result<Option<ApiClient>, StoreError> {
         dispatch!(self, s => s.client_by_token_hash(hash).await)
+    }
+
+    /// Sets (or with `None` clears) the public keys of the active client called `name`; `None`
+    /// when there is no such client.
+    pub async fn set_client_jwks(
+        &self,
+        name: &str,
+        jwks: Option<&str>,
+    ) -> Result<Option<ApiClient>, StoreError> {
+        dispatch!(self, s => s.set_client_jwks(name, jwks).await)
+    }
+
+    /// The active client with this id, with its registered public keys.
+    pub async fn client_keys(&self, id: &str) -> Result<Option<ClientKeysRow>, StoreError> {
+        dispatch!(self, s => s.client_keys(id).await)
+    }
+
+    /// Stores an issued access token (its digest).
+    pub async fn insert_access_token(&self, t: &NewAccessToken<'_>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_access_token(t).await)
+    }
+
+    /// The access token with this digest, when it has not expired at `now_ms` and its client is
+    /// active.
+    pub async fn access_token(
+        &self,
+        hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<AccessTokenRow>, StoreError> {
+        dispatch!(self, s => s.access_token(hash, now_ms).await)
+    }
+
+    /// Records the `jti` of a client assertion, kept until `expires_at_ms`; false when the client
+    /// used it before and that record has not expired at `now_ms` (a replay).
+    pub async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.use_assertion_jti(client_id, jti, expires_at_ms, now_ms).await)
+    }
+
+    /// Deletes up to `limit` expired access tokens and up to `limit` expired assertion `jti`s;
+    /// returns how many rows went.
+    pub async fn prune_oauth(&self, now_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.prune_oauth(now_ms, limit).await)
     }
 
     /// Appends an audit row.

@@ -2,6 +2,7 @@
 //! group-commit writer: the server takes concurrent writers). Migrations take sqlx's advisory
 //! lock, so replicas starting together migrate one after the other.
 
+mod oauth;
 mod streams;
 mod work;
 

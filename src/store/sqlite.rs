@@ -1,6 +1,7 @@
 //! SQLite implementation: one file in WAL mode, `synchronous=FULL` so an acknowledged write
 //! survives a crash or power loss.
 
+mod oauth;
 mod streams;
 mod work;
 

@@ -21,6 +21,11 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/ssf-configuration"),
     ("GET", "/.well-known/ssf-configuration<issuer-path>"),
+    ("GET", "/.well-known/oauth-authorization-server"),
+    (
+        "GET",
+        "/.well-known/oauth-authorization-server<issuer-path>",
+    ),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs/"),
@@ -35,6 +40,11 @@ const LINK_AUTHORIZED: &[(&str, &str, u16)] = &[
     ("GET", "<issuer-path>/approvals/{id}", 404),
     ("POST", "<issuer-path>/approvals/{id}", 403),
 ];
+
+/// The OAuth token endpoint: no bearer token; the client authenticates with its id and secret
+/// (Basic or in the form) or a signed assertion (`oauth.rs` walks each). The walk's JSON body is
+/// not a form: 400 `invalid_request`, nothing issued.
+const CLIENT_AUTHENTICATED: &[(&str, &str, u16)] = &[("POST", "/oauth2/token", 400)];
 
 struct Operation {
     route: Route,
@@ -81,6 +91,7 @@ fn without_token(app: &TestApp) -> Vec<(String, String, u16)> {
         .iter()
         .map(|(m, p)| (*m, *p, 200))
         .chain(LINK_AUTHORIZED.iter().copied())
+        .chain(CLIENT_AUTHENTICATED.iter().copied())
         .filter_map(|(m, p, status)| Some((m.to_owned(), listed_path(p, &issuer_path)?, status)))
         .collect()
 }

@@ -20,6 +20,7 @@ mod fanout;
 mod idempotency;
 mod jobs;
 mod keys;
+mod oauth;
 mod okta_calls;
 mod okta_contract;
 mod okta_oauth;

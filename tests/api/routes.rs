@@ -28,6 +28,11 @@ const UNDOCUMENTED: &[(&str, &str, &str)] = &[
     ),
     (
         "GET",
+        "/.well-known/oauth-authorization-server<issuer-path>",
+        "the documented OAuth metadata at its RFC 8414 §3.1 location, which depends on the configured issuer",
+    ),
+    (
+        "GET",
         "<issuer-path>/approvals/{id}",
         "the documented approval page under the issuer's path, where its links point",
     ),
