@@ -281,20 +281,24 @@ impl Application {
             metrics.clone(),
         )
         .with_streams(streams.clone());
+        let receivers = delivery::reach::Receivers::default();
         let worker = match target {
             Some(target) => {
                 let http = delivery::http_client(&config.delivery)
                     .context("cannot build the HTTP client")?;
-                Some(Worker::new(
-                    store.clone(),
-                    http,
-                    delivery::PushTarget::okta(&target),
-                    config.delivery.clone(),
-                    clock.clone(),
-                    ids,
-                    notify.clone(),
-                    metrics.clone(),
-                ))
+                Some(
+                    Worker::new(
+                        store.clone(),
+                        http,
+                        delivery::PushTarget::okta(&target),
+                        config.delivery.clone(),
+                        clock.clone(),
+                        ids,
+                        notify.clone(),
+                        metrics.clone(),
+                    )
+                    .reporting_to(receivers.clone()),
+                )
             }
             None => {
                 tracing::warn!(
@@ -336,7 +340,8 @@ impl Application {
             ids_for_work.clone(),
             metrics.clone(),
         )
-        .context("cannot build the HTTP client for standard streams")?;
+        .context("cannot build the HTTP client for standard streams")?
+        .reporting_to(receivers.clone());
         let jobs = crate::enforcement::jobs::Jobs::new(
             crate::enforcement::containment::Containments::new(
                 crate::enforcement::Enforcer::new(
@@ -370,6 +375,7 @@ impl Application {
         );
         let state = AppState {
             delivery: worker.as_ref().map(Worker::health),
+            receivers,
             enforcer,
             containments,
             jobs,

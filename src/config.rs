@@ -794,6 +794,11 @@ pub struct DeliveryConfig {
     /// Rows deleted per pruning statement; batches are separated by a pause so intake and
     /// delivery outcomes never wait long for the database. Default 500.
     pub prune_batch: u32,
+    /// While a receiver is down (pushes to several subjects failed in a row with connection
+    /// errors, timeouts or 5xx), one SET probes it, first after `backoff_initial_ms`, then at
+    /// doubling intervals of at most this many seconds; when a probe gets through, every waiting
+    /// SET is due at once. Default 10.
+    pub probe_max_secs: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -812,6 +817,7 @@ impl Default for DeliveryConfig {
             retain_failed_days: 90,
             prune_interval_secs: 3_600,
             prune_batch: 500,
+            probe_max_secs: 10,
         }
     }
 }
@@ -1320,6 +1326,7 @@ impl Config {
                 d.rate_limit_max_wait_secs,
             ),
             ("delivery.poll_interval_ms", d.poll_interval_ms),
+            ("delivery.probe_max_secs", d.probe_max_secs),
             ("delivery.retain_days", d.retain_days),
             ("delivery.prune_interval_secs", d.prune_interval_secs),
         ] {

@@ -272,6 +272,24 @@ impl Metrics {
             .record(seconds);
     }
 
+    /// A receiver's state: `ssf_receiver_up{stream}` (1 or 0) and, while down,
+    /// `ssf_receiver_down_since_seconds{stream}` (UNIX time; 0 while up).
+    pub fn receiver_state(&self, stream: &str, down_since_ms: Option<i64>) {
+        let labels = vec![Label::new("stream", stream.to_owned())];
+        self.recorder
+            .register_gauge(
+                &Key::from_parts("ssf_receiver_up", labels.clone()),
+                &metadata(),
+            )
+            .set(if down_since_ms.is_some() { 0.0 } else { 1.0 });
+        self.recorder
+            .register_gauge(
+                &Key::from_parts("ssf_receiver_down_since_seconds", labels),
+                &metadata(),
+            )
+            .set(down_since_ms.map_or(0.0, |ms| ms as f64 / 1000.0));
+    }
+
     /// SETs per status (`ssf_outbox_sets{status}`), for every status given.
     pub fn outbox_counts(&self, counts: &[(&'static str, i64)]) {
         for (status, n) in counts {

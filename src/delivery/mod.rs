@@ -41,7 +41,10 @@ use crate::signals::OKTA_STREAM;
 use crate::store::{Attempt, DeliveryStatus, OutboxRow, Pruned, Store, StoreError};
 use secrecy::{ExposeSecret as _, SecretString};
 
+pub mod reach;
 pub mod streams;
+
+use reach::{Change, Reach, Receivers, Seen};
 
 /// The receiver's `err` values that mean "I cannot verify this (yet)": a JWKS it has not
 /// refreshed since a key rotation, or a provider that is not active yet. Retried for a while.
@@ -260,6 +263,23 @@ pub struct Worker {
     health: Arc<DeliveryHealth>,
     /// This process's id on its claims (random, new at each start).
     owner: Arc<str>,
+    /// Whether the receiver is reachable (see [`reach`]).
+    reach: Arc<std::sync::Mutex<Reach>>,
+    /// Where the receiver's state is shown.
+    receivers: Receivers,
+}
+
+/// What one push task reports to the loop.
+#[derive(Debug, Clone)]
+struct Pushed {
+    /// Its outcome was written.
+    recorded: bool,
+    /// What the push said about the receiver (`None`: not sent, dead by age).
+    seen: Option<Seen>,
+    /// The SET's subject key.
+    subject: String,
+    /// It was the probe of a receiver that is down.
+    probe: bool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -288,7 +308,6 @@ impl Worker {
             store,
             http,
             target: Arc::new(target),
-            config: Arc::new(config),
             clock,
             ids,
             notify,
@@ -296,7 +315,75 @@ impl Worker {
             paused_until: Arc::new(AtomicI64::new(0)),
             health: Arc::new(DeliveryHealth::default()),
             owner: Arc::from(format!("worker-{}", uuid::Uuid::new_v4().simple())),
+            reach: Arc::new(std::sync::Mutex::new(Reach::new(
+                config.backoff_initial_ms,
+                config.probe_max_secs.saturating_mul(1000),
+            ))),
+            receivers: Receivers::default(),
+            config: Arc::new(config),
         }
+    }
+
+    /// Shows the receiver's state in `receivers` (the signals API, metrics).
+    #[must_use]
+    pub fn reporting_to(mut self, receivers: Receivers) -> Self {
+        self.receivers = receivers;
+        self
+    }
+
+    fn reach(&self) -> std::sync::MutexGuard<'_, Reach> {
+        self.reach
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Publishes the receiver's state (API and metrics).
+    fn show_reach(&self) {
+        let (status, down_since) = {
+            let r = self.reach();
+            (r.status(&self.target.stream_id), r.down_since_ms())
+        };
+        self.metrics
+            .receiver_state(&self.target.stream_id, down_since);
+        self.receivers.set(status);
+    }
+
+    /// Takes a finished push's word on the receiver: on going down, logs it; on coming back,
+    /// makes the whole backlog due at once.
+    async fn observe(&self, pushed: &Pushed) {
+        let Some(seen) = pushed.seen else {
+            return;
+        };
+        let now_ms = self.clock.now().timestamp_millis();
+        let change = self
+            .reach()
+            .observe(seen, &pushed.subject, pushed.probe, now_ms);
+        match change {
+            Some(Change::Down) => {
+                tracing::warn!(
+                    stream = %self.target.stream_id,
+                    probe_max_secs = self.config.probe_max_secs,
+                    "receiver is down: pushes to several subjects failed in a row; probing it with one SET"
+                );
+            }
+            Some(Change::Up) => {
+                let due = self
+                    .store
+                    .make_due(&self.target.stream_id, now_ms)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot reschedule the backlog; it drains on its own back-off");
+                        0
+                    });
+                tracing::info!(
+                    stream = %self.target.stream_id,
+                    rescheduled = due,
+                    "receiver is back: every waiting SET is due now"
+                );
+            }
+            None => {}
+        }
+        self.show_reach();
     }
 
     /// The worker's health, shared with `/readyz`.
@@ -319,7 +406,7 @@ impl Worker {
         // Owned by this loop alone: an extra guard beside the store's claims. A finished push
         // leaves the set only when the loop collects it, after its outcome is in the store.
         let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
-        let mut tasks: JoinSet<bool> = JoinSet::new();
+        let mut tasks: JoinSet<Pushed> = JoinSet::new();
         let mut writes = WriteBackoff::default();
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let mut last_gauges = Instant::now() - Duration::from_secs(60);
@@ -333,12 +420,16 @@ impl Worker {
         );
         self.health.mark_running();
         let _running = RunningGuard(self.health.clone());
+        self.show_reach();
         loop {
             if *stop.borrow() {
                 break;
             }
             while let Some(done) = tasks.try_join_next_with_id() {
-                writes.collect(&done, &mut in_flight, &self.health);
+                if let Some(p) = writes.collect(&done, &mut in_flight, &self.health) {
+                    self.observe(&p).await;
+                    look = true;
+                }
             }
             if last_gauges.elapsed() >= Duration::from_secs(5) {
                 self.publish_gauges().await;
@@ -354,6 +445,41 @@ impl Worker {
                 wait = wait.min(Duration::from_millis(
                     u64::try_from(paused - now_ms).unwrap_or(0),
                 ));
+            } else if self.reach().is_down() {
+                // One SET probes the receiver; the rest wait for it, not for their back-off.
+                let probe_in = self.reach().probe_in(now_ms);
+                match probe_in {
+                    Some(0) if in_flight.len() < concurrency => {
+                        match self
+                            .store
+                            .claim_probe(&self.target.stream_id, &self.owner, now_ms, lease_ms)
+                            .await
+                        {
+                            Ok(rows) => {
+                                let busy: HashSet<&String> = in_flight.values().collect();
+                                match rows.into_iter().find(|r| !busy.contains(&r.jti)) {
+                                    Some(row) => {
+                                        self.reach().probe_sent();
+                                        let jti = row.jti.clone();
+                                        let worker = self.clone();
+                                        let handle = tasks
+                                            .spawn(async move { worker.attempt(row, true).await });
+                                        in_flight.insert(handle.id(), jti);
+                                    }
+                                    None => self.reach().probe_skipped(now_ms),
+                                }
+                                self.show_reach();
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot read the outbox; retrying")
+                            }
+                        }
+                    }
+                    Some(w) => {
+                        wait = wait.min(Duration::from_millis(u64::try_from(w).unwrap_or(0)));
+                    }
+                    None => {}
+                }
             } else if look && in_flight.len() < concurrency {
                 look = false;
                 // Claim only what free slots can push now: a claimed SET waits for its lease.
@@ -375,7 +501,8 @@ impl Worker {
                             }
                             let jti = row.jti.clone();
                             let worker = self.clone();
-                            let handle = tasks.spawn(async move { worker.attempt(row).await });
+                            let handle =
+                                tasks.spawn(async move { worker.attempt(row, false).await });
                             in_flight.insert(handle.id(), jti);
                         }
                     }
@@ -386,11 +513,16 @@ impl Worker {
                 () = self.notify.notified() => look = true,
                 () = tokio::time::sleep(wait) => look = true,
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    writes.collect(&done, &mut in_flight, &self.health);
+                    let mut pushed = Vec::new();
+                    pushed.extend(writes.collect(&done, &mut in_flight, &self.health));
                     while let Some(more) = tasks.try_join_next_with_id() {
-                        writes.collect(&more, &mut in_flight, &self.health);
+                        pushed.extend(writes.collect(&more, &mut in_flight, &self.health));
                     }
-                    look = look || in_flight.len() * 2 <= concurrency;
+                    let was_down = self.reach().is_down();
+                    for p in &pushed {
+                        self.observe(p).await;
+                    }
+                    look = look || in_flight.len() * 2 <= concurrency || was_down;
                 }
                 changed = stop.changed() => {
                     if changed.is_err() {
@@ -425,6 +557,7 @@ impl Worker {
                 tracing::warn!(error = %e, "cannot release claims; they end with their lease");
             }
         }
+        self.receivers.remove(&self.target.stream_id);
         tracing::info!("delivery worker stopped");
     }
 
@@ -437,8 +570,21 @@ impl Worker {
         }
     }
 
-    /// Pushes one SET and records the outcome; false when the outcome could not be written.
-    async fn attempt(&self, row: OutboxRow) -> bool {
+    /// Pushes one SET (`probe`: the probe of a receiver that is down) and records the outcome.
+    async fn attempt(&self, row: OutboxRow, probe: bool) -> Pushed {
+        let subject = row.subject_key.clone();
+        let (recorded, seen) = self.push(row).await;
+        Pushed {
+            recorded,
+            seen,
+            subject,
+            probe,
+        }
+    }
+
+    /// Pushes one SET and records the outcome: whether it was written, and what the push said
+    /// about the receiver.
+    async fn push(&self, row: OutboxRow) -> (bool, Option<Seen>) {
         let max_age_ms =
             i64::try_from(self.config.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let deadline = row.queued_at.saturating_add(max_age_ms);
@@ -458,7 +604,7 @@ impl Worker {
             };
             self.metrics.set_dead(&self.target.stream_id);
             tracing::error!(jti = %row.jti, "SET is dead: not delivered within its max age");
-            return self.record(&row, &outcome, now_ms).await;
+            return (self.record(&row, &outcome, now_ms).await, None);
         }
         let started = Instant::now();
         let mut request = self
@@ -478,6 +624,11 @@ impl Worker {
             request = request.header(AUTHORIZATION, auth);
         }
         let response = request.body(row.set_jwt.clone()).send().await;
+        let seen = match &response {
+            Ok(r) if r.status().is_server_error() => Seen::Unreachable,
+            Ok(_) => Seen::Answered,
+            Err(_) => Seen::Unreachable,
+        };
         self.metrics
             .push_attempt(&self.target.stream_id, started.elapsed().as_secs_f64());
         let now_ms = self.clock.now().timestamp_millis();
@@ -636,7 +787,7 @@ impl Worker {
                 tracing::info!(jti = %row.jti, attempts, error = %error, "SET will be retried");
             }
         }
-        self.record(&row, &outcome, now_ms).await
+        (self.record(&row, &outcome, now_ms).await, Some(seen))
     }
 
     /// Writes an outcome; false when it could not be written.
@@ -670,16 +821,17 @@ struct WriteBackoff {
 }
 
 impl WriteBackoff {
-    /// Takes a finished push off `in_flight` and notes whether its outcome was written.
+    /// Takes a finished push off `in_flight` and notes whether its outcome was written; gives
+    /// back what the push reported (`None`: the task failed).
     fn collect(
         &mut self,
-        done: &Result<(tokio::task::Id, bool), tokio::task::JoinError>,
+        done: &Result<(tokio::task::Id, Pushed), tokio::task::JoinError>,
         in_flight: &mut HashMap<tokio::task::Id, String>,
         health: &DeliveryHealth,
-    ) {
-        let (id, recorded) = finished(done);
+    ) -> Option<Pushed> {
+        let (id, pushed) = finished(done);
         in_flight.remove(&id);
-        match recorded {
+        match pushed.map(|p| p.recorded) {
             Some(true) => {
                 self.failures = 0;
                 health
@@ -699,6 +851,7 @@ impl WriteBackoff {
             }
             None => {}
         }
+        pushed.cloned()
     }
 
     /// How much longer pushes are held back, if at all.
@@ -709,12 +862,12 @@ impl WriteBackoff {
     }
 }
 
-/// The task id of a finished push and whether its outcome was recorded (`None`: the task failed).
+/// The task id of a finished push and what it reported (`None`: the task failed).
 fn finished(
-    done: &Result<(tokio::task::Id, bool), tokio::task::JoinError>,
-) -> (tokio::task::Id, Option<bool>) {
+    done: &Result<(tokio::task::Id, Pushed), tokio::task::JoinError>,
+) -> (tokio::task::Id, Option<&Pushed>) {
     match done {
-        Ok((id, recorded)) => (*id, Some(*recorded)),
+        Ok((id, pushed)) => (*id, Some(pushed)),
         Err(e) => {
             tracing::error!(error = %e, "a push task failed; its SET stays queued");
             (e.id(), None)

@@ -36,6 +36,7 @@ pub struct StreamWorkers {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn Ids>,
     metrics: Metrics,
+    receivers: super::reach::Receivers,
 }
 
 impl std::fmt::Debug for StreamWorkers {
@@ -72,7 +73,15 @@ impl StreamWorkers {
             clock,
             ids,
             metrics,
+            receivers: super::reach::Receivers::default(),
         })
+    }
+
+    /// Shows each stream receiver's state in `receivers`.
+    #[must_use]
+    pub fn reporting_to(mut self, receivers: super::reach::Receivers) -> Self {
+        self.receivers = receivers;
+        self
     }
 
     /// Follows the streams until `stop` turns true (on a change here at once, and every
@@ -189,7 +198,8 @@ impl StreamWorkers {
                 self.ids.clone(),
                 self.streams.waker(&t.stream_id),
                 self.metrics.clone(),
-            );
+            )
+            .reporting_to(self.receivers.clone());
             let task = tokio::spawn(worker.run(stop_rx, grace));
             running.insert(
                 t.stream_id.clone(),

@@ -74,6 +74,8 @@ pub struct AppState {
     pub streams: crate::signals::streams::config::Streams,
     /// The delivery worker's health, when a receiver is configured (readiness).
     pub delivery: Option<Arc<crate::delivery::DeliveryHealth>>,
+    /// Every delivery worker's receiver state (up, or down and probed).
+    pub receivers: crate::delivery::reach::Receivers,
 }
 
 /// JSON body extractor whose rejections are problem+json: a body that is not JSON → 400; a field

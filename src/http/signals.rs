@@ -37,6 +37,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(account_enabled))
         .routes(routes!(credential_compromise))
         .routes(routes!(batch))
+        .routes(routes!(receivers))
         .routes(routes!(list_signals))
         .routes(routes!(get_signal))
         .routes(routes!(retry_signal))
@@ -706,6 +707,32 @@ pub struct SignalPage {
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// Every receiver's delivery state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiversView {
+    /// One per running delivery worker (`okta`, and each enabled push stream), by stream.
+    pub receivers: Vec<crate::delivery::reach::ReceiverStatus>,
+}
+
+/// Whether each receiver is reachable.
+///
+/// A receiver is `down` after pushes to several subjects failed in a row with connection
+/// errors, timeouts or 5xx; then one SET probes it (at most every `[delivery] probe_max_secs`),
+/// and when a probe gets through every waiting SET is due at once.
+#[utoipa::path(get, path = "/v1/signals/receivers", tag = "signals",
+    security(("bearer" = ["signals:read"])),
+    responses(
+        (status = 200, description = "Every receiver with a running delivery worker", body = ReceiversView),
+        AuthErrors))]
+pub async fn receivers(
+    _auth: Auth<SignalsRead>,
+    State(state): State<AppState>,
+) -> ApiJson<ReceiversView> {
+    ApiJson(ReceiversView {
+        receivers: state.receivers.all(),
+    })
 }
 
 /// List SETs, newest first.

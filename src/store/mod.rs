@@ -587,6 +587,25 @@ impl Store {
         dispatch!(self, s => s.claim_due(stream_id, owner, now_ms, lease_ms, limit).await)
     }
 
+    /// Claims the oldest pending head of `stream_id` whatever its schedule: the one SET that
+    /// probes a receiver that is down. Per-subject order and other workers' claims hold as in
+    /// [`Self::claim_due`]; empty when nothing is pending (or all of it is claimed).
+    pub async fn claim_probe(
+        &self,
+        stream_id: &str,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        dispatch!(self, s => s.claim_probe(stream_id, owner, now_ms, lease_ms).await)
+    }
+
+    /// Makes every pending SET of `stream_id` due now (its receiver is back): the backlog
+    /// drains at once, in order per subject. Returns how many were rescheduled.
+    pub async fn make_due(&self, stream_id: &str, now_ms: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.make_due(stream_id, now_ms).await)
+    }
+
     /// Hands back `owner`'s claims on pending SETs (a stopping worker), so they are pushed at once
     /// by the next worker instead of after their lease.
     pub async fn release_claims(&self, owner: &str) -> Result<u64, StoreError> {

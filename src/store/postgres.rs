@@ -378,6 +378,57 @@ impl PgStore {
         Ok(rows)
     }
 
+    /// The oldest pending head of `stream_id`, whatever its schedule (a probe of a receiver
+    /// that is down); claimed like [`Self::claim_due`]'s.
+    pub(super) async fn claim_probe(
+        &self,
+        stream_id: &str,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "WITH picked AS ( \
+                 SELECT o.seq FROM outbox o \
+                 WHERE o.stream_id = $1 AND o.status IN ('queued', 'retrying') \
+                 AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
+                 AND NOT EXISTS (SELECT 1 FROM stream_pause sp WHERE sp.stream_id = $1 AND sp.paused_until > $2) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                     AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
+                 ORDER BY o.seq LIMIT 1 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE outbox SET claimed_by = $3, claimed_until = $4 \
+             WHERE seq IN (SELECT seq FROM picked) \
+             RETURNING {OUTBOX_COLUMNS}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream_id)
+            .bind(now_ms)
+            .bind(owner)
+            .bind(now_ms.saturating_add(lease_ms))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut rows = rows
+            .iter()
+            .map(rows::outbox)
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.sort_by_key(|r| r.seq);
+        Ok(rows)
+    }
+
+    /// Every pending SET of `stream_id` scheduled later than `now_ms` becomes due now.
+    pub(super) async fn make_due(&self, stream_id: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $2 \
+             WHERE stream_id = $1 AND status IN ('queued', 'retrying') AND next_attempt_at > $2",
+        )
+        .bind(stream_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Clears `owner`'s claims on pending SETs (a stopping worker hands back what it did not
     /// push). Other replicas may be alive on this database: with `None`, nothing is cleared;
     /// a dead replica's claims end with their lease.

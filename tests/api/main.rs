@@ -28,6 +28,7 @@ mod openapi;
 mod pacing;
 mod privilege;
 mod receiver;
+mod recovery;
 mod replicas;
 mod routes;
 mod sandbox;
