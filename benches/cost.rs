@@ -281,7 +281,7 @@ async fn drive(
                 let signal = |n: usize| {
                     json!({
                         "subject": {"format": "email", "email": format!("u{n}@bench.test")},
-                        "current_level": if round % 2 == 0 { "high" } else { "low" },
+                        "current_level": if round.is_multiple_of(2) { "high" } else { "low" },
                     })
                 };
                 let t = Instant::now();
@@ -356,7 +356,7 @@ async fn paced(service: &Service, sink: &Sink, rate: f64, secs: f64, round: usiz
                 .bearer_auth(ADMIN)
                 .json(&json!({
                     "subject": {"format": "email", "email": format!("p{i}@bench.test")},
-                    "current_level": if round % 2 == 0 { "high" } else { "low" },
+                    "current_level": if round.is_multiple_of(2) { "high" } else { "low" },
                 }))
                 .send()
                 .await

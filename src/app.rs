@@ -373,7 +373,7 @@ impl Application {
                 ],
             },
         );
-        let state = AppState {
+        let state = AppState::new(crate::http::Services {
             delivery: worker.as_ref().map(Worker::health),
             receivers,
             enforcer,
@@ -389,7 +389,7 @@ impl Application {
             clock,
             intake,
             notify,
-        };
+        });
         Ok(Self {
             store,
             listener,

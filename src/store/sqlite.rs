@@ -88,12 +88,21 @@ async fn commit_group(
     writes: &[Write],
 ) -> Result<Vec<Result<bool, StoreError>>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let mut outcomes = Vec::with_capacity(writes.len());
+    let mut outcomes: Vec<Result<bool, StoreError>> = Vec::with_capacity(writes.len());
+    // Every statement is a round trip to the connection's thread, so the common writes are
+    // gathered and written a chunk per statement: new SETs, subject states, and `delivered`
+    // outcomes. They commute with each other (a delivered outcome updates an older, committed
+    // row; the new rows are not claimable before this commit), so they are flushed together
+    // before any other write, which keeps its place in the order.
+    let mut rows: Vec<&NewOutbox> = Vec::new();
+    let mut states: Vec<&StateUpdate> = Vec::new();
+    // (index in outcomes, jti, owner, http status, time)
+    let mut delivered: Vec<Delivered<'_>> = Vec::new();
     for w in writes {
         match w {
             Write::Accept {
-                rows,
-                states,
+                rows: new_rows,
+                states: new_states,
                 idempotency,
             } => {
                 if let Some(i) = idempotency {
@@ -105,44 +114,18 @@ async fn commit_group(
                         continue;
                     }
                 }
-                for r in rows {
-                    sqlx::query(
-                        "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, kid, \
-                         status, attempts, created_at, queued_at, next_attempt_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
-                    )
-                    .bind(&r.jti)
-                    .bind(&r.stream_id)
-                    .bind(&r.subject_key)
-                    .bind(&r.subject)
-                    .bind(&r.event_type)
-                    .bind(&r.set_jwt)
-                    .bind(&r.client)
-                    .bind(&r.kid)
-                    .bind(r.now_ms)
-                    .bind(r.now_ms)
-                    .bind(r.now_ms)
-                    .bind(r.now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                for st in states {
-                    sqlx::query(
-                        "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?) \
-                         ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
-                         value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
-                    )
-                    .bind(&st.stream_id)
-                    .bind(&st.kind)
-                    .bind(&st.subject_key)
-                    .bind(&st.value)
-                    .bind(&st.jti)
-                    .bind(st.now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                rows.extend(new_rows);
+                states.extend(new_states);
                 outcomes.push(Ok(true));
+            }
+            Write::Attempt {
+                jti,
+                owner,
+                attempt: Attempt::Delivered { http_status },
+                now_ms,
+            } => {
+                delivered.push((outcomes.len(), jti, owner.as_deref(), *http_status, *now_ms));
+                outcomes.push(Ok(false));
             }
             Write::Attempt {
                 jti,
@@ -150,6 +133,7 @@ async fn commit_group(
                 attempt,
                 now_ms,
             } => {
+                flush(&mut tx, &mut rows, &mut states, &mut delivered, &mut outcomes).await?;
                 let applied = attempt_query(jti, owner.as_deref(), attempt, *now_ms)
                     .execute(&mut *tx)
                     .await?
@@ -166,6 +150,7 @@ async fn commit_group(
                 outcomes.push(Ok(applied));
             }
             Write::Probe { now_ms } => {
+                flush(&mut tx, &mut rows, &mut states, &mut delivered, &mut outcomes).await?;
                 sqlx::query(
                     "INSERT INTO store_probe (id, at) VALUES (1, ?) \
                      ON CONFLICT (id) DO UPDATE SET at = excluded.at",
@@ -177,8 +162,102 @@ async fn commit_group(
             }
         }
     }
+    flush(&mut tx, &mut rows, &mut states, &mut delivered, &mut outcomes).await?;
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// A `delivered` outcome waiting in a group: (index of its answer, jti, owner, HTTP status,
+/// time).
+type Delivered<'a> = (usize, &'a str, Option<&'a str>, u16, i64);
+
+/// New SETs per `INSERT` (12 values each: well under SQLite's 32 766 variables).
+const INSERT_CHUNK: usize = 256;
+
+/// Writes the gathered new SETs, subject states (in order: a later state of a subject wins) and
+/// delivered outcomes, a chunk per statement; marks each delivered outcome that applied.
+async fn flush(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rows: &mut Vec<&NewOutbox>,
+    states: &mut Vec<&StateUpdate>,
+    delivered: &mut Vec<Delivered<'_>>,
+    outcomes: &mut [Result<bool, StoreError>],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, kid, \
+             status, attempts, created_at, queued_at, next_attempt_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.jti)
+                .push_bind(&r.stream_id)
+                .push_bind(&r.subject_key)
+                .push_bind(&r.subject)
+                .push_bind(&r.event_type)
+                .push_bind(&r.set_jwt)
+                .push_bind(&r.client)
+                .push_bind(&r.kid)
+                .push("'queued'")
+                .push("0")
+                .push_bind(r.now_ms)
+                .push_bind(r.now_ms)
+                .push_bind(r.now_ms)
+                .push_bind(r.now_ms);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    rows.clear();
+    for chunk in states.chunks(INSERT_CHUNK) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, st| {
+            b.push_bind(&st.stream_id)
+                .push_bind(&st.kind)
+                .push_bind(&st.subject_key)
+                .push_bind(&st.value)
+                .push_bind(&st.jti)
+                .push_bind(st.now_ms);
+        });
+        q.push(
+            " ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
+             value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    states.clear();
+    for chunk in delivered.chunks(INSERT_CHUNK) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = v.column4, \
+             updated_at = v.column4, last_http_status = v.column2, verify_failing_since = NULL, \
+             claimed_by = NULL, claimed_until = NULL FROM (",
+        );
+        q.push_values(chunk, |mut b, (_, jti, owner, status, now_ms)| {
+            b.push_bind(*jti)
+                .push_bind(i64::from(*status))
+                .push_bind(*owner)
+                .push_bind(*now_ms);
+        });
+        q.push(
+            ") AS v WHERE outbox.jti = v.column1 AND outbox.status IN ('queued', 'retrying') \
+             AND (v.column3 IS NULL OR outbox.claimed_by = v.column3) RETURNING outbox.jti",
+        );
+        let applied: std::collections::HashSet<String> = q
+            .build_query_scalar::<String>()
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+        for (i, jti, ..) in chunk {
+            if applied.contains(*jti)
+                && let Some(o) = outcomes.get_mut(*i)
+            {
+                *o = Ok(true);
+            }
+        }
+    }
+    delivered.clear();
+    Ok(())
 }
 
 /// Outcome updates only move a SET forward: each applies only while the SET is `queued` or
