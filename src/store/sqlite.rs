@@ -133,7 +133,14 @@ async fn commit_group(
                 attempt,
                 now_ms,
             } => {
-                flush(&mut tx, &mut rows, &mut states, &mut delivered, &mut outcomes).await?;
+                flush(
+                    &mut tx,
+                    &mut rows,
+                    &mut states,
+                    &mut delivered,
+                    &mut outcomes,
+                )
+                .await?;
                 let applied = attempt_query(jti, owner.as_deref(), attempt, *now_ms)
                     .execute(&mut *tx)
                     .await?
@@ -150,7 +157,14 @@ async fn commit_group(
                 outcomes.push(Ok(applied));
             }
             Write::Probe { now_ms } => {
-                flush(&mut tx, &mut rows, &mut states, &mut delivered, &mut outcomes).await?;
+                flush(
+                    &mut tx,
+                    &mut rows,
+                    &mut states,
+                    &mut delivered,
+                    &mut outcomes,
+                )
+                .await?;
                 sqlx::query(
                     "INSERT INTO store_probe (id, at) VALUES (1, ?) \
                      ON CONFLICT (id) DO UPDATE SET at = excluded.at",
@@ -162,7 +176,14 @@ async fn commit_group(
             }
         }
     }
-    flush(&mut tx, &mut rows, &mut states, &mut delivered, &mut outcomes).await?;
+    flush(
+        &mut tx,
+        &mut rows,
+        &mut states,
+        &mut delivered,
+        &mut outcomes,
+    )
+    .await?;
     tx.commit().await?;
     Ok(outcomes)
 }
