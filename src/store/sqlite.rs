@@ -55,6 +55,17 @@ enum Write {
     },
     /// Readiness: rewrites the probe row, proving the writer runs and the database commits.
     Probe { now_ms: i64 },
+    /// Claims due SETs of a stream (or, `probe`, its oldest head whatever its schedule); the
+    /// rows go to `out` once the group committed.
+    Claim {
+        stream_id: String,
+        owner: String,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        probe: bool,
+        out: oneshot::Sender<Vec<OutboxRow>>,
+    },
 }
 
 /// Most writes committed in one transaction.
@@ -66,9 +77,17 @@ const GROUP_MAX: usize = 512;
 async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<(Write, Reply)>) {
     let mut batch = Vec::with_capacity(GROUP_MAX);
     while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
-        let (writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
+        let (mut writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
         match commit_group(&pool, &writes).await {
-            Ok(outcomes) => {
+            Ok((outcomes, mut claimed)) => {
+                // Claimed rows go out only now, after the commit.
+                for w in &mut writes {
+                    if let Write::Claim { out, .. } = w {
+                        let (dummy, _) = oneshot::channel();
+                        let out = std::mem::replace(out, dummy);
+                        let _ = out.send(claimed.pop_front().unwrap_or_default());
+                    }
+                }
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
                 }
@@ -83,10 +102,14 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<(Write, Reply)>) 
     }
 }
 
-async fn commit_group(
-    pool: &SqlitePool,
-    writes: &[Write],
-) -> Result<Vec<Result<bool, StoreError>>, sqlx::Error> {
+/// The answers of a group's writes, and the rows each of its claims took, in order.
+type GroupResult = (
+    Vec<Result<bool, StoreError>>,
+    std::collections::VecDeque<Vec<OutboxRow>>,
+);
+
+async fn commit_group(pool: &SqlitePool, writes: &[Write]) -> Result<GroupResult, sqlx::Error> {
+    let mut claimed = std::collections::VecDeque::new();
     let mut tx = pool.begin().await?;
     let mut outcomes: Vec<Result<bool, StoreError>> = Vec::with_capacity(writes.len());
     // Every statement is a round trip to the connection's thread, so the common writes are
@@ -156,6 +179,63 @@ async fn commit_group(
                 }
                 outcomes.push(Ok(applied));
             }
+            Write::Claim {
+                stream_id,
+                owner,
+                now_ms,
+                lease_ms,
+                limit,
+                probe,
+                ..
+            } => {
+                // After the gathered writes: a claim sees the SETs accepted in its own group.
+                flush(
+                    &mut tx,
+                    &mut rows,
+                    &mut states,
+                    &mut delivered,
+                    &mut outcomes,
+                )
+                .await?;
+                let schedule = if *probe {
+                    ""
+                } else {
+                    "AND o.next_attempt_at <= ?2"
+                };
+                let sql = format!(
+                    "UPDATE outbox SET claimed_by = ?3, claimed_until = ?4 WHERE seq IN ( \
+                         SELECT o.seq FROM outbox o INDEXED BY outbox_pending_claim \
+                         WHERE o.stream_id = ?1 AND o.status IN ('queued', 'retrying') {schedule} \
+                         AND (o.claimed_until IS NULL OR o.claimed_until < ?2) \
+                         AND NOT EXISTS (SELECT 1 FROM stream_pause sp WHERE sp.stream_id = ?1 AND sp.paused_until > ?2) \
+                         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                             AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
+                         ORDER BY o.seq LIMIT ?5) \
+                     RETURNING {OUTBOX_COLUMNS}"
+                );
+                let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(stream_id)
+                    .bind(*now_ms)
+                    .bind(owner)
+                    .bind(now_ms.saturating_add(*lease_ms))
+                    .bind(i64::from(*limit))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let found = found
+                    .iter()
+                    .map(rows::outbox)
+                    .collect::<Result<Vec<_>, _>>();
+                match found {
+                    Ok(f) => {
+                        claimed.push_back(f);
+                        outcomes.push(Ok(true));
+                    }
+                    Err(e) => {
+                        claimed.push_back(Vec::new());
+                        outcomes.push(Err(e));
+                    }
+                }
+            }
             Write::Probe { now_ms } => {
                 flush(
                     &mut tx,
@@ -185,7 +265,7 @@ async fn commit_group(
     )
     .await?;
     tx.commit().await?;
-    Ok(outcomes)
+    Ok((outcomes, claimed))
 }
 
 /// A `delivered` outcome waiting in a group: (index of its answer, jti, owner, HTTP status,
@@ -628,31 +708,8 @@ impl SqliteStore {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let sql = format!(
-            "UPDATE outbox SET claimed_by = ?3, claimed_until = ?4 WHERE seq IN ( \
-                 SELECT o.seq FROM outbox o INDEXED BY outbox_pending_claim \
-                 WHERE o.stream_id = ?1 AND o.status IN ('queued', 'retrying') AND o.next_attempt_at <= ?2 \
-                 AND (o.claimed_until IS NULL OR o.claimed_until < ?2) \
-                 AND NOT EXISTS (SELECT 1 FROM stream_pause sp WHERE sp.stream_id = ?1 AND sp.paused_until > ?2) \
-                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
-                     AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
-                 ORDER BY o.seq LIMIT ?5) \
-             RETURNING {OUTBOX_COLUMNS}"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(stream_id)
-            .bind(now_ms)
-            .bind(owner)
-            .bind(now_ms.saturating_add(lease_ms))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut rows = rows
-            .iter()
-            .map(rows::outbox)
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.sort_by_key(|r| r.seq);
-        Ok(rows)
+        self.claim(stream_id, owner, now_ms, lease_ms, limit, false)
+            .await
     }
 
     /// The oldest pending head of `stream_id`, whatever its schedule (a probe of a receiver
@@ -664,28 +721,36 @@ impl SqliteStore {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let sql = format!(
-            "UPDATE outbox SET claimed_by = ?3, claimed_until = ?4 WHERE seq IN ( \
-                 SELECT o.seq FROM outbox o INDEXED BY outbox_pending_claim \
-                 WHERE o.stream_id = ?1 AND o.status IN ('queued', 'retrying') \
-                 AND (o.claimed_until IS NULL OR o.claimed_until < ?2) \
-                 AND NOT EXISTS (SELECT 1 FROM stream_pause sp WHERE sp.stream_id = ?1 AND sp.paused_until > ?2) \
-                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
-                     AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
-                 ORDER BY o.seq LIMIT 1) \
-             RETURNING {OUTBOX_COLUMNS}"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(stream_id)
-            .bind(now_ms)
-            .bind(owner)
-            .bind(now_ms.saturating_add(lease_ms))
-            .fetch_all(&self.pool)
-            .await?;
+        self.claim(stream_id, owner, now_ms, lease_ms, 1, true)
+            .await
+    }
+
+    /// A claim is a write: it goes through the group writer like every hot write, so it never
+    /// waits on SQLite's busy handler (whose sleeps of 1, 2, 5, 10, 15… ms, while the writer
+    /// held the lock through its fsync, were most of a SET's wait between intake and push).
+    async fn claim(
+        &self,
+        stream_id: &str,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        probe: bool,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let (out, rows) = oneshot::channel();
+        self.write(Write::Claim {
+            stream_id: stream_id.to_owned(),
+            owner: owner.to_owned(),
+            now_ms,
+            lease_ms,
+            limit,
+            probe,
+            out,
+        })
+        .await?;
         let mut rows = rows
-            .iter()
-            .map(rows::outbox)
-            .collect::<Result<Vec<_>, _>>()?;
+            .await
+            .map_err(|_| StoreError::Setup("the database writer has stopped".into()))?;
         rows.sort_by_key(|r| r.seq);
         Ok(rows)
     }
