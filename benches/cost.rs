@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Serve, openssl_signs};
+
 const ADMIN: &str = "bench-admin-token-0123456789";
 
 fn arg(name: &str, default: usize) -> usize {
@@ -77,63 +81,32 @@ impl Sink {
     }
 }
 
-/// One `serve` process of the built binary; killed when dropped.
-struct Service {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The service under test: a `serve` process with SQLite in `dir`, pushing to `sink_url`.
+struct Service(Serve);
 
 impl Service {
     fn start(dir: &std::path::Path, sink_url: &str) -> Self {
-        use std::io::BufRead as _;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ssf-transmitter"))
-            .arg("serve")
-            .env("SSF_LISTEN", "127.0.0.1:0")
-            .env(
+        Self(Serve::start(&[
+            (
                 "SSF_DATABASE_URL",
                 format!("sqlite://{}", dir.join("bench.db").display()),
-            )
-            .env("SSF_KEYS_DIR", dir.join("keys"))
-            .env("SSF_ADMIN_TOKEN", ADMIN)
-            .env("SSF_OKTA__ORG_URL", sink_url)
-            .env("SSF_DELIVERY__CONCURRENCY", "64")
-            .env("SSF_DELIVERY__POLL_INTERVAL_MS", "100")
-            .env("SSF_LOG_FORMAT", "json")
-            .env("SSF_LOG_FILTER", "warn,ssf_transmitter::app=info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn ssf-transmitter serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .and_then(Result::ok)
-                .expect("the service logs `serving`");
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "serving" {
-                break v["addr"].as_str().expect("addr").to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            base: format!("http://{addr}"),
-        }
+            ),
+            ("SSF_KEYS_DIR", dir.join("keys").display().to_string()),
+            ("SSF_ADMIN_TOKEN", ADMIN.to_owned()),
+            ("SSF_OKTA__ORG_URL", sink_url.to_owned()),
+            ("SSF_DELIVERY__CONCURRENCY", "64".to_owned()),
+            ("SSF_DELIVERY__POLL_INTERVAL_MS", "100".to_owned()),
+        ]))
+    }
+
+    fn base(&self) -> &str {
+        &self.0.base
     }
 
     /// User + system CPU seconds the process has used.
     fn cpu_secs(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.child.id()))
+            .unwrap_or_default();
         // Fields after the command name (which may hold spaces) start after the last ')'.
         let rest = stat.rsplit(')').next().unwrap_or_default();
         let f: Vec<&str> = rest.split_whitespace().collect();
@@ -143,16 +116,7 @@ impl Service {
     }
 
     fn peak_rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|v| v.parse::<f64>().ok())
-                })
-            })
-            .map_or(0.0, |kb| kb / 1024.0)
+        support::peak_rss_mib_of(&self.0.child.id().to_string())
     }
 }
 
@@ -163,28 +127,6 @@ fn clock_ticks() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
-}
-
-/// `openssl speed rsa2048` sign/s with `cores` processes.
-fn openssl_signs(cores: usize) -> Option<f64> {
-    let out = std::process::Command::new("openssl")
-        .args([
-            "speed",
-            "-seconds",
-            "3",
-            "-multi",
-            &cores.to_string(),
-            "rsa2048",
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.starts_with("rsa 2048"))?;
-    let nums: Vec<f64> = line
-        .split_whitespace()
-        .filter_map(|w| w.trim_end_matches('s').parse().ok())
-        .collect();
-    nums.get(nums.len().checked_sub(2)?).copied()
 }
 
 const PYTHON_SENDER: &str = r#"
@@ -269,7 +211,7 @@ async fn drive(
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (http, base, next) = (http.clone(), service.base.clone(), next.clone());
+        let (http, base, next) = (http.clone(), service.base().to_owned(), next.clone());
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -348,7 +290,7 @@ async fn paced(service: &Service, sink: &Sink, rate: f64, secs: f64, round: usiz
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     for i in 0..n {
         ticker.tick().await;
-        let (http, base, sent) = (http.clone(), service.base.clone(), sent.clone());
+        let (http, base, sent) = (http.clone(), service.base().to_owned(), sent.clone());
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
             let resp = http

@@ -18,6 +18,10 @@ use ssf_transmitter::auth::Scope;
 use ssf_transmitter::clock::SystemClock;
 use ssf_transmitter::config::{Config, OktaConfig};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::peak_rss_mib;
+
 const ADMIN: &str = "bench-admin-token-0123456789";
 
 struct Args {
@@ -105,19 +109,6 @@ fn order_key(body: &[u8]) -> Option<(usize, usize)> {
     let subject = email.strip_prefix('u')?.split('@').next()?.parse().ok()?;
     let ip: std::net::Ipv4Addr = event["current_ip_address"].as_str()?.parse().ok()?;
     Some((subject, usize::try_from(u32::from(ip) & 0x00ff_ffff).ok()?))
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 struct Run {

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sqlx::Connection as _;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Serve, sink};
+
 const ADMIN: &str = "bench-admin-token-0123456789";
 
 fn arg(name: &str, default: usize) -> usize {
@@ -23,29 +27,6 @@ fn arg(name: &str, default: usize) -> usize {
         .and_then(|i| argv.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-async fn sink() -> (String, Arc<AtomicUsize>) {
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    let app = axum::Router::new().route(
-        "/security/api/v1/security-events",
-        axum::routing::post(move |_body: axum::body::Bytes| {
-            let c = c.clone();
-            async move {
-                c.fetch_add(1, Ordering::Relaxed);
-                axum::http::StatusCode::ACCEPTED
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, count)
 }
 
 async fn fresh_database(server: &str) -> (String, String) {
@@ -77,54 +58,16 @@ async fn drop_database(server: &str, name: &str) {
     }
 }
 
-/// One `serve` process of the built binary; killed when dropped.
-struct Replica(std::process::Child);
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `ssf-transmitter serve` on `database_url` and returns it with the address it serves on.
-fn start_replica(
-    database_url: &str,
-    keys_dir: &std::path::Path,
-    sink_url: &str,
-) -> (Replica, String) {
-    use std::io::BufRead as _;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ssf-transmitter"))
-        .arg("serve")
-        .env("SSF_LISTEN", "127.0.0.1:0")
-        .env("SSF_DATABASE_URL", database_url)
-        .env("SSF_KEYS_DIR", keys_dir)
-        .env("SSF_ADMIN_TOKEN", ADMIN)
-        .env("SSF_OKTA__ORG_URL", sink_url)
-        .env("SSF_DELIVERY__CONCURRENCY", "64")
-        .env("SSF_DELIVERY__POLL_INTERVAL_MS", "100")
-        .env("SSF_LOG_FORMAT", "json")
-        // Only the start-up line: per-request logs would measure the terminal.
-        .env("SSF_LOG_FILTER", "warn,ssf_transmitter::app=info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn ssf-transmitter serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .and_then(Result::ok)
-            .expect("the replica logs `serving`");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "serving" {
-            break v["addr"].as_str().expect("addr").to_owned();
-        }
-    };
-    // Keep reading, so a full pipe never blocks the replica.
-    std::thread::spawn(move || for _ in lines {});
-    (Replica(child), format!("http://{addr}"))
+/// Starts `ssf-transmitter serve` on `database_url` pushing to `sink_url`.
+fn start_replica(database_url: &str, keys_dir: &std::path::Path, sink_url: &str) -> Serve {
+    Serve::start(&[
+        ("SSF_DATABASE_URL", database_url.to_owned()),
+        ("SSF_KEYS_DIR", keys_dir.display().to_string()),
+        ("SSF_ADMIN_TOKEN", ADMIN.to_owned()),
+        ("SSF_OKTA__ORG_URL", sink_url.to_owned()),
+        ("SSF_DELIVERY__CONCURRENCY", "64".to_owned()),
+        ("SSF_DELIVERY__POLL_INTERVAL_MS", "100".to_owned()),
+    ])
 }
 
 /// Delivered SETs/s for `replicas` processes on `database_url` (one keys dir).
@@ -134,9 +77,9 @@ async fn run(database_url: &str, replicas: usize, signals: usize, concurrency: u
     let mut bases = Vec::new();
     let mut procs = Vec::new();
     for _ in 0..replicas {
-        let (p, base) = start_replica(database_url, &dir.path().join("keys"), &sink_url);
+        let p = start_replica(database_url, &dir.path().join("keys"), &sink_url);
+        bases.push(p.base.clone());
         procs.push(p);
-        bases.push(base);
     }
     let http = reqwest::Client::builder()
         .no_proxy()

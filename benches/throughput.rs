@@ -16,6 +16,10 @@ use ssf_transmitter::auth::Scope;
 use ssf_transmitter::clock::SystemClock;
 use ssf_transmitter::config::{Config, OktaConfig};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{openssl_sign_rate, peak_rss_mib, sink};
+
 const ADMIN: &str = "bench-admin-token-0123456789";
 
 struct Args {
@@ -40,29 +44,6 @@ fn args() -> Args {
         i += 1;
     }
     a
-}
-
-async fn sink() -> (String, Arc<AtomicUsize>) {
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    let app = axum::Router::new().route(
-        "/security/api/v1/security-events",
-        axum::routing::post(move |_body: axum::body::Bytes| {
-            let c = c.clone();
-            async move {
-                c.fetch_add(1, Ordering::Relaxed);
-                axum::http::StatusCode::ACCEPTED
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, count)
 }
 
 fn base_config(dir: &std::path::Path) -> Config {
@@ -222,42 +203,6 @@ async fn run(name: &str, target: &str, batch: usize, a: &Args) -> Outcome {
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
     }
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn openssl_sign_rate() -> Option<f64> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let out = std::process::Command::new("openssl")
-        .args([
-            "speed",
-            "-seconds",
-            "3",
-            "-multi",
-            &cpus.to_string(),
-            "rsa2048",
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.starts_with("rsa 2048"))?;
-    let nums: Vec<f64> = line
-        .split_whitespace()
-        .filter_map(|w| w.trim_end_matches('s').parse().ok())
-        .collect();
-    // columns: bits, sign (s), verify (s), sign/s, verify/s
-    nums.get(nums.len().checked_sub(2)?).copied()
 }
 
 fn main() {
