@@ -23,18 +23,9 @@ use serde_json::json;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{Serve, openssl_signs};
+use support::{Serve, arg, openssl_signs};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
-
-fn arg(name: &str, default: usize) -> usize {
-    let argv: Vec<String> = std::env::args().collect();
-    argv.iter()
-        .position(|a| a == name)
-        .and_then(|i| argv.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A 202 sink that notes when each `jti` arrived.
 #[derive(Clone, Default)]

@@ -15,16 +15,11 @@ use ssf_transmitter::auth::Scope;
 use ssf_transmitter::clock::SystemClock;
 use ssf_transmitter::config::Config;
 
-const ADMIN: &str = "bench-admin-token-0123456789";
+#[path = "support/mod.rs"]
+mod support;
+use support::arg;
 
-fn arg(name: &str, default: usize) -> usize {
-    let argv: Vec<String> = std::env::args().collect();
-    argv.iter()
-        .position(|a| a == name)
-        .and_then(|i| argv.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+const ADMIN: &str = "bench-admin-token-0123456789";
 
 struct Outcome {
     name: String,

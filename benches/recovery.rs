@@ -20,7 +20,7 @@ use ssf_transmitter::config::{Config, OktaConfig};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::peak_rss_mib;
+use support::{arg, peak_rss_mib};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
 
@@ -32,26 +32,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        outage_secs: 120,
-        signals: 2_000,
-        subjects: 200,
-        backlog: 100_000,
-    };
-    let argv: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < argv.len() {
-        let next = argv.get(i + 1).and_then(|v| v.parse::<u64>().ok());
-        match (argv[i].as_str(), next) {
-            ("--outage-secs", Some(n)) => a.outage_secs = n,
-            ("--signals", Some(n)) => a.signals = usize::try_from(n).unwrap_or(a.signals),
-            ("--subjects", Some(n)) => a.subjects = usize::try_from(n).unwrap_or(a.subjects),
-            ("--backlog", Some(n)) => a.backlog = usize::try_from(n).unwrap_or(a.backlog),
-            _ => {}
-        }
-        i += 1;
+    Args {
+        outage_secs: u64::try_from(arg("--outage-secs", 120)).unwrap_or(120),
+        signals: arg("--signals", 2_000),
+        subjects: arg("--subjects", 200),
+        backlog: arg("--backlog", 100_000),
     }
-    a
 }
 
 /// A receiver that answers 503 while `down`, else 202, remembering what it accepted.

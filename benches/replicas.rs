@@ -16,18 +16,9 @@ use sqlx::Connection as _;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{Serve, sink};
+use support::{Serve, arg, sink};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
-
-fn arg(name: &str, default: usize) -> usize {
-    let argv: Vec<String> = std::env::args().collect();
-    argv.iter()
-        .position(|a| a == name)
-        .and_then(|i| argv.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 async fn fresh_database(server: &str) -> (String, String) {
     let name = format!(

@@ -18,7 +18,7 @@ use ssf_transmitter::config::{Config, OktaConfig};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{openssl_sign_rate, sink};
+use support::{arg, openssl_sign_rate, sink};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
 const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
@@ -29,22 +29,10 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        signals: 2_000,
-        concurrency: 16,
-    };
-    let argv: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < argv.len() {
-        let next = argv.get(i + 1).and_then(|v| v.parse().ok());
-        match (argv[i].as_str(), next) {
-            ("--signals", Some(n)) => a.signals = n,
-            ("--concurrency", Some(n)) => a.concurrency = n,
-            _ => {}
-        }
-        i += 1;
+    Args {
+        signals: arg("--signals", 2_000),
+        concurrency: arg("--concurrency", 16),
     }
-    a
 }
 
 struct Outcome {

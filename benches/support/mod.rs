@@ -5,6 +5,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The number after `--name` on the command line, or `default`.
+pub fn arg(name: &str, default: usize) -> usize {
+    let argv: Vec<String> = std::env::args().collect();
+    argv.iter()
+        .position(|a| a == name)
+        .and_then(|i| argv.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A receiver answering 202 to every push on any path, counting them.
 pub async fn sink() -> (String, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));

@@ -412,3 +412,21 @@ pub fn concrete_path(template: &str) -> String {
     }
     out
 }
+
+/// No array in the document is empty (SSF §7 and RFC 8414 metadata omit empty claims).
+pub fn assert_no_empty_arrays(v: &Value, at: &str) {
+    match v {
+        Value::Array(a) => {
+            assert!(!a.is_empty(), "empty array at {at}");
+            for (i, x) in a.iter().enumerate() {
+                assert_no_empty_arrays(x, &format!("{at}[{i}]"));
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                assert_no_empty_arrays(x, &format!("{at}.{k}"));
+            }
+        }
+        _ => {}
+    }
+}

@@ -812,23 +812,6 @@ async fn registered_keys_are_public_strong_and_checked() {
     assert_problem(resp, 403).await;
 }
 
-fn assert_no_empty_arrays(v: &Value, at: &str) {
-    match v {
-        Value::Array(a) => {
-            assert!(!a.is_empty(), "empty array at {at}");
-            for (i, x) in a.iter().enumerate() {
-                assert_no_empty_arrays(x, &format!("{at}[{i}]"));
-            }
-        }
-        Value::Object(o) => {
-            for (k, x) in o {
-                assert_no_empty_arrays(x, &format!("{at}.{k}"));
-            }
-        }
-        _ => {}
-    }
-}
-
 #[tokio::test]
 async fn metadata_names_oauth_and_the_token_endpoint() {
     let dir = tempdir();
@@ -847,7 +830,7 @@ async fn metadata_names_oauth_and_the_token_endpoint() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     let meta: Value = resp.json().await.expect("json");
-    assert_no_empty_arrays(&meta, "");
+    crate::helpers::assert_no_empty_arrays(&meta, "");
     assert_eq!(meta["issuer"], app.issuer.as_str());
     assert_eq!(
         meta["token_endpoint"],

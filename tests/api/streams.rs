@@ -48,24 +48,6 @@ async fn create(app: &TestApp, token: &str) -> Value {
     resp.json().await.expect("json")
 }
 
-/// No array in the document is empty (SSF §7: claims with zero elements are omitted).
-fn assert_no_empty_arrays(v: &Value, at: &str) {
-    match v {
-        Value::Array(a) => {
-            assert!(!a.is_empty(), "empty array at {at}");
-            for (i, x) in a.iter().enumerate() {
-                assert_no_empty_arrays(x, &format!("{at}[{i}]"));
-            }
-        }
-        Value::Object(o) => {
-            for (k, x) in o {
-                assert_no_empty_arrays(x, &format!("{at}.{k}"));
-            }
-        }
-        _ => {}
-    }
-}
-
 #[tokio::test]
 async fn metadata_names_the_stream_endpoints_on_the_issuers_origin() {
     let (_dir, app, _, _) = receiver_app().await;
@@ -90,7 +72,7 @@ async fn metadata_names_the_stream_endpoints_on_the_issuers_origin() {
                 && m.iter().any(|x| x == "urn:ietf:rfc:8936")),
         "{meta}"
     );
-    assert_no_empty_arrays(&meta, "$");
+    crate::helpers::assert_no_empty_arrays(&meta, "$");
 }
 
 #[tokio::test]
