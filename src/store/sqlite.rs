@@ -2,6 +2,7 @@
 //! survives a crash or power loss.
 
 mod oauth;
+mod state_cache;
 mod streams;
 mod work;
 
@@ -10,8 +11,10 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row as _, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection as _, Row as _, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -36,6 +39,8 @@ pub(super) struct SqliteStore {
     /// The stream generation as this process (the only writer of the file) raised it: read on
     /// every intake, so kept in memory.
     stream_generation: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// The subjects' states as the group writer committed them (see [`state_cache`]).
+    states: std::sync::Arc<state_cache::StateCache>,
 }
 
 /// A write that goes through the group-commit writer.
@@ -55,6 +60,9 @@ enum Write {
     },
     /// Readiness: rewrites the probe row, proving the writer runs and the database commits.
     Probe { now_ms: i64 },
+    /// The store is closing: the writer commits what came before, closes its connection and
+    /// stops (every later write is refused).
+    Close,
     /// Claims due SETs of a stream (or, `probe`, its oldest head whatever its schedule); the
     /// rows go to `out` once the group committed.
     Claim {
@@ -74,12 +82,24 @@ const GROUP_MAX: usize = 512;
 /// Group commit: one task owns the hot writes. It takes every write that is waiting, runs them
 /// in one transaction and answers each caller after the commit, so N concurrent acceptances or
 /// delivery outcomes cost one fsync instead of N. A caller's answer still means "on disk".
-async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<(Write, Reply)>) {
+async fn group_writer(
+    mut conn: WriterConn,
+    states: std::sync::Arc<state_cache::StateCache>,
+    mut rx: mpsc::Receiver<(Write, Reply)>,
+) {
     let mut batch = Vec::with_capacity(GROUP_MAX);
-    while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
+    let mut closing = false;
+    while !closing && rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
+        if let Some(at) = batch.iter().position(|(w, _)| matches!(w, Write::Close)) {
+            // What came after the close is answered "stopped" when the channel drops.
+            batch.truncate(at + 1);
+            closing = true;
+        }
         let (mut writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
-        match commit_group(&pool, &writes).await {
-            Ok((outcomes, mut claimed)) => {
+        match commit_group(&mut conn, &writes).await {
+            Ok((outcomes, mut claimed, changes)) => {
+                // Before any answer: the next intake of these subjects reads this.
+                states.apply(changes);
                 // Claimed rows go out only now, after the commit.
                 for w in &mut writes {
                     if let Write::Claim { out, .. } = w {
@@ -93,6 +113,8 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<(Write, Reply)>) 
                 }
             }
             Err(e) => {
+                states.clear();
+                conn.drop_own().await;
                 let text = e.to_string();
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::Setup(format!("database error: {text}"))));
@@ -100,17 +122,59 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<(Write, Reply)>) 
             }
         }
     }
+    conn.drop_own().await;
 }
 
-/// The answers of a group's writes, and the rows each of its claims took, in order.
+/// The group writer's connection: its own, so a group costs no pool check-out and check-in
+/// (each a statement on the connection's thread); the pool's only one for an in-memory
+/// database, which exists once per connection.
+enum WriterConn {
+    Own {
+        conn: Option<SqliteConnection>,
+        options: Box<SqliteConnectOptions>,
+    },
+    Pool(SqlitePool),
+}
+
+impl WriterConn {
+    async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, sqlx::Error> {
+        match self {
+            Self::Own { conn, options } => {
+                if conn.is_none() {
+                    *conn = Some(SqliteConnection::connect_with(&**options).await?);
+                }
+                match conn {
+                    Some(c) => c.begin().await,
+                    None => Err(sqlx::Error::PoolClosed),
+                }
+            }
+            Self::Pool(pool) => pool.begin().await,
+        }
+    }
+
+    /// Closes its own connection: after a failed group (one in an unknown state is opened anew
+    /// for the next group) and when the writer stops.
+    async fn drop_own(&mut self) {
+        if let Self::Own { conn, .. } = self
+            && let Some(c) = conn.take()
+        {
+            let _ = c.close().await;
+        }
+    }
+}
+
+/// The answers of a group's writes, the rows each of its claims took, in order,
+/// and the subject states it changed, in order.
 type GroupResult = (
     Vec<Result<bool, StoreError>>,
     std::collections::VecDeque<Vec<OutboxRow>>,
+    Vec<state_cache::StateChange>,
 );
 
-async fn commit_group(pool: &SqlitePool, writes: &[Write]) -> Result<GroupResult, sqlx::Error> {
+async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupResult, sqlx::Error> {
     let mut claimed = std::collections::VecDeque::new();
-    let mut tx = pool.begin().await?;
+    let mut changes = Vec::new();
+    let mut tx = conn.begin().await?;
     let mut outcomes: Vec<Result<bool, StoreError>> = Vec::with_capacity(writes.len());
     // Every statement is a round trip to the connection's thread, so the common writes are
     // gathered and written a chunk per statement: new SETs, subject states, and `delivered`
@@ -139,6 +203,13 @@ async fn commit_group(pool: &SqlitePool, writes: &[Write]) -> Result<GroupResult
                 }
                 rows.extend(new_rows);
                 states.extend(new_states);
+                changes.extend(new_states.iter().map(|st| state_cache::StateChange {
+                    key: state_cache::key(&st.stream_id, &st.kind, &st.subject_key),
+                    state: Some(SubjectState {
+                        value: st.value.clone(),
+                        jti: st.jti.clone(),
+                    }),
+                }));
                 outcomes.push(Ok(true));
             }
             Write::Attempt {
@@ -172,10 +243,19 @@ async fn commit_group(pool: &SqlitePool, writes: &[Write]) -> Result<GroupResult
                 if applied && matches!(attempt, Attempt::Failed { .. } | Attempt::Dead { .. }) {
                     // Okta never got this value: forget it as the subject's last state, so the
                     // next signal is not suppressed as unchanged nor claims it as previous.
-                    sqlx::query("DELETE FROM subject_state WHERE jti = ?")
-                        .bind(jti)
-                        .execute(&mut *tx)
-                        .await?;
+                    let forgotten: Vec<(String, String, String)> = sqlx::query_as(
+                        "DELETE FROM subject_state WHERE jti = ? \
+                         RETURNING stream_id, kind, subject_key",
+                    )
+                    .bind(jti)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    changes.extend(forgotten.iter().map(|(stream, kind, key)| {
+                        state_cache::StateChange {
+                            key: state_cache::key(stream, kind, key),
+                            state: None,
+                        }
+                    }));
                 }
                 outcomes.push(Ok(applied));
             }
@@ -236,6 +316,7 @@ async fn commit_group(pool: &SqlitePool, writes: &[Write]) -> Result<GroupResult
                     }
                 }
             }
+            Write::Close => outcomes.push(Ok(true)),
             Write::Probe { now_ms } => {
                 flush(
                     &mut tx,
@@ -265,7 +346,7 @@ async fn commit_group(pool: &SqlitePool, writes: &[Write]) -> Result<GroupResult
     )
     .await?;
     tx.commit().await?;
-    Ok((outcomes, claimed))
+    Ok((outcomes, claimed, changes))
 }
 
 /// A `delivered` outcome waiting in a group: (index of its answer, jti, owner, HTTP status,
@@ -458,6 +539,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         let in_memory = path.is_none();
         let pool = SqlitePoolOptions::new()
+            // A local file does not go stale like a server connection: checking each one out
+            // with a ping would cost a round trip to its thread.
+            .test_before_acquire(in_memory)
             // An in-memory database exists once per connection: keep exactly one.
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })
@@ -471,7 +555,7 @@ impl SqliteStore {
             } else {
                 Some(Duration::from_secs(3600))
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         if let Some(db) = path {
             // The database holds token digests, signed SETs and the audit trail: owner only,
@@ -489,12 +573,23 @@ impl SqliteStore {
                 })?;
             }
         }
+        let conn = if in_memory {
+            WriterConn::Pool(pool.clone())
+        } else {
+            WriterConn::Own {
+                conn: None,
+                options: Box::new(options),
+            }
+        };
+        let states =
+            std::sync::Arc::new(state_cache::StateCache::new(state_cache::DEFAULT_CAPACITY));
         let (writer, rx) = mpsc::channel(4 * GROUP_MAX);
-        tokio::spawn(group_writer(pool.clone(), rx));
+        tokio::spawn(group_writer(conn, states.clone(), rx));
         Ok(Self {
             pool,
             writer,
             stream_generation: std::sync::Arc::default(),
+            states,
         })
     }
 
@@ -509,6 +604,8 @@ impl SqliteStore {
     }
 
     pub(super) async fn close(&self) {
+        // Already stopped when the send fails.
+        let _ = self.write(Write::Close).await;
         self.pool.close().await;
     }
 
@@ -624,6 +721,9 @@ impl SqliteStore {
         kind: &str,
         subject_key: &str,
     ) -> Result<Option<SubjectState>, StoreError> {
+        if let Some(known) = self.states.get(stream_id, kind, subject_key) {
+            return Ok(known);
+        }
         let row = sqlx::query(
             "SELECT value, jti FROM subject_state WHERE stream_id = ? AND kind = ? AND subject_key = ?",
         )
