@@ -339,9 +339,11 @@ fn main() {
         );
         let dir = tempfile::tempdir().expect("tmp");
         let service = Service::start(dir.path(), &sink_url);
+        let started_rss = service.peak_rss_mib();
         // Warm up: keys, connections, the subjects' first state.
         drive(&service, &sink, 2_000, concurrency, 1, 1).await;
         let single = drive(&service, &sink, signals, concurrency, 1, 2).await;
+        let single_rss = service.peak_rss_mib();
         let batched = drive(&service, &sink, signals, concurrency, 100, 3).await;
         let peak = service.peak_rss_mib();
         drop(service);
@@ -389,6 +391,8 @@ fn main() {
         println!(
             "at half the maximum rate ({half:.0} signals/s): intake -> receiver 202 p50 {h50:.1} ms, p99 {h99:.1} ms"
         );
-        println!("service peak RSS: {peak:.1} MiB");
+        println!(
+            "service peak RSS: {peak:.1} MiB (after start {started_rss:.1}, after single requests {single_rss:.1})"
+        );
     });
 }

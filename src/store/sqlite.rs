@@ -353,11 +353,14 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
 /// time).
 type Delivered<'a> = (usize, &'a str, Option<&'a str>, u16, i64);
 
-/// New SETs per `INSERT` (12 values each: well under SQLite's 32 766 variables).
-const INSERT_CHUNK: usize = 256;
-
 /// Writes the gathered new SETs, subject states (in order: a later state of a subject wins) and
-/// delivered outcomes, a chunk per statement; marks each delivered outcome that applied.
+/// delivered outcomes, one statement each whatever their number; marks each delivered outcome
+/// that applied.
+///
+/// Each statement reads its rows from one JSON array parameter (`json_each`), so its text never
+/// changes: it is prepared once and stays in the connection's statement cache. (A multi-row
+/// `VALUES` list has a text per row count; in batched intake that filled the cache with large
+/// statements, about 20 MiB of the peak RSS, and prepared a new one for most groups.)
 async fn flush(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     rows: &mut Vec<&NewOutbox>,
@@ -365,81 +368,94 @@ async fn flush(
     delivered: &mut Vec<Delivered<'_>>,
     outcomes: &mut [Result<bool, StoreError>],
 ) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+    if !rows.is_empty() {
+        let json = to_json_array(rows.iter().map(|r| {
+            (
+                &r.jti,
+                &r.stream_id,
+                &r.subject_key,
+                &r.subject,
+                &r.event_type,
+                &r.set_jwt,
+                &r.client,
+                &r.kid,
+                r.now_ms,
+            )
+        }))?;
+        sqlx::query(
             "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, kid, \
-             status, attempts, created_at, queued_at, next_attempt_at, updated_at) ",
-        );
-        q.push_values(chunk, |mut b, r| {
-            b.push_bind(&r.jti)
-                .push_bind(&r.stream_id)
-                .push_bind(&r.subject_key)
-                .push_bind(&r.subject)
-                .push_bind(&r.event_type)
-                .push_bind(&r.set_jwt)
-                .push_bind(&r.client)
-                .push_bind(&r.kid)
-                .push("'queued'")
-                .push("0")
-                .push_bind(r.now_ms)
-                .push_bind(r.now_ms)
-                .push_bind(r.now_ms)
-                .push_bind(r.now_ms);
-        });
-        q.build().execute(&mut **tx).await?;
+             status, attempts, created_at, queued_at, next_attempt_at, updated_at) \
+             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
+             j.value ->> 5, j.value ->> 6, j.value ->> 7, 'queued', 0, j.value ->> 8, j.value ->> 8, \
+             j.value ->> 8, j.value ->> 8 FROM json_each(?1) AS j ORDER BY j.key",
+        )
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+        rows.clear();
     }
-    rows.clear();
-    for chunk in states.chunks(INSERT_CHUNK) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) ",
-        );
-        q.push_values(chunk, |mut b, st| {
-            b.push_bind(&st.stream_id)
-                .push_bind(&st.kind)
-                .push_bind(&st.subject_key)
-                .push_bind(&st.value)
-                .push_bind(&st.jti)
-                .push_bind(st.now_ms);
-        });
-        q.push(
-            " ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
+    if !states.is_empty() {
+        let json = to_json_array(states.iter().map(|st| {
+            (
+                &st.stream_id,
+                &st.kind,
+                &st.subject_key,
+                &st.value,
+                &st.jti,
+                st.now_ms,
+            )
+        }))?;
+        sqlx::query(
+            "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
+             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
+             j.value ->> 5 FROM json_each(?1) AS j WHERE true ORDER BY j.key \
+             ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
              value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
-        );
-        q.build().execute(&mut **tx).await?;
+        )
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+        states.clear();
     }
-    states.clear();
-    for chunk in delivered.chunks(INSERT_CHUNK) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = v.column4, \
-             updated_at = v.column4, last_http_status = v.column2, verify_failing_since = NULL, \
-             claimed_by = NULL, claimed_until = NULL FROM (",
-        );
-        q.push_values(chunk, |mut b, (_, jti, owner, status, now_ms)| {
-            b.push_bind(*jti)
-                .push_bind(i64::from(*status))
-                .push_bind(*owner)
-                .push_bind(*now_ms);
-        });
-        q.push(
-            ") AS v WHERE outbox.jti = v.column1 AND outbox.status IN ('queued', 'retrying') \
-             AND (v.column3 IS NULL OR outbox.claimed_by = v.column3) RETURNING outbox.jti",
-        );
-        let applied: std::collections::HashSet<String> = q
-            .build_query_scalar::<String>()
+    if !delivered.is_empty() {
+        let json = to_json_array(
+            delivered
+                .iter()
+                .map(|(_, jti, owner, status, now_ms)| (jti, status, owner, now_ms)),
+        )?;
+        let applied: std::collections::HashSet<String> = sqlx::query_scalar(DELIVERED_FROM_JSON)
+            .bind(json)
             .fetch_all(&mut **tx)
             .await?
             .into_iter()
             .collect();
-        for (i, jti, ..) in chunk {
+        for (i, jti, ..) in delivered.iter() {
             if applied.contains(*jti)
                 && let Some(o) = outcomes.get_mut(*i)
             {
                 *o = Ok(true);
             }
         }
+        delivered.clear();
     }
-    delivered.clear();
     Ok(())
+}
+
+/// Marks SETs delivered from a JSON array of `[jti, http status, owner or null, time]`. The
+/// unary `+` keeps the planner off the status index (it chose to scan every pending SET per
+/// outcome); each outcome looks its SET up by `jti` instead.
+const DELIVERED_FROM_JSON: &str = "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, \
+     delivered_at = j.value ->> 3, updated_at = j.value ->> 3, last_http_status = j.value ->> 1, \
+     verify_failing_since = NULL, claimed_by = NULL, claimed_until = NULL \
+     FROM json_each(?1) AS j \
+     WHERE outbox.jti = j.value ->> 0 AND +outbox.status IN ('queued', 'retrying') \
+     AND (j.value ->> 2 IS NULL OR outbox.claimed_by = j.value ->> 2) RETURNING outbox.jti";
+
+/// Rows as one JSON array of arrays, the parameter of a `json_each` statement.
+fn to_json_array<T: serde::Serialize>(
+    rows: impl Iterator<Item = T>,
+) -> Result<String, sqlx::Error> {
+    serde_json::to_string(&rows.collect::<Vec<T>>()).map_err(|e| sqlx::Error::Encode(e.into()))
 }
 
 /// Outcome updates only move a SET forward: each applies only while the SET is `queued` or
@@ -543,7 +559,7 @@ impl SqliteStore {
             // with a ping would cost a round trip to its thread.
             .test_before_acquire(in_memory)
             // An in-memory database exists once per connection: keep exactly one.
-            .max_connections(if in_memory { 1 } else { 8 })
+            .max_connections(if in_memory { 1 } else { 4 })
             .min_connections(if in_memory { 1 } else { 0 })
             .idle_timeout(if in_memory {
                 None
@@ -1428,6 +1444,26 @@ mod tests {
         assert_eq!(
             s.subject_state("okta", "user-risk", "u").await.expect("q"),
             None
+        );
+    }
+
+    #[tokio::test]
+    async fn delivered_outcomes_find_their_sets_by_jti_not_by_scanning_the_pending_ones() {
+        let s = mem().await;
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {DELIVERED_FROM_JSON}"
+        )))
+        .bind("[]")
+        .fetch_all(&s.pool)
+        .await
+        .expect("plan");
+        let steps: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            steps.first().is_some_and(|d| d.starts_with("SCAN j"))
+                && steps
+                    .iter()
+                    .any(|d| d.contains("outbox USING INDEX sqlite_autoindex_outbox")),
+            "outcomes outside, the outbox by its jti index inside: {steps:?}"
         );
     }
 
