@@ -413,7 +413,7 @@ impl Intake {
                     reason_user: draft.reason_user.clone(),
                     body,
                 };
-                let jti = self.ids.jti();
+                let jti = self.ids.set_jti();
                 let claims = match target.dialect {
                     Dialect::Okta(unit) => set::claims(
                         &self.issuer,

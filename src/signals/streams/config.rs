@@ -741,7 +741,7 @@ impl Streams {
         client: &str,
     ) -> Result<NewOutbox, StreamError> {
         let now = self.clock.now();
-        let jti = self.ids.jti();
+        let jti = self.ids.set_jti();
         let sub_id = serde_json::json!({"format": "opaque", "id": stream.id});
         let claims = serde_json::json!({
             "iss": self.issuer.as_ref(),
