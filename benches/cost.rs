@@ -12,6 +12,9 @@
 //! - at half the maximum rate, intake → receiver 202 latency (p50/p99);
 //! - the service's peak RSS.
 //!
+//! With `--postgres`, the service uses a fresh database on `SSF_BENCH_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) instead of SQLite.
+//!
 //! Numbers, not assertions.
 
 use std::collections::HashMap;
@@ -23,7 +26,7 @@ use serde_json::json;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{Serve, arg, openssl_signs};
+use support::{Serve, arg, drop_database, fresh_database, openssl_signs};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
 
@@ -76,11 +79,15 @@ impl Sink {
 struct Service(Serve);
 
 impl Service {
-    fn start(dir: &std::path::Path, sink_url: &str) -> Self {
+    /// `database`: a PostgreSQL URL, or `None` for SQLite in `dir`.
+    fn start(dir: &std::path::Path, sink_url: &str, database: Option<&str>) -> Self {
         Self(Serve::start(&[
             (
                 "SSF_DATABASE_URL",
-                format!("sqlite://{}", dir.join("bench.db").display()),
+                database.map_or_else(
+                    || format!("sqlite://{}", dir.join("bench.db").display()),
+                    str::to_owned,
+                ),
             ),
             ("SSF_KEYS_DIR", dir.join("keys").display().to_string()),
             ("SSF_ADMIN_TOKEN", ADMIN.to_owned()),
@@ -337,8 +344,22 @@ fn main() {
             &format!("{sink_url}/security/api/v1/security-events"),
             2_000,
         );
+        let pg_server = std::env::args().any(|a| a == "--postgres").then(|| {
+            std::env::var("SSF_BENCH_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+        });
+        let mut databases = Vec::new();
+        let mut database = async || match &pg_server {
+            Some(server) => {
+                let (url, name) = fresh_database(server).await;
+                databases.push(name);
+                Some(url)
+            }
+            None => None,
+        };
         let dir = tempfile::tempdir().expect("tmp");
-        let service = Service::start(dir.path(), &sink_url);
+        let db = database().await;
+        let service = Service::start(dir.path(), &sink_url, db.as_deref());
         let started_rss = service.peak_rss_mib();
         // Warm up: keys, connections, the subjects' first state.
         drive(&service, &sink, 2_000, concurrency, 1, 1).await;
@@ -351,17 +372,24 @@ fn main() {
         let tracked = Sink::default();
         let tracked_url = tracked.start(true).await;
         let dir = tempfile::tempdir().expect("tmp");
-        let service = Service::start(dir.path(), &tracked_url);
+        let db = database().await;
+        let service = Service::start(dir.path(), &tracked_url, db.as_deref());
         let half = single.delivered_per_s / 2.0;
         let (h50, h99) = paced(&service, &tracked, half, 10.0, 0).await;
         drop(service);
+        if let Some(server) = &pg_server {
+            for name in &databases {
+                drop_database(server, name).await;
+            }
+        }
 
         let one_core = openssl_signs(1);
         let all_cores = openssl_signs(cores);
         let sign_us = one_core.map(|s| 1e6 / s);
         println!();
         println!(
-            "ssf-transmitter cost per SET: {signals} user-risk signals, {concurrency} connections, SQLite, 202 sink, service as its own process"
+            "ssf-transmitter cost per SET: {signals} user-risk signals, {concurrency} connections, {}, 202 sink, service as its own process",
+            if pg_server.is_some() { "PostgreSQL (same machine)" } else { "SQLite" }
         );
         match (one_core, all_cores) {
             (Some(o), Some(a)) => println!(

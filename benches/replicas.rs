@@ -12,42 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sqlx::Connection as _;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{Serve, arg, sink};
+use support::{Serve, arg, drop_database, fresh_database, sink};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
-
-async fn fresh_database(server: &str) -> (String, String) {
-    let name = format!(
-        "ssf_bench_{}",
-        uuid::Uuid::new_v4()
-            .simple()
-            .to_string()
-            .get(..12)
-            .unwrap_or("x")
-    );
-    let mut conn = sqlx::PgConnection::connect(server).await.expect("postgres");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let mut url = url::Url::parse(server).expect("url");
-    url.set_path(&format!("/{name}"));
-    (url.to_string(), name)
-}
-
-async fn drop_database(server: &str, name: &str) {
-    if let Ok(mut conn) = sqlx::PgConnection::connect(server).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await;
-    }
-}
 
 /// Starts `ssf-transmitter serve` on `database_url` pushing to `sink_url`.
 fn start_replica(database_url: &str, keys_dir: &std::path::Path, sink_url: &str) -> Serve {

@@ -135,3 +135,36 @@ impl Serve {
         }
     }
 }
+
+/// A new, empty database on the PostgreSQL `server`: (its URL, its name).
+pub async fn fresh_database(server: &str) -> (String, String) {
+    let name = format!(
+        "ssf_bench_{}",
+        uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .get(..12)
+            .unwrap_or("x")
+    );
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(server)
+        .await
+        .expect("postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let mut url = url::Url::parse(server).expect("url");
+    url.set_path(&format!("/{name}"));
+    (url.to_string(), name)
+}
+
+/// Drops a database [`fresh_database`] made.
+pub async fn drop_database(server: &str, name: &str) {
+    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(server).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+}
