@@ -513,10 +513,13 @@ impl Intake {
                 created_at: now_ms,
             }
         });
-        if !rows.is_empty() || !states.is_empty() || record.is_some() {
-            match intake.commit(&rows, &states, record.as_ref()).await {
+        // The rows go to the store whole; what comes after the commit needs only their streams.
+        let queued: Vec<String> = rows.iter().map(|r| r.stream_id.clone()).collect();
+        let keyed = record.is_some();
+        if !rows.is_empty() || !states.is_empty() || keyed {
+            match intake.commit(rows, states, record).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict(_)) if record.is_some() => {
+                Err(StoreError::Conflict(_)) if keyed => {
                     return Err(IntakeError::IdempotencyRace);
                 }
                 Err(e) => return Err(e.into()),
@@ -524,10 +527,10 @@ impl Intake {
         }
         drop(_guards);
         let mut woken = std::collections::HashSet::new();
-        for r in &rows {
-            self.metrics.set_queued(&r.stream_id);
-            if woken.insert(r.stream_id.as_str()) {
-                match (&self.streams, r.stream_id.as_str()) {
+        for stream in &queued {
+            self.metrics.set_queued(stream);
+            if woken.insert(stream.as_str()) {
+                match (&self.streams, stream.as_str()) {
                     (_, OKTA_STREAM) | (None, _) => self.notify.notify_one(),
                     (Some(streams), id) => streams.waker(id).notify_one(),
                 }

@@ -262,13 +262,13 @@ impl Intake {
     /// A key already used answers `Conflict` and stores nothing.
     pub async fn commit(
         self,
-        rows: &[NewOutbox],
-        states: &[StateUpdate],
-        idempotency: Option<&IdempotencyRecord>,
+        rows: Vec<NewOutbox>,
+        states: Vec<StateUpdate>,
+        idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError> {
         match self.0 {
-            IntakeInner::Sqlite(s) => s.accept_signals(rows, states, idempotency).await,
-            IntakeInner::Postgres(t) => t.commit(rows, states, idempotency).await,
+            IntakeInner::Sqlite(s) => s.accept_owned(rows, states, idempotency).await,
+            IntakeInner::Postgres(t) => t.commit(&rows, &states, idempotency.as_ref()).await,
         }
     }
 }

@@ -722,10 +722,22 @@ impl SqliteStore {
         states: &[StateUpdate],
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
+        self.accept_owned(rows.to_vec(), states.to_vec(), idempotency.cloned())
+            .await
+    }
+
+    /// [`Self::accept_signals`] for an intake that hands its rows over: no copy of every signed
+    /// SET on the way to the writer (in batched intake, megabytes at the peak).
+    pub(super) async fn accept_owned(
+        &self,
+        rows: Vec<NewOutbox>,
+        states: Vec<StateUpdate>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
         self.write(Write::Accept {
-            rows: rows.to_vec(),
-            states: states.to_vec(),
-            idempotency: idempotency.cloned(),
+            rows,
+            states,
+            idempotency,
         })
         .await
         .map(|_| ())
