@@ -181,10 +181,7 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
     // outcomes. They commute with each other (a delivered outcome updates an older, committed
     // row; the new rows are not claimable before this commit), so they are flushed together
     // before any other write, which keeps its place in the order.
-    let mut rows: Vec<&NewOutbox> = Vec::new();
-    let mut states: Vec<&StateUpdate> = Vec::new();
-    // (index in outcomes, jti, owner, http status, time)
-    let mut delivered: Vec<Delivered<'_>> = Vec::new();
+    let mut gathered = Gathered::default();
     for w in writes {
         match w {
             Write::Accept {
@@ -201,8 +198,8 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
                         continue;
                     }
                 }
-                rows.extend(new_rows);
-                states.extend(new_states);
+                gathered.rows.extend(new_rows);
+                gathered.states.extend(new_states);
                 changes.extend(new_states.iter().map(|st| state_cache::StateChange {
                     key: state_cache::key(&st.stream_id, &st.kind, &st.subject_key),
                     state: Some(SubjectState {
@@ -218,7 +215,13 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
                 attempt: Attempt::Delivered { http_status },
                 now_ms,
             } => {
-                delivered.push((outcomes.len(), jti, owner.as_deref(), *http_status, *now_ms));
+                gathered.delivered.push((
+                    outcomes.len(),
+                    jti,
+                    owner.as_deref(),
+                    *http_status,
+                    *now_ms,
+                ));
                 outcomes.push(Ok(false));
             }
             Write::Attempt {
@@ -227,14 +230,7 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
                 attempt,
                 now_ms,
             } => {
-                flush(
-                    &mut tx,
-                    &mut rows,
-                    &mut states,
-                    &mut delivered,
-                    &mut outcomes,
-                )
-                .await?;
+                gathered.flush(&mut tx, &mut outcomes).await?;
                 let applied = attempt_query(jti, owner.as_deref(), attempt, *now_ms)
                     .execute(&mut *tx)
                     .await?
@@ -269,14 +265,7 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
                 ..
             } => {
                 // After the gathered writes: a claim sees the SETs accepted in its own group.
-                flush(
-                    &mut tx,
-                    &mut rows,
-                    &mut states,
-                    &mut delivered,
-                    &mut outcomes,
-                )
-                .await?;
+                gathered.flush(&mut tx, &mut outcomes).await?;
                 let schedule = if *probe {
                     ""
                 } else {
@@ -318,14 +307,7 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
             }
             Write::Close => outcomes.push(Ok(true)),
             Write::Probe { now_ms } => {
-                flush(
-                    &mut tx,
-                    &mut rows,
-                    &mut states,
-                    &mut delivered,
-                    &mut outcomes,
-                )
-                .await?;
+                gathered.flush(&mut tx, &mut outcomes).await?;
                 sqlx::query(
                     "INSERT INTO store_probe (id, at) VALUES (1, ?) \
                      ON CONFLICT (id) DO UPDATE SET at = excluded.at",
@@ -337,14 +319,7 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
             }
         }
     }
-    flush(
-        &mut tx,
-        &mut rows,
-        &mut states,
-        &mut delivered,
-        &mut outcomes,
-    )
-    .await?;
+    gathered.flush(&mut tx, &mut outcomes).await?;
     tx.commit().await?;
     Ok((outcomes, claimed, changes))
 }
@@ -353,36 +328,47 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
 /// time).
 type Delivered<'a> = (usize, &'a str, Option<&'a str>, u16, i64);
 
-/// Writes the gathered new SETs, subject states (in order: a later state of a subject wins) and
-/// delivered outcomes, one statement each whatever their number; marks each delivered outcome
-/// that applied.
-///
-/// Each statement reads its rows from one JSON array parameter (`json_each`), so its text never
-/// changes: it is prepared once and stays in the connection's statement cache. (A multi-row
-/// `VALUES` list has a text per row count; in batched intake that filled the cache with large
-/// statements, about 20 MiB of the peak RSS, and prepared a new one for most groups.)
-async fn flush(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    rows: &mut Vec<&NewOutbox>,
-    states: &mut Vec<&StateUpdate>,
-    delivered: &mut Vec<Delivered<'_>>,
-    outcomes: &mut [Result<bool, StoreError>],
-) -> Result<(), sqlx::Error> {
-    if !rows.is_empty() {
-        let json = to_json_array(rows.iter().map(|r| {
-            (
-                &r.jti,
-                &r.stream_id,
-                &r.subject_key,
-                &r.subject,
-                &r.event_type,
-                &r.set_jwt,
-                &r.client,
-                &r.kid,
-                r.now_ms,
-            )
-        }))?;
-        sqlx::query(
+/// The common writes of a group, gathered until the next write that must see them.
+#[derive(Default)]
+struct Gathered<'a> {
+    rows: Vec<&'a NewOutbox>,
+    states: Vec<&'a StateUpdate>,
+    delivered: Vec<Delivered<'a>>,
+}
+
+impl Gathered<'_> {
+    /// Writes the gathered new SETs, subject states (in order: a later state of a subject wins) and
+    /// delivered outcomes, one statement each whatever their number; marks each delivered outcome
+    /// that applied.
+    ///
+    /// Each statement reads its rows from one JSON array parameter (`json_each`), so its text never
+    /// changes: it is prepared once and stays in the connection's statement cache (a multi-row
+    /// `VALUES` list has a text per row count, and most groups prepared a new one).
+    async fn flush(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        outcomes: &mut [Result<bool, StoreError>],
+    ) -> Result<(), sqlx::Error> {
+        let Self {
+            rows,
+            states,
+            delivered,
+        } = self;
+        if !rows.is_empty() {
+            let json = to_json_array(rows.iter().map(|r| {
+                (
+                    &r.jti,
+                    &r.stream_id,
+                    &r.subject_key,
+                    &r.subject,
+                    &r.event_type,
+                    &r.set_jwt,
+                    &r.client,
+                    &r.kid,
+                    r.now_ms,
+                )
+            }))?;
+            sqlx::query(
             "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, kid, \
              status, attempts, created_at, queued_at, next_attempt_at, updated_at) \
              SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
@@ -392,53 +378,55 @@ async fn flush(
         .bind(json)
         .execute(&mut **tx)
         .await?;
-        rows.clear();
-    }
-    if !states.is_empty() {
-        let json = to_json_array(states.iter().map(|st| {
-            (
-                &st.stream_id,
-                &st.kind,
-                &st.subject_key,
-                &st.value,
-                &st.jti,
-                st.now_ms,
-            )
-        }))?;
-        sqlx::query(
-            "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
+            rows.clear();
+        }
+        if !states.is_empty() {
+            let json = to_json_array(states.iter().map(|st| {
+                (
+                    &st.stream_id,
+                    &st.kind,
+                    &st.subject_key,
+                    &st.value,
+                    &st.jti,
+                    st.now_ms,
+                )
+            }))?;
+            sqlx::query(
+                "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
              SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
              j.value ->> 5 FROM json_each(?1) AS j WHERE true ORDER BY j.key \
              ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
              value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
-        )
-        .bind(json)
-        .execute(&mut **tx)
-        .await?;
-        states.clear();
-    }
-    if !delivered.is_empty() {
-        let json = to_json_array(
-            delivered
-                .iter()
-                .map(|(_, jti, owner, status, now_ms)| (jti, status, owner, now_ms)),
-        )?;
-        let applied: std::collections::HashSet<String> = sqlx::query_scalar(DELIVERED_FROM_JSON)
+            )
             .bind(json)
-            .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .collect();
-        for (i, jti, ..) in delivered.iter() {
-            if applied.contains(*jti)
-                && let Some(o) = outcomes.get_mut(*i)
-            {
-                *o = Ok(true);
-            }
+            .execute(&mut **tx)
+            .await?;
+            states.clear();
         }
-        delivered.clear();
+        if !delivered.is_empty() {
+            let json = to_json_array(
+                delivered
+                    .iter()
+                    .map(|(_, jti, owner, status, now_ms)| (jti, status, owner, now_ms)),
+            )?;
+            let applied: std::collections::HashSet<String> =
+                sqlx::query_scalar(DELIVERED_FROM_JSON)
+                    .bind(json)
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            for (i, jti, ..) in delivered.iter() {
+                if applied.contains(*jti)
+                    && let Some(o) = outcomes.get_mut(*i)
+                {
+                    *o = Ok(true);
+                }
+            }
+            delivered.clear();
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Marks SETs delivered from a JSON array of `[jti, http status, owner or null, time]`. The
