@@ -67,14 +67,7 @@ impl Sink {
                     axum::http::StatusCode::ACCEPTED
                 }
             }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        url
+        support::serve(app).await
     }
 
     fn accepted(&self) -> usize {

@@ -26,6 +26,11 @@ pub async fn sink() -> (String, Arc<AtomicUsize>) {
             axum::http::StatusCode::ACCEPTED
         }
     }));
+    (serve(app).await, count)
+}
+
+/// Serves `app` on a loopback port of its own, in the background: its base URL.
+pub async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -33,7 +38,7 @@ pub async fn sink() -> (String, Arc<AtomicUsize>) {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    (url, count)
+    url
 }
 
 /// `openssl speed rsa2048` sign/s with `cores` processes.
