@@ -123,26 +123,53 @@ fn with_issuer_path(table: Table, issuer: &str) -> Table {
 }
 
 /// Swagger UI at `/docs` and the document at `/openapi.json`. utoipa-swagger-ui's router serves
-/// exactly these four routes (the document, the UI path redirecting to the UI path with a slash,
-/// that one and every file under it); they are written down here because its router cannot list
-/// them, and the route walk probes each one on a running app.
+/// the UI's three routes (the UI path redirecting to the UI path with a slash, that one and every
+/// file under it); they are written down here because its router cannot list them, and the route
+/// walk probes each one on a running app.
+///
+/// The document is served from its JSON, written once: handed to the UI's router, the whole
+/// description tree (about 5 MB of heap) would stay in memory to be serialized on every request.
 fn swagger(doc: OpenApi) -> Table {
     const UI: &str = "/docs";
     const DOCUMENT: &str = "/openapi.json";
+    let document: Result<axum::body::Bytes, String> = serde_json::to_vec(&doc)
+        .map(Into::into)
+        .map_err(|e| e.to_string());
+    drop(doc);
     let ui: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new(UI)
-        .url(DOCUMENT, doc)
         // Swagger UI's default sends the document's URL to validator.swagger.io.
-        .config(utoipa_swagger_ui::Config::default().validator_url("none"))
+        .config(utoipa_swagger_ui::Config::new([DOCUMENT]).validator_url("none"))
         .into();
-    Table {
-        router: ui.layer(middleware::map_response(docs_headers)),
-        served: [DOCUMENT, UI, "/docs/", "/docs/{*rest}"]
+    let table = Table {
+        router: ui,
+        served: [UI, "/docs/", "/docs/{*rest}"]
             .into_iter()
             .map(|path| Route {
                 method: Method::GET,
                 path: path.to_owned(),
             })
             .collect(),
+    }
+    .get(DOCUMENT, move || {
+        let document = document.clone();
+        async move {
+            match document {
+                Ok(body) => Ok((
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        axum::http::HeaderValue::from_static("application/json"),
+                    )],
+                    body,
+                )),
+                Err(e) => Err(ApiError::Internal(anyhow::anyhow!(
+                    "the OpenAPI document could not be written: {e}"
+                ))),
+            }
+        }
+    });
+    Table {
+        router: table.router.layer(middleware::map_response(docs_headers)),
+        served: table.served,
     }
 }
 
