@@ -434,7 +434,13 @@ impl Intake {
                     )
                     .ok_or(IntakeError::NoStandardForm(draft.event_type.as_str()))?,
                 };
-                to_sign.push(claims);
+                // Kept as their JSON text until signed: a claims tree costs several times its
+                // text in memory, and a batch holds every one of its SETs' claims at once.
+                to_sign.push(
+                    serde_json::value::to_raw_value(&claims)
+                        .map_err(crate::keys::SignError::from)?,
+                );
+                drop(claims);
                 rows.push(NewOutbox {
                     jti: jti.clone(),
                     stream_id: target.stream_id.to_owned(),
@@ -733,7 +739,7 @@ static SIGNERS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLoc
 /// batch uses every core.
 async fn sign_all(
     ring: &Arc<crate::keys::KeyRing>,
-    claims: Vec<Value>,
+    claims: Vec<Box<serde_json::value::RawValue>>,
 ) -> Result<Vec<String>, IntakeError> {
     if claims.len() < PARALLEL_SIGN_MIN {
         return claims

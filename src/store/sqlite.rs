@@ -324,6 +324,11 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
     Ok((outcomes, claimed, changes))
 }
 
+/// Rows per `json_each` statement. A group can gather thousands (16 batches of 100 signals), and
+/// its JSON text is copied by SQLite and parsed again: in chunks, a large group's writes hold
+/// about a megabyte at once instead of several, for a statement per 256 rows.
+const FLUSH_CHUNK: usize = 256;
+
 /// A `delivered` outcome waiting in a group: (index of its answer, jti, owner, HTTP status,
 /// time).
 type Delivered<'a> = (usize, &'a str, Option<&'a str>, u16, i64);
@@ -354,8 +359,8 @@ impl Gathered<'_> {
             states,
             delivered,
         } = self;
-        if !rows.is_empty() {
-            let json = to_json_array(rows.iter().map(|r| {
+        for chunk in rows.chunks(FLUSH_CHUNK) {
+            let json = to_json_array(chunk.iter().map(|r| {
                 (
                     &r.jti,
                     &r.stream_id,
@@ -378,10 +383,11 @@ impl Gathered<'_> {
         .bind(json)
         .execute(&mut **tx)
         .await?;
-            rows.clear();
         }
-        if !states.is_empty() {
-            let json = to_json_array(states.iter().map(|st| {
+        rows.clear();
+        // In order, chunk after chunk: a later state of a subject still wins.
+        for chunk in states.chunks(FLUSH_CHUNK) {
+            let json = to_json_array(chunk.iter().map(|st| {
                 (
                     &st.stream_id,
                     &st.kind,
@@ -401,11 +407,11 @@ impl Gathered<'_> {
             .bind(json)
             .execute(&mut **tx)
             .await?;
-            states.clear();
         }
-        if !delivered.is_empty() {
+        states.clear();
+        for chunk in delivered.chunks(FLUSH_CHUNK) {
             let json = to_json_array(
-                delivered
+                chunk
                     .iter()
                     .map(|(_, jti, owner, status, now_ms)| (jti, status, owner, now_ms)),
             )?;
@@ -416,15 +422,15 @@ impl Gathered<'_> {
                     .await?
                     .into_iter()
                     .collect();
-            for (i, jti, ..) in delivered.iter() {
+            for (i, jti, ..) in chunk {
                 if applied.contains(*jti)
                     && let Some(o) = outcomes.get_mut(*i)
                 {
                     *o = Ok(true);
                 }
             }
-            delivered.clear();
         }
+        delivered.clear();
         Ok(())
     }
 }
@@ -1399,6 +1405,60 @@ mod tests {
                 .await
                 .expect("r")
         );
+    }
+
+    #[tokio::test]
+    async fn a_group_larger_than_a_chunk_keeps_every_row_every_outcome_and_the_last_state() {
+        let s = mem().await;
+        let n = FLUSH_CHUNK * 2 + 3;
+        let jti = |i: usize| format!("j{i:04}");
+        let rows: Vec<NewOutbox> = (0..n).map(|i| row(&jti(i), "u")).collect();
+        let states: Vec<StateUpdate> = (0..n)
+            .map(|i| StateUpdate {
+                stream_id: "okta".into(),
+                kind: "user-risk".into(),
+                subject_key: "u".into(),
+                value: format!("v{i}"),
+                jti: Some(jti(i)),
+                now_ms: 1,
+            })
+            .collect();
+        s.accept_signals(&rows, &states, None)
+            .await
+            .expect("accept");
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&s.pool)
+            .await
+            .expect("count");
+        assert_eq!(count, i64::try_from(n).expect("n"));
+        let stored: (String, Option<String>) =
+            sqlx::query_as("SELECT value, jti FROM subject_state WHERE subject_key = 'u'")
+                .fetch_one(&s.pool)
+                .await
+                .expect("state");
+        assert_eq!(stored, (format!("v{}", n - 1), Some(jti(n - 1))));
+
+        // Every outcome at once, so they share groups that span chunks; each is answered for
+        // its own SET.
+        let delivered = Attempt::Delivered { http_status: 202 };
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let (s, delivered, j) = (s.clone(), delivered.clone(), jti(i));
+            set.spawn(async move { s.record_attempt(&j, None, &delivered, 2).await });
+        }
+        // One more for a SET that does not exist: answered "not applied".
+        let (s2, d2) = (s.clone(), delivered.clone());
+        let missing = tokio::spawn(async move { s2.record_attempt("nope", None, &d2, 2).await });
+        while let Some(answer) = set.join_next().await {
+            assert!(answer.expect("join").expect("record"));
+        }
+        assert!(!missing.await.expect("join").expect("record"));
+        let delivered_count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'delivered'")
+                .fetch_one(&s.pool)
+                .await
+                .expect("count");
+        assert_eq!(delivered_count, i64::try_from(n).expect("n"));
     }
 
     #[tokio::test]
