@@ -108,8 +108,21 @@ impl Serve {
     /// until it serves.
     pub fn start(env: &[(&str, String)]) -> Self {
         use std::io::BufRead as _;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ssf-transmitter"));
+        let bin = env!("CARGO_BIN_EXE_ssf-transmitter");
+        // `SSF_BENCH_WRAPPER=heaptrack` (or `valgrind --tool=callgrind`, …) runs the service
+        // under a profiler; its CPU and RSS numbers then include the profiler's.
+        let mut cmd = match std::env::var("SSF_BENCH_WRAPPER") {
+            Ok(wrapper) if !wrapper.trim().is_empty() => {
+                let mut words = wrapper.split_whitespace();
+                let mut c = std::process::Command::new(words.next().unwrap_or_default());
+                c.args(words).arg(bin);
+                c
+            }
+            _ => std::process::Command::new(bin),
+        };
         cmd.arg("serve")
+            // Not the service's setting: its configuration refuses unknown `SSF_*` names.
+            .env_remove("SSF_BENCH_WRAPPER")
             .env("SSF_LISTEN", "127.0.0.1:0")
             .env("SSF_LOG_FORMAT", "json")
             // Only the start-up line: per-request logs would measure the terminal.
