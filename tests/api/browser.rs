@@ -3,6 +3,7 @@
 //! and see the link refused afterwards. The screenshot it takes is the README's
 //! (`UPDATE_SCREENSHOTS=1` writes it to docs/approval-page.png).
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,15 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills chromedriver's whole process group: killing chromedriver alone left its Chromium
+    /// running after every test run.
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -48,6 +57,8 @@ impl Driver {
             .expect("free port")
             .port();
         let child = Command::new(find("chromedriver"))
+            // Its own process group, with the browser it starts (see `drop`).
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
