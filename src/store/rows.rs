@@ -14,7 +14,6 @@ pub(super) trait Value:
     + sqlx::Type<sqlx::Sqlite>
     + for<'r> sqlx::Decode<'r, sqlx::Postgres>
     + sqlx::Type<sqlx::Postgres>
-    + rusqlite::types::FromSql
 {
 }
 
@@ -23,7 +22,6 @@ impl<T> Value for T where
         + sqlx::Type<sqlx::Sqlite>
         + for<'r> sqlx::Decode<'r, sqlx::Postgres>
         + sqlx::Type<sqlx::Postgres>
-        + rusqlite::types::FromSql
 {
 }
 
@@ -35,14 +33,6 @@ pub(super) trait Columns {
 impl Columns for sqlx::sqlite::SqliteRow {
     fn get<T: Value>(&self, column: &str) -> Result<T, StoreError> {
         Ok(self.try_get(column)?)
-    }
-}
-
-/// The SQLite group writer's rows (rusqlite).
-impl Columns for rusqlite::Row<'_> {
-    fn get<T: Value>(&self, column: &str) -> Result<T, StoreError> {
-        rusqlite::Row::get(self, column)
-            .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
     }
 }
 

@@ -5,18 +5,17 @@ mod oauth;
 mod state_cache;
 mod streams;
 mod work;
-mod writer;
 
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row as _, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection as _, Row as _, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
-
-use writer::{GROUP_MAX, Reply, Write};
 
 use super::{
     ApiClient, Attempt, AuditEntry, DeliveryStatus, IdempotencyRecord, NewAudit, NewClient,
@@ -24,7 +23,10 @@ use super::{
     scopes_to_text,
 };
 
-pub(super) const OUTBOX_COLUMNS: &str = "seq, jti, stream_id, subject_key, subject, event_type, set_jwt, client, status, \
+/// A reply from the group-commit writer: whether the write changed anything.
+type Reply = oneshot::Sender<Result<bool, StoreError>>;
+
+const OUTBOX_COLUMNS: &str = "seq, jti, stream_id, subject_key, subject, event_type, set_jwt, client, status, \
     attempts, created_at, queued_at, next_attempt_at, updated_at, delivered_at, last_http_status, last_err, \
     last_description, last_error, verify_failing_since";
 
@@ -39,6 +41,492 @@ pub(super) struct SqliteStore {
     stream_generation: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// The subjects' states as the group writer committed them (see [`state_cache`]).
     states: std::sync::Arc<state_cache::StateCache>,
+}
+
+/// A write that goes through the group-commit writer.
+#[derive(Debug)]
+enum Write {
+    Accept {
+        rows: Vec<NewOutbox>,
+        states: Vec<StateUpdate>,
+        idempotency: Option<IdempotencyRecord>,
+    },
+    Attempt {
+        jti: String,
+        /// Applies only while the row is claimed by this owner (`None`: unchecked, store tests).
+        owner: Option<String>,
+        attempt: Attempt,
+        now_ms: i64,
+    },
+    /// Readiness: rewrites the probe row, proving the writer runs and the database commits.
+    Probe { now_ms: i64 },
+    /// The store is closing: the writer commits what came before, closes its connection and
+    /// stops (every later write is refused).
+    Close,
+    /// Claims due SETs of a stream (or, `probe`, its oldest head whatever its schedule); the
+    /// rows go to `out` once the group committed.
+    Claim {
+        stream_id: String,
+        owner: String,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        probe: bool,
+        out: oneshot::Sender<Vec<OutboxRow>>,
+    },
+}
+
+/// Most writes committed in one transaction.
+const GROUP_MAX: usize = 512;
+
+/// Group commit: one task owns the hot writes. It takes every write that is waiting, runs them
+/// in one transaction and answers each caller after the commit, so N concurrent acceptances or
+/// delivery outcomes cost one fsync instead of N. A caller's answer still means "on disk".
+async fn group_writer(
+    mut conn: WriterConn,
+    states: std::sync::Arc<state_cache::StateCache>,
+    mut rx: mpsc::Receiver<(Write, Reply)>,
+) {
+    let mut batch = Vec::with_capacity(GROUP_MAX);
+    let mut closing = false;
+    while !closing && rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
+        if let Some(at) = batch.iter().position(|(w, _)| matches!(w, Write::Close)) {
+            // What came after the close is answered "stopped" when the channel drops.
+            batch.truncate(at + 1);
+            closing = true;
+        }
+        let (mut writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
+        match commit_group(&mut conn, &writes).await {
+            Ok((outcomes, mut claimed, changes)) => {
+                // Before any answer: the next intake of these subjects reads this.
+                states.apply(changes);
+                // Claimed rows go out only now, after the commit.
+                for w in &mut writes {
+                    if let Write::Claim { out, .. } = w {
+                        let (dummy, _) = oneshot::channel();
+                        let out = std::mem::replace(out, dummy);
+                        let _ = out.send(claimed.pop_front().unwrap_or_default());
+                    }
+                }
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                states.clear();
+                conn.drop_own().await;
+                let text = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Setup(format!("database error: {text}"))));
+                }
+            }
+        }
+    }
+    conn.drop_own().await;
+}
+
+/// The group writer's connection: its own, so a group costs no pool check-out and check-in
+/// (each a statement on the connection's thread); the pool's only one for an in-memory
+/// database, which exists once per connection.
+enum WriterConn {
+    Own {
+        conn: Option<SqliteConnection>,
+        options: Box<SqliteConnectOptions>,
+    },
+    Pool(SqlitePool),
+}
+
+impl WriterConn {
+    async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, sqlx::Error> {
+        match self {
+            Self::Own { conn, options } => {
+                if conn.is_none() {
+                    *conn = Some(SqliteConnection::connect_with(&**options).await?);
+                }
+                match conn {
+                    Some(c) => c.begin().await,
+                    None => Err(sqlx::Error::PoolClosed),
+                }
+            }
+            Self::Pool(pool) => pool.begin().await,
+        }
+    }
+
+    /// Closes its own connection: after a failed group (one in an unknown state is opened anew
+    /// for the next group) and when the writer stops.
+    async fn drop_own(&mut self) {
+        if let Self::Own { conn, .. } = self
+            && let Some(c) = conn.take()
+        {
+            let _ = c.close().await;
+        }
+    }
+}
+
+/// The answers of a group's writes, the rows each of its claims took, in order,
+/// and the subject states it changed, in order.
+type GroupResult = (
+    Vec<Result<bool, StoreError>>,
+    std::collections::VecDeque<Vec<OutboxRow>>,
+    Vec<state_cache::StateChange>,
+);
+
+async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupResult, sqlx::Error> {
+    let mut claimed = std::collections::VecDeque::new();
+    let mut changes = Vec::new();
+    let mut tx = conn.begin().await?;
+    let mut outcomes: Vec<Result<bool, StoreError>> = Vec::with_capacity(writes.len());
+    // Every statement is a round trip to the connection's thread, so the common writes are
+    // gathered and written a chunk per statement: new SETs, subject states, and `delivered`
+    // outcomes. They commute with each other (a delivered outcome updates an older, committed
+    // row; the new rows are not claimable before this commit), so they are flushed together
+    // before any other write, which keeps its place in the order.
+    let mut gathered = Gathered::default();
+    for w in writes {
+        match w {
+            Write::Accept {
+                rows: new_rows,
+                states: new_states,
+                idempotency,
+            } => {
+                if let Some(i) = idempotency {
+                    let inserted = insert_idempotency(i).execute(&mut *tx).await?;
+                    if inserted.rows_affected() == 0 {
+                        outcomes.push(Err(StoreError::Conflict(
+                            "idempotency key already used".into(),
+                        )));
+                        continue;
+                    }
+                }
+                gathered.rows.extend(new_rows);
+                gathered.states.extend(new_states);
+                changes.extend(new_states.iter().map(|st| state_cache::StateChange {
+                    key: state_cache::key(&st.stream_id, &st.kind, &st.subject_key),
+                    state: Some(SubjectState {
+                        value: st.value.clone(),
+                        jti: st.jti.clone(),
+                    }),
+                }));
+                outcomes.push(Ok(true));
+            }
+            Write::Attempt {
+                jti,
+                owner,
+                attempt: Attempt::Delivered { http_status },
+                now_ms,
+            } => {
+                gathered.delivered.push((
+                    outcomes.len(),
+                    jti,
+                    owner.as_deref(),
+                    *http_status,
+                    *now_ms,
+                ));
+                outcomes.push(Ok(false));
+            }
+            Write::Attempt {
+                jti,
+                owner,
+                attempt,
+                now_ms,
+            } => {
+                gathered.flush(&mut tx, &mut outcomes).await?;
+                let applied = attempt_query(jti, owner.as_deref(), attempt, *now_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                if applied && matches!(attempt, Attempt::Failed { .. } | Attempt::Dead { .. }) {
+                    // Okta never got this value: forget it as the subject's last state, so the
+                    // next signal is not suppressed as unchanged nor claims it as previous.
+                    let forgotten: Vec<(String, String, String)> = sqlx::query_as(
+                        "DELETE FROM subject_state WHERE jti = ? \
+                         RETURNING stream_id, kind, subject_key",
+                    )
+                    .bind(jti)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    changes.extend(forgotten.iter().map(|(stream, kind, key)| {
+                        state_cache::StateChange {
+                            key: state_cache::key(stream, kind, key),
+                            state: None,
+                        }
+                    }));
+                }
+                outcomes.push(Ok(applied));
+            }
+            Write::Claim {
+                stream_id,
+                owner,
+                now_ms,
+                lease_ms,
+                limit,
+                probe,
+                ..
+            } => {
+                // After the gathered writes: a claim sees the SETs accepted in its own group.
+                gathered.flush(&mut tx, &mut outcomes).await?;
+                let schedule = if *probe {
+                    ""
+                } else {
+                    "AND o.next_attempt_at <= ?2"
+                };
+                let sql = format!(
+                    "UPDATE outbox SET claimed_by = ?3, claimed_until = ?4 WHERE seq IN ( \
+                         SELECT o.seq FROM outbox o INDEXED BY outbox_pending_claim \
+                         WHERE o.stream_id = ?1 AND o.status IN ('queued', 'retrying') {schedule} \
+                         AND (o.claimed_until IS NULL OR o.claimed_until < ?2) \
+                         AND NOT EXISTS (SELECT 1 FROM stream_pause sp WHERE sp.stream_id = ?1 AND sp.paused_until > ?2) \
+                         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
+                             AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
+                         ORDER BY o.seq LIMIT ?5) \
+                     RETURNING {OUTBOX_COLUMNS}"
+                );
+                let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(stream_id)
+                    .bind(*now_ms)
+                    .bind(owner)
+                    .bind(now_ms.saturating_add(*lease_ms))
+                    .bind(i64::from(*limit))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let found = found
+                    .iter()
+                    .map(rows::outbox)
+                    .collect::<Result<Vec<_>, _>>();
+                match found {
+                    Ok(f) => {
+                        claimed.push_back(f);
+                        outcomes.push(Ok(true));
+                    }
+                    Err(e) => {
+                        claimed.push_back(Vec::new());
+                        outcomes.push(Err(e));
+                    }
+                }
+            }
+            Write::Close => outcomes.push(Ok(true)),
+            Write::Probe { now_ms } => {
+                gathered.flush(&mut tx, &mut outcomes).await?;
+                sqlx::query(
+                    "INSERT INTO store_probe (id, at) VALUES (1, ?) \
+                     ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                )
+                .bind(*now_ms)
+                .execute(&mut *tx)
+                .await?;
+                outcomes.push(Ok(true));
+            }
+        }
+    }
+    gathered.flush(&mut tx, &mut outcomes).await?;
+    tx.commit().await?;
+    Ok((outcomes, claimed, changes))
+}
+
+/// Rows per `json_each` statement. A group can gather thousands (16 batches of 100 signals), and
+/// its JSON text is copied by SQLite and parsed again: in chunks, a large group's writes hold
+/// about a megabyte at once instead of several, for a statement per 256 rows.
+const FLUSH_CHUNK: usize = 256;
+
+/// A `delivered` outcome waiting in a group: (index of its answer, jti, owner, HTTP status,
+/// time).
+type Delivered<'a> = (usize, &'a str, Option<&'a str>, u16, i64);
+
+/// The common writes of a group, gathered until the next write that must see them.
+#[derive(Default)]
+struct Gathered<'a> {
+    rows: Vec<&'a NewOutbox>,
+    states: Vec<&'a StateUpdate>,
+    delivered: Vec<Delivered<'a>>,
+}
+
+impl Gathered<'_> {
+    /// Writes the gathered new SETs, subject states (in order: a later state of a subject wins) and
+    /// delivered outcomes, one statement each whatever their number; marks each delivered outcome
+    /// that applied.
+    ///
+    /// Each statement reads its rows from one JSON array parameter (`json_each`), so its text never
+    /// changes: it is prepared once and stays in the connection's statement cache (a multi-row
+    /// `VALUES` list has a text per row count, and most groups prepared a new one).
+    async fn flush(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        outcomes: &mut [Result<bool, StoreError>],
+    ) -> Result<(), sqlx::Error> {
+        let Self {
+            rows,
+            states,
+            delivered,
+        } = self;
+        for chunk in rows.chunks(FLUSH_CHUNK) {
+            let json = to_json_array(chunk.iter().map(|r| {
+                (
+                    &r.jti,
+                    &r.stream_id,
+                    &r.subject_key,
+                    &r.subject,
+                    &r.event_type,
+                    &r.set_jwt,
+                    &r.client,
+                    &r.kid,
+                    r.now_ms,
+                )
+            }))?;
+            sqlx::query(
+            "INSERT INTO outbox (jti, stream_id, subject_key, subject, event_type, set_jwt, client, kid, \
+             status, attempts, created_at, queued_at, next_attempt_at, updated_at) \
+             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
+             j.value ->> 5, j.value ->> 6, j.value ->> 7, 'queued', 0, j.value ->> 8, j.value ->> 8, \
+             j.value ->> 8, j.value ->> 8 FROM json_each(?1) AS j ORDER BY j.key",
+        )
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+        }
+        rows.clear();
+        // In order, chunk after chunk: a later state of a subject still wins.
+        for chunk in states.chunks(FLUSH_CHUNK) {
+            let json = to_json_array(chunk.iter().map(|st| {
+                (
+                    &st.stream_id,
+                    &st.kind,
+                    &st.subject_key,
+                    &st.value,
+                    &st.jti,
+                    st.now_ms,
+                )
+            }))?;
+            sqlx::query(
+                "INSERT INTO subject_state (stream_id, kind, subject_key, value, jti, updated_at) \
+             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
+             j.value ->> 5 FROM json_each(?1) AS j WHERE true ORDER BY j.key \
+             ON CONFLICT (stream_id, kind, subject_key) DO UPDATE SET \
+             value = excluded.value, jti = excluded.jti, updated_at = excluded.updated_at",
+            )
+            .bind(json)
+            .execute(&mut **tx)
+            .await?;
+        }
+        states.clear();
+        for chunk in delivered.chunks(FLUSH_CHUNK) {
+            let json = to_json_array(
+                chunk
+                    .iter()
+                    .map(|(_, jti, owner, status, now_ms)| (jti, status, owner, now_ms)),
+            )?;
+            let applied: std::collections::HashSet<String> =
+                sqlx::query_scalar(DELIVERED_FROM_JSON)
+                    .bind(json)
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            for (i, jti, ..) in chunk {
+                if applied.contains(*jti)
+                    && let Some(o) = outcomes.get_mut(*i)
+                {
+                    *o = Ok(true);
+                }
+            }
+        }
+        delivered.clear();
+        Ok(())
+    }
+}
+
+/// Marks SETs delivered from a JSON array of `[jti, http status, owner or null, time]`. The
+/// unary `+` keeps the planner off the status index (it chose to scan every pending SET per
+/// outcome); each outcome looks its SET up by `jti` instead.
+const DELIVERED_FROM_JSON: &str = "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, \
+     delivered_at = j.value ->> 3, updated_at = j.value ->> 3, last_http_status = j.value ->> 1, \
+     verify_failing_since = NULL, claimed_by = NULL, claimed_until = NULL \
+     FROM json_each(?1) AS j \
+     WHERE outbox.jti = j.value ->> 0 AND +outbox.status IN ('queued', 'retrying') \
+     AND (j.value ->> 2 IS NULL OR outbox.claimed_by = j.value ->> 2) RETURNING outbox.jti";
+
+/// Rows as one JSON array of arrays, the parameter of a `json_each` statement.
+fn to_json_array<T: serde::Serialize>(
+    rows: impl Iterator<Item = T>,
+) -> Result<String, sqlx::Error> {
+    serde_json::to_string(&rows.collect::<Vec<T>>()).map_err(|e| sqlx::Error::Encode(e.into()))
+}
+
+/// Outcome updates only move a SET forward: each applies only while the SET is `queued` or
+/// `retrying`. A late or duplicate outcome (another writer, a push recorded twice) never turns
+/// `delivered`, `failed` or `dead` back into `retrying`, nor one final status into another.
+/// Re-queueing a finished SET is [`SqliteStore::requeue`]'s job alone.
+///
+/// With an `owner`, the outcome applies only while that owner still holds the row's claim (a
+/// worker whose lease ended and whose row another worker took writes nothing); it clears the
+/// claim.
+fn attempt_query<'q>(
+    jti: &'q str,
+    owner: Option<&'q str>,
+    attempt: &'q Attempt,
+    now_ms: i64,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    match attempt {
+        Attempt::Delivered { http_status } => sqlx::query(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, updated_at = ?2, \
+             last_http_status = ?3, verify_failing_since = NULL, claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = ?1 AND status IN ('queued', 'retrying') AND (?4 IS NULL OR claimed_by = ?4)",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(i64::from(*http_status))
+        .bind(owner),
+        Attempt::Failed {
+            http_status,
+            err,
+            description,
+            error,
+        } => sqlx::query(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
+             last_err = ?4, last_description = ?5, last_error = ?6, claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = ?1 AND status IN ('queued', 'retrying') AND (?7 IS NULL OR claimed_by = ?7)",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(i64::from(*http_status))
+        .bind(err.as_deref())
+        .bind(description.as_deref())
+        .bind(error.as_str())
+        .bind(owner),
+        Attempt::Retry {
+            http_status,
+            err,
+            description,
+            error,
+            next_attempt_at,
+            verify_failure,
+        } => sqlx::query(
+            "UPDATE outbox SET status = 'retrying', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
+             last_err = ?6, last_description = ?7, last_error = ?4, next_attempt_at = ?5, \
+             verify_failing_since = CASE WHEN ?8 THEN COALESCE(verify_failing_since, ?2) ELSE verify_failing_since END, \
+             claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = ?1 AND status IN ('queued', 'retrying') AND (?9 IS NULL OR claimed_by = ?9)",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(http_status.map(i64::from))
+        .bind(error.as_str())
+        .bind(*next_attempt_at)
+        .bind(err.as_deref())
+        .bind(description.as_deref())
+        .bind(*verify_failure)
+        .bind(owner),
+        Attempt::Dead { http_status, error } => sqlx::query(
+            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, updated_at = ?2, last_http_status = ?3, \
+             last_error = ?4, claimed_by = NULL, claimed_until = NULL \
+             WHERE jti = ?1 AND status IN ('queued', 'retrying') AND (?5 IS NULL OR claimed_by = ?5)",
+        )
+        .bind(jti)
+        .bind(now_ms)
+        .bind(http_status.map(i64::from))
+        .bind(error.as_str())
+        .bind(owner),
+    }
 }
 
 impl SqliteStore {
@@ -95,19 +583,18 @@ impl SqliteStore {
                 })?;
             }
         }
-        // The group writer's own connection, on its own thread: a file, or the pool's shared
-        // in-memory database by its name.
-        let target = match path {
-            Some(db) => writer::Target::File(db.to_path_buf()),
-            None => writer::Target::Memory(format!(
-                "{}?mode=memory&cache=shared",
-                options.get_filename().display()
-            )),
+        let conn = if in_memory {
+            WriterConn::Pool(pool.clone())
+        } else {
+            WriterConn::Own {
+                conn: None,
+                options: Box::new(options),
+            }
         };
         let states =
             std::sync::Arc::new(state_cache::StateCache::new(state_cache::DEFAULT_CAPACITY));
         let (writer, rx) = mpsc::channel(4 * GROUP_MAX);
-        writer::spawn(target, states.clone(), rx)?;
+        tokio::spawn(group_writer(conn, states.clone(), rx));
         Ok(Self {
             pool,
             writer,
@@ -303,15 +790,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn put_idempotency(&self, i: &IdempotencyRecord) -> Result<bool, StoreError> {
-        let r = sqlx::query(writer::INSERT_IDEMPOTENCY)
-            .bind(&i.client)
-            .bind(&i.key)
-            .bind(&i.request_hash)
-            .bind(i64::from(i.status))
-            .bind(&i.body)
-            .bind(i.created_at)
-            .execute(&self.pool)
-            .await?;
+        let r = insert_idempotency(i).execute(&self.pool).await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -625,6 +1104,21 @@ impl SqliteStore {
 }
 
 /// Stores an idempotent response unless the key is taken (then nothing is written).
+fn insert_idempotency(
+    i: &IdempotencyRecord,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(
+        "INSERT INTO idempotency (client, key, request_hash, status, body, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, key) DO NOTHING",
+    )
+    .bind(&i.client)
+    .bind(&i.key)
+    .bind(&i.request_hash)
+    .bind(i64::from(i.status))
+    .bind(&i.body)
+    .bind(i.created_at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -916,7 +1410,7 @@ mod tests {
     #[tokio::test]
     async fn a_group_larger_than_a_chunk_keeps_every_row_every_outcome_and_the_last_state() {
         let s = mem().await;
-        let n = writer::FLUSH_CHUNK * 2 + 3;
+        let n = FLUSH_CHUNK * 2 + 3;
         let jti = |i: usize| format!("j{i:04}");
         let rows: Vec<NewOutbox> = (0..n).map(|i| row(&jti(i), "u")).collect();
         let states: Vec<StateUpdate> = (0..n)
@@ -1017,8 +1511,7 @@ mod tests {
     async fn delivered_outcomes_find_their_sets_by_jti_not_by_scanning_the_pending_ones() {
         let s = mem().await;
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {}",
-            writer::DELIVERED_FROM_JSON
+            "EXPLAIN QUERY PLAN {DELIVERED_FROM_JSON}"
         )))
         .bind("[]")
         .fetch_all(&s.pool)
