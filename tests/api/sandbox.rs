@@ -13,7 +13,9 @@ fn jane() -> Value {
 }
 
 async fn wait_received(s: &Sandboxed, n: usize) -> Vec<ssf_transmitter::sandbox::ReceivedSet> {
-    for _ in 0..400 {
+    // Up to 30 s: a SET behind two 503s and a 429 waits out jittered back-offs (several seconds),
+    // and a CI machine running the whole suite in parallel once needed more than 10.
+    for _ in 0..1200 {
         let r = s.sandbox.received();
         if r.len() >= n {
             return r;
