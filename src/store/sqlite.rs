@@ -605,6 +605,27 @@ impl SqliteStore {
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
+        // Every subject's state in memory when they fit (see `state_cache`).
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM subject_state")
+            .fetch_one(&self.pool)
+            .await?;
+        if self.states.fits(u64::try_from(count).unwrap_or(u64::MAX)) {
+            let all: Vec<(String, String, String, String, Option<String>)> = sqlx::query_as(
+                "SELECT stream_id, kind, subject_key, value, jti FROM subject_state",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            self.states.load_all(
+                all.into_iter()
+                    .map(|(stream, kind, key, value, jti)| {
+                        (
+                            state_cache::key(&stream, &kind, &key),
+                            SubjectState { value, jti },
+                        )
+                    })
+                    .collect(),
+            );
+        }
         Ok(())
     }
 
@@ -1459,6 +1480,50 @@ mod tests {
                 .await
                 .expect("count");
         assert_eq!(delivered_count, i64::try_from(n).expect("n"));
+    }
+
+    #[tokio::test]
+    async fn states_committed_before_a_restart_are_loaded_and_new_subjects_read_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("s.db");
+        let url = format!("sqlite://{}", db.display());
+        let state = StateUpdate {
+            stream_id: "okta".into(),
+            kind: "user-risk".into(),
+            subject_key: "u".into(),
+            value: "high".into(),
+            jti: Some("a".into()),
+            now_ms: 1,
+        };
+        {
+            let s = SqliteStore::connect(&url, Some(&db))
+                .await
+                .expect("connect");
+            s.migrate().await.expect("migrate");
+            s.accept_signals(&[row("a", "u")], &[state], None)
+                .await
+                .expect("accept");
+            s.close().await;
+        }
+        let s = SqliteStore::connect(&url, Some(&db)).await.expect("reopen");
+        s.migrate().await.expect("migrate");
+        // From memory: the pool is closed, so a database read would fail.
+        s.pool.close().await;
+        assert_eq!(
+            s.subject_state("okta", "user-risk", "u")
+                .await
+                .expect("cached"),
+            Some(SubjectState {
+                value: "high".into(),
+                jti: Some("a".into())
+            })
+        );
+        assert_eq!(
+            s.subject_state("okta", "user-risk", "never-seen")
+                .await
+                .expect("known absent"),
+            None
+        );
     }
 
     #[tokio::test]
