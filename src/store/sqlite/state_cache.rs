@@ -140,24 +140,22 @@ impl std::fmt::Debug for StateCache {
 mod tests {
     use super::*;
 
-    fn st(v: &str, jti: &str) -> Option<SubjectState> {
-        Some(SubjectState {
+    fn loaded(v: &str, jti: &str) -> SubjectState {
+        SubjectState {
             value: v.into(),
             jti: Some(jti.into()),
-        })
+        }
+    }
+
+    fn st(v: &str, jti: &str) -> Option<SubjectState> {
+        Some(loaded(v, jti))
     }
 
     #[test]
     fn a_complete_cache_answers_a_miss_as_no_state_until_it_evicts_or_clears() {
         let c = StateCache::new(2);
         assert!(c.fits(2) && !c.fits(3));
-        c.load_all(vec![(
-            key("okta", "user-risk", "a"),
-            SubjectState {
-                value: "high".into(),
-                jti: Some("j1".into()),
-            },
-        )]);
+        c.load_all(vec![(key("okta", "user-risk", "a"), loaded("high", "j1"))]);
         assert_eq!(c.get("okta", "user-risk", "a"), Some(st("high", "j1")));
         assert_eq!(c.get("okta", "user-risk", "new"), Some(None));
         // Full at two: a third evicts one, and a miss is a question for the database again.
@@ -184,13 +182,7 @@ mod tests {
             key: key("okta", "user-risk", "a"),
             state: st("low", "j9"),
         }]);
-        c.load_all(vec![(
-            key("okta", "user-risk", "a"),
-            SubjectState {
-                value: "high".into(),
-                jti: Some("j1".into()),
-            },
-        )]);
+        c.load_all(vec![(key("okta", "user-risk", "a"), loaded("high", "j1"))]);
         assert_eq!(c.get("okta", "user-risk", "a"), Some(st("low", "j9")));
         assert_eq!(c.get("okta", "user-risk", "x"), None);
     }
