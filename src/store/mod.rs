@@ -575,7 +575,9 @@ impl Store {
     /// oldest first: up to `limit` heads (the oldest pending SET of their subject) that are due and
     /// not under another live claim. Atomic on both backends, so two workers — on one database, in
     /// several processes — never get the same SET, and a subject has at most one SET claimed.
-    /// A claim whose lease ended (its owner died) is taken over.
+    /// A claim whose lease ended (its owner died) is taken over. A standard stream that is not
+    /// `enabled` yields nothing: its pause holds from the moment it is committed, not from when
+    /// the supervisor stops the stream's worker.
     pub async fn claim_due(
         &self,
         stream_id: &str,

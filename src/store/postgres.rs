@@ -354,6 +354,7 @@ impl PgStore {
                  WHERE o.stream_id = $1 AND o.status IN ('queued', 'retrying') AND o.next_attempt_at <= $2 \
                  AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
                  AND NOT EXISTS (SELECT 1 FROM stream_pause sp WHERE sp.stream_id = $1 AND sp.paused_until > $2) \
+                 AND NOT EXISTS (SELECT 1 FROM streams st WHERE st.stream_id = $1 AND st.status <> 'enabled') \
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
                      AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
                  ORDER BY o.seq LIMIT $5 \
@@ -393,6 +394,7 @@ impl PgStore {
                  WHERE o.stream_id = $1 AND o.status IN ('queued', 'retrying') \
                  AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
                  AND NOT EXISTS (SELECT 1 FROM stream_pause sp WHERE sp.stream_id = $1 AND sp.paused_until > $2) \
+                 AND NOT EXISTS (SELECT 1 FROM streams st WHERE st.stream_id = $1 AND st.status <> 'enabled') \
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
                      AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
                  ORDER BY o.seq LIMIT 1 \
@@ -1063,6 +1065,56 @@ mod tests {
         s.close().await;
         db.drop_db().await;
     }
+    #[tokio::test]
+    async fn a_stream_that_is_not_enabled_yields_no_claims() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        let s = PgStore::connect(&db.url).await.expect("connect");
+        s.migrate().await.expect("migrate");
+        let mut stream = crate::store::streams::StreamRow {
+            stream_id: "s1".into(),
+            client_id: "c".into(),
+            status: "enabled".into(),
+            created_at: 1,
+            updated_at: 1,
+            record: "{}".into(),
+        };
+        s.insert_stream(&stream).await.expect("insert");
+        let set = NewOutbox {
+            stream_id: "s1".into(),
+            ..row("v1", "s1")
+        };
+        s.accept_signals(&[set], &[], None).await.expect("accept");
+        for status in ["paused", "disabled"] {
+            stream.status = status.into();
+            assert!(s.save_stream(&stream).await.expect("save"));
+            assert!(
+                s.claim_due("s1", "w", 10, 1_000, 10)
+                    .await
+                    .expect("due")
+                    .is_empty(),
+                "{status}"
+            );
+            assert!(
+                s.claim_probe("s1", "w", 10, 1_000)
+                    .await
+                    .expect("probe")
+                    .is_empty(),
+                "{status}"
+            );
+        }
+        stream.status = "enabled".into();
+        assert!(s.save_stream(&stream).await.expect("save"));
+        let due = s.claim_due("s1", "w", 10, 1_000, 10).await.expect("due");
+        assert_eq!(
+            due.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(),
+            ["v1"]
+        );
+        s.close().await;
+        db.drop_db().await;
+    }
+
     #[tokio::test]
     async fn concurrent_owners_never_share_a_claim_and_keep_subject_order() {
         let Some(db) = TestDb::create().await else {
