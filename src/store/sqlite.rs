@@ -271,6 +271,9 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
                 } else {
                     "AND o.next_attempt_at <= ?2"
                 };
+                // `LIMIT +?5`, not `LIMIT ?5`: SQLite plans with a bare parameter's value as the
+                // limit, which expires the prepared statement each time it is bound, so every
+                // claim was parsed and planned again (8 % of the writer thread under load).
                 let sql = format!(
                     "UPDATE outbox SET claimed_by = ?3, claimed_until = ?4 WHERE seq IN ( \
                          SELECT o.seq FROM outbox o INDEXED BY outbox_pending_claim \
@@ -280,7 +283,7 @@ async fn commit_group(conn: &mut WriterConn, writes: &[Write]) -> Result<GroupRe
                          AND NOT EXISTS (SELECT 1 FROM streams st WHERE st.stream_id = ?1 AND st.status <> 'enabled') \
                          AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream_id = o.stream_id \
                              AND p.subject_key = o.subject_key AND p.status IN ('queued', 'retrying') AND p.seq < o.seq) \
-                         ORDER BY o.seq LIMIT ?5) \
+                         ORDER BY o.seq LIMIT +?5) \
                      RETURNING {OUTBOX_COLUMNS}"
                 );
                 let found = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -991,7 +994,7 @@ impl SqliteStore {
              WHERE o.status = ?1 AND o.status IN ('delivered', 'failed', 'dead') AND o.updated_at < ?2 \
              AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.stream_id = o.stream_id \
                  AND f.subject_key = o.subject_key AND f.seq < o.seq AND f.status IN ('failed', 'dead')) \
-             LIMIT ?3)",
+             LIMIT +?3)",
         )
         .bind(status.as_str())
         .bind(before_ms)

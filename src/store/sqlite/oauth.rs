@@ -113,7 +113,7 @@ impl SqliteStore {
     ) -> Result<u64, StoreError> {
         let tokens = sqlx::query(
             "DELETE FROM oauth_access_tokens WHERE token_hash IN \
-             (SELECT token_hash FROM oauth_access_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+             (SELECT token_hash FROM oauth_access_tokens WHERE expires_at <= ?1 LIMIT +?2)",
         )
         .bind(now_ms)
         .bind(i64::from(limit))
@@ -121,7 +121,7 @@ impl SqliteStore {
         .await?;
         let jtis = sqlx::query(
             "DELETE FROM oauth_assertion_jtis WHERE (client_id, jti) IN \
-             (SELECT client_id, jti FROM oauth_assertion_jtis WHERE expires_at <= ?1 LIMIT ?2)",
+             (SELECT client_id, jti FROM oauth_assertion_jtis WHERE expires_at <= ?1 LIMIT +?2)",
         )
         .bind(now_ms)
         .bind(i64::from(limit))

@@ -282,7 +282,7 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<JobItem>, StoreError> {
         let rows = sqlx::query(
-            "UPDATE job_items SET status = 'running', claimed_by = ?2, claimed_until = ?4, updated_at = ?3 WHERE job_id = ?1 AND idx IN (SELECT idx FROM job_items WHERE job_id = ?1 AND (status = 'pending' OR (status = 'running' AND (claimed_until IS NULL OR claimed_until < ?3))) ORDER BY idx LIMIT ?5) RETURNING idx, user_input, status, detail",
+            "UPDATE job_items SET status = 'running', claimed_by = ?2, claimed_until = ?4, updated_at = ?3 WHERE job_id = ?1 AND idx IN (SELECT idx FROM job_items WHERE job_id = ?1 AND (status = 'pending' OR (status = 'running' AND (claimed_until IS NULL OR claimed_until < ?3))) ORDER BY idx LIMIT +?5) RETURNING idx, user_input, status, detail",
         )
         .bind(id)
         .bind(owner)
