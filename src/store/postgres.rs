@@ -439,7 +439,8 @@ impl PgStore {
             return Ok(0);
         };
         let r = sqlx::query(
-            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1",
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL \
+             WHERE status IN ('queued', 'retrying') AND claimed_by = $1",
         )
         .bind(owner)
         .execute(&self.pool)

@@ -449,6 +449,17 @@ const DELIVERED_FROM_JSON: &str = "UPDATE outbox SET status = 'delivered', attem
      WHERE outbox.jti = j.value ->> 0 AND +outbox.status IN ('queued', 'retrying') \
      AND (j.value ->> 2 IS NULL OR outbox.claimed_by = j.value ->> 2) RETURNING outbox.jti";
 
+/// Clears `?1`'s claims, or every claim with `NULL`. Only pending SETs hold claims (each outcome
+/// clears its SET's), so this reads them through a pending index: no index on `claimed_by` is
+/// written with every claim and outcome for this rare statement.
+const RELEASE_CLAIMS: &str = "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL \
+     WHERE status IN ('queued', 'retrying') AND claimed_by IS NOT NULL \
+     AND (?1 IS NULL OR claimed_by = ?1)";
+
+/// How many pending SETs `?1` signed: read through a pending index, like [`RELEASE_CLAIMS`].
+const PENDING_WITH_KID: &str =
+    "SELECT COUNT(*) AS n FROM outbox WHERE kid = ?1 AND status IN ('queued', 'retrying')";
+
 /// Rows as one JSON array of arrays, the parameter of a `json_each` statement.
 fn to_json_array<T: serde::Serialize>(
     rows: impl Iterator<Item = T>,
@@ -918,13 +929,10 @@ impl SqliteStore {
     /// Clears claims on pending SETs: `owner`'s, or with `None` every one (at start: this
     /// process holds the writer lock, so any claim is a dead process's).
     pub(super) async fn release_claims(&self, owner: Option<&str>) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL \
-             WHERE claimed_by IS NOT NULL AND (?1 IS NULL OR claimed_by = ?1)",
-        )
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        let r = sqlx::query(RELEASE_CLAIMS)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected())
     }
 
@@ -1061,12 +1069,10 @@ impl SqliteStore {
     }
 
     pub(super) async fn pending_with_kid(&self, kid: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM outbox WHERE kid = ? AND status IN ('queued', 'retrying')",
-        )
-        .bind(kid)
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query(PENDING_WITH_KID)
+            .bind(kid)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("n")?)
     }
 
@@ -1639,6 +1645,51 @@ mod tests {
                     .iter()
                     .any(|d| d.contains("outbox USING INDEX sqlite_autoindex_outbox")),
             "outcomes outside, the outbox by its jti index inside: {steps:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn claim_release_and_key_counts_read_only_the_pending_sets() {
+        let s = mem().await;
+        for sql in [RELEASE_CLAIMS, PENDING_WITH_KID] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind("w")
+                    .fetch_all(&s.pool)
+                    .await
+                    .expect("plan");
+            // A pending (partial) index, or the status index searched by status: never a scan
+            // of every SET.
+            assert!(
+                plan.iter().all(|r| !r.3.starts_with("SCAN outbox"))
+                    && plan.iter().any(|r| {
+                        r.3.starts_with("SEARCH outbox USING INDEX outbox_pending_")
+                            || r.3.contains("USING INDEX outbox_status_seq (status=?)")
+                    }),
+                "{sql}: {plan:?}"
+            );
+        }
+        // And they still find what they count or release.
+        let mut r = row("k1", "u");
+        r.kid = "kid-1".into();
+        s.accept_signals(&[r, row("k2", "v")], &[], None)
+            .await
+            .expect("accept");
+        assert_eq!(s.pending_with_kid("kid-1").await.expect("count"), 1);
+        assert_eq!(
+            s.claim_due("okta", "w", 10, 1_000, 10)
+                .await
+                .expect("due")
+                .len(),
+            2
+        );
+        assert_eq!(s.release_claims(Some("w")).await.expect("release"), 2);
+        assert_eq!(
+            s.claim_due("okta", "x", 10, 1_000, 10)
+                .await
+                .expect("due")
+                .len(),
+            2
         );
     }
 
