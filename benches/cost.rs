@@ -9,6 +9,8 @@
 //! - the service under `C` connections of single `POST /v1/signals/user-risk`: delivered SETs/s,
 //!   its CPU µs per delivered SET and the ratio to one signature, p50/p99 intake latency;
 //! - the same with batches of 100;
+//! - one bare HTTP exchange (`GET /healthz`) through the service's stack: its CPU µs, the least
+//!   a single-signal request costs besides the signature and the store;
 //! - at half the maximum rate, intake → receiver 202 latency (p50/p99);
 //! - the service's peak RSS.
 //!
@@ -266,6 +268,36 @@ async fn drive(
     }
 }
 
+/// `n` bare `GET /healthz` exchanges over `concurrency` connections: the service's CPU µs per
+/// exchange through its whole HTTP stack (hyper, every middleware layer) and nothing else — the
+/// least one single-signal intake costs besides its signature and its store writes.
+async fn bare_exchanges(service: &Service, n: usize, concurrency: usize) -> f64 {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+    let cpu0 = service.cpu_secs();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (http, base, next) = (http.clone(), service.base().to_owned(), next.clone());
+        workers.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let resp = http.get(format!("{base}/healthz")).send().await;
+                assert!(
+                    resp.is_ok_and(|r| r.status().is_success()),
+                    "healthz failed"
+                );
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    (service.cpu_secs() - cpu0) * 1e6 / n as f64
+}
+
 /// Single signals at `rate` per second for `secs`: intake → sink 202 latency per SET.
 async fn paced(service: &Service, sink: &Sink, rate: f64, secs: f64, round: usize) -> (f64, f64) {
     let http = reqwest::Client::builder()
@@ -360,6 +392,7 @@ fn main() {
         let single_rss = service.peak_rss_mib();
         let batched = drive(&service, &sink, signals, concurrency, 100, 3).await;
         let peak = service.peak_rss_mib();
+        let bare_us = bare_exchanges(&service, signals, concurrency).await;
         drop(service);
 
         let tracked = Sink::default();
@@ -409,6 +442,10 @@ fn main() {
                 )),
             );
         }
+        println!(
+            "one bare HTTP exchange through the service (GET /healthz, {concurrency} connections): {bare_us:.0} µs of service CPU{}",
+            sign_us.map_or(String::new(), |s| format!(" = {:.2}x one signature", bare_us / s)),
+        );
         println!(
             "at half the maximum rate ({half:.0} signals/s): intake -> receiver 202 p50 {h50:.1} ms, p99 {h99:.1} ms"
         );
