@@ -901,3 +901,65 @@ pub(crate) fn scopes_to_text(scopes: &[&str]) -> String {
 pub(crate) fn scopes_from_text(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
 }
+
+#[cfg(test)]
+impl Store {
+    pub(in crate::store) fn from_sqlite(s: sqlite::SqliteStore) -> Self {
+        Self {
+            backend: Backend::Sqlite(s),
+        }
+    }
+
+    pub(in crate::store) fn from_postgres(s: postgres::PgStore) -> Self {
+        Self {
+            backend: Backend::Postgres(s),
+        }
+    }
+}
+
+/// Store behaviour both backends must show, run by each backend's tests.
+#[cfg(test)]
+mod shared_tests {
+    use super::{NewOutbox, Store, StreamRow};
+
+    /// Paused (or disabled) is committed before the stream's worker stops: from then on a claim
+    /// hands out nothing, due or probing, whatever the worker still believes.
+    pub(in crate::store) async fn a_stream_that_is_not_enabled_yields_no_claims(s: Store) {
+        let mut stream = StreamRow {
+            stream_id: "s1".into(),
+            client_id: "c".into(),
+            status: "enabled".into(),
+            created_at: 1,
+            updated_at: 1,
+            record: "{}".into(),
+        };
+        s.insert_stream(&stream).await.expect("insert");
+        let set = NewOutbox {
+            jti: "v1".into(),
+            stream_id: "s1".into(),
+            subject_key: "s1".into(),
+            subject: "{}".into(),
+            event_type: "verification".into(),
+            set_jwt: "a.b.c".into(),
+            client: "c".into(),
+            kid: "k".into(),
+            now_ms: 1,
+        };
+        s.accept_signals(&[set], &[], None).await.expect("accept");
+        for status in ["paused", "disabled"] {
+            stream.status = status.into();
+            assert!(s.save_stream(&stream).await.expect("save"));
+            let due = s.claim_due("s1", "w", 10, 1_000, 10).await.expect("due");
+            assert!(due.is_empty(), "{status}");
+            let probe = s.claim_probe("s1", "w", 10, 1_000).await.expect("probe");
+            assert!(probe.is_empty(), "{status}");
+        }
+        stream.status = "enabled".into();
+        assert!(s.save_stream(&stream).await.expect("save"));
+        let due = s.claim_due("s1", "w", 10, 1_000, 10).await.expect("due");
+        assert_eq!(
+            due.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(),
+            ["v1"]
+        );
+    }
+}

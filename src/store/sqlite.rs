@@ -1291,48 +1291,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_that_is_not_enabled_yields_no_claims() {
-        let s = mem().await;
-        let mut stream = crate::store::streams::StreamRow {
-            stream_id: "s1".into(),
-            client_id: "c".into(),
-            status: "enabled".into(),
-            created_at: 1,
-            updated_at: 1,
-            record: "{}".into(),
-        };
-        s.insert_stream(&stream).await.expect("insert");
-        let set = NewOutbox {
-            stream_id: "s1".into(),
-            ..row("v1", "s1")
-        };
-        s.accept_signals(&[set], &[], None).await.expect("accept");
-        // Paused (or disabled) is committed before the worker stops: from then on a claim
-        // hands out nothing, due or probing, whatever the worker still believes.
-        for status in ["paused", "disabled"] {
-            stream.status = status.into();
-            assert!(s.save_stream(&stream).await.expect("save"));
-            assert!(
-                s.claim_due("s1", "w", 10, 1_000, 10)
-                    .await
-                    .expect("due")
-                    .is_empty(),
-                "{status}"
-            );
-            assert!(
-                s.claim_probe("s1", "w", 10, 1_000)
-                    .await
-                    .expect("probe")
-                    .is_empty(),
-                "{status}"
-            );
-        }
-        stream.status = "enabled".into();
-        assert!(s.save_stream(&stream).await.expect("save"));
-        let due = s.claim_due("s1", "w", 10, 1_000, 10).await.expect("due");
-        assert_eq!(
-            due.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(),
-            ["v1"]
-        );
+        crate::store::shared_tests::a_stream_that_is_not_enabled_yields_no_claims(
+            crate::store::Store::from_sqlite(mem().await),
+        )
+        .await;
     }
 
     #[tokio::test]
